@@ -1,0 +1,1 @@
+//! HTTP API (axum) under `/v1`, health, metrics and OpenAPI.

@@ -1,0 +1,1 @@
+//! Host configuration: defaults, config file, environment and flags.

@@ -1,0 +1,1 @@
+//! handoff (being built).

@@ -1,0 +1,18 @@
+//! Hyphae: a host that orchestrates multi-agent workflows whose tasks run in sandboxed WebAssembly
+//! components.
+//!
+//! The life of a task: [`workflow`] parses and validates a submitted DAG, [`store`] persists it,
+//! [`engine`] claims ready tasks under a lease, builds [`handoff`]s along incoming edges, calls the
+//! executor through [`plugins`], and records the outcome together with its [`events`]. [`api`] serves
+//! all of it over HTTP and [`cli`] is the `hyphae` command.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod events;
+pub mod handoff;
+pub mod plugins;
+pub mod store;
+pub mod telemetry;
+pub mod workflow;

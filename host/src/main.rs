@@ -1,0 +1,5 @@
+//! The `hyphae` binary.
+
+fn main() -> std::process::ExitCode {
+    hyphae::cli::main()
+}

@@ -1,0 +1,112 @@
+//! Sandboxed WebAssembly plugins: executors and handoff validators, loaded per agent type.
+//!
+//! The engine sees only [`Runtime`]: call an executor or a validator, with limits. Everything about
+//! wasmtime lives below this module.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// How a direct dependency ended, as a task sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DependencyStatus {
+    /// Completed; `output` is set.
+    Completed,
+    /// Failed for good with `allow_failure`; `error` is set.
+    Failed,
+}
+
+/// Result of one direct dependency, handed to the executor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreviousResult {
+    pub task_id: String,
+    pub agent_id: String,
+    pub agent_type: String,
+    pub status: DependencyStatus,
+    /// Output as JSON text.
+    pub output: Option<String>,
+    /// Error as JSON text.
+    pub error: Option<String>,
+}
+
+/// Everything an executor gets for one attempt (mirrors `task-context` in the WIT package).
+/// JSON fields are text, parsed once by the guest.
+#[derive(Debug, Clone)]
+pub struct TaskContext {
+    pub workflow_id: String,
+    pub task_id: String,
+    pub agent_id: String,
+    pub agent_type: String,
+    pub attempt: u32,
+    pub input: String,
+    pub variables: String,
+    pub context: String,
+    pub metadata: String,
+    pub previous_results: Vec<PreviousResult>,
+    pub handoffs: Vec<String>,
+}
+
+/// Limits and controls of one call.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// Wall-clock deadline of the call; the guest is interrupted inside the sandbox when it passes.
+    pub timeout: Option<Duration>,
+    /// Cancelling it stops the guest at its next yield point (within about a millisecond).
+    pub cancel: Option<CancellationToken>,
+}
+
+/// Why a call did not produce an output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskFailure {
+    /// `error_type`: the guest's own type for errors it reports, else one of `timeout`, `trap`,
+    /// `out_of_memory`, `output_too_large`, `cancelled`, `no_plugin`, `invalid_output`.
+    pub error_type: String,
+    pub message: String,
+    /// Whether the engine may retry.
+    pub retryable: bool,
+    /// Extra detail (trap kind, guest backtrace, captured stderr, validator issues ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// One line a plugin logged (or a progress report, with `level = "progress"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Microseconds since the Unix epoch.
+    pub at_us: i64,
+    pub level: String,
+    pub message: String,
+}
+
+/// What one executor call produced.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    /// Content digest (`sha256:...`) of the plugin version that ran; empty when none was loaded.
+    pub digest: String,
+    /// Output (JSON text) or failure.
+    pub result: Result<String, TaskFailure>,
+    /// Log lines, progress reports and captured stdout/stderr.
+    pub log: Vec<LogLine>,
+    /// Time spent inside the call, instantiation included.
+    pub duration: Duration,
+}
+
+/// A problem a validator found in a handoff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issue {
+    pub path: String,
+    pub message: String,
+}
+
+/// What a validator call decided.
+#[derive(Debug, Clone)]
+pub enum Validation {
+    /// No validator is loaded for the agent type.
+    NoValidator,
+    Accepted,
+    Rejected(Vec<Issue>),
+    /// The validator itself failed (trap, timeout ...).
+    Failed(TaskFailure),
+}
