@@ -1,1 +1,7 @@
-//! events (being built).
+//! Coordination events: the history of every workflow, and the queries over it.
+
+mod query;
+mod types;
+
+pub use query::{AgentEventsQuery, EventQuery, Statistics, Timeline};
+pub use types::{rfc3339, Event, EventError, EventType, NewEvent, Performance};

@@ -1,1 +1,125 @@
-//! store (being built).
+//! Persistence: workflows, tasks, attempts, versions and events, on SQLite (default) or PostgreSQL.
+//!
+//! One implementation serves both databases through sqlx's `Any` driver; SQL that differs is chosen
+//! by [`Dialect`]. JSON is stored as text and timestamps as microseconds since the Unix epoch, so the
+//! same rows decode identically on both.
+
+mod claim;
+mod connect;
+mod control;
+mod outcome;
+mod read;
+mod rows;
+mod submit;
+mod versions;
+mod workers;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use sqlx::AnyPool;
+
+pub use claim::ClaimedTask;
+pub use control::{Control, ControlOutcome};
+pub use outcome::{Applied, AttemptResult, Outcome};
+pub use read::{AttemptRecord, Page, TaskResultRow, TaskState, WorkflowFilter, WorkflowState, WorkflowSummary};
+pub use rows::TaskVersionState;
+pub use submit::Submitted;
+pub use versions::{VersionInfo, VersionState};
+pub use workers::{WorkerHealth, WorkerRecord};
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("could not apply database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database url `{0}`: use a file path, `sqlite://PATH` or `postgres://...`")]
+    UnsupportedUrl(String),
+    #[error("stored data is corrupt ({0})")]
+    Corrupt(String),
+    #[error("workflow `{0}` not found")]
+    WorkflowNotFound(String),
+    #[error("workflow `{0}` has no version {1}")]
+    VersionNotFound(String, i64),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+/// Result alias of the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Handle on the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    /// Writes (one connection on SQLite: a single writer, batched by the engine).
+    write: AnyPool,
+    /// Reads (several connections; on SQLite they read the WAL concurrently with the writer).
+    read: AnyPool,
+    dialect: Dialect,
+    url: Arc<str>,
+    /// Whether coordination events are recorded (benchmarks turn it off to measure its cost).
+    events_enabled: Arc<AtomicBool>,
+}
+
+impl Store {
+    /// The database this store talks to.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The connection url, as given.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Pool for writes.
+    pub(crate) fn write_pool(&self) -> &AnyPool {
+        &self.write
+    }
+
+    /// Pool for reads.
+    pub(crate) fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// Turn recording of coordination events on or off (on by default).
+    pub fn set_events_enabled(&self, on: bool) {
+        self.events_enabled.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn events_enabled(&self) -> bool {
+        self.events_enabled.load(Ordering::Relaxed)
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    /// Close all connections.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}

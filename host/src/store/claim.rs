@@ -1,0 +1,184 @@
+//! Claiming ready tasks under a lease: the only way a task starts running.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sqlx::{AssertSqlSafe, Row};
+
+use super::rows::{append_events, bump_version, change, placeholders, Changes, TaskVersionState};
+use super::{now_us, Dialect, Result, Store};
+use crate::events::{EventType, NewEvent};
+use crate::workflow::{RetryPolicy, TaskStatus, WorkflowStatus};
+
+/// A task this worker now holds a lease on, with everything needed to run its attempt.
+#[derive(Debug, Clone)]
+pub struct ClaimedTask {
+    pub workflow_id: String,
+    pub task_id: String,
+    pub agent_id: String,
+    pub agent_type: String,
+    /// The attempt this claim is for: also the fence its outcome must present.
+    pub attempt: u32,
+    pub input: String,
+    pub dependencies: Vec<String>,
+    pub retry_policy: RetryPolicy,
+    pub timeout: Option<Duration>,
+    pub allow_failure: bool,
+    pub metadata: String,
+    pub variables: String,
+    pub context: String,
+    /// Time the task waited between becoming ready and this claim.
+    pub queue_time: Duration,
+    /// When the task's first attempt started (µs).
+    pub first_started_us: i64,
+}
+
+impl Store {
+    /// Claim up to `max` ready tasks of running workflows for `worker_id`, respecting each
+    /// workflow's `max_parallel_tasks`. Safe to call from several hosts at once.
+    pub async fn claim(&self, worker_id: &str, max: usize, lease: Duration) -> Result<Vec<ClaimedTask>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let now = now_us();
+        let mut tx = self.write.begin().await?;
+        let lock = match self.dialect {
+            Dialect::Postgres => " FOR UPDATE OF t SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let sql = format!(
+            "SELECT t.workflow_id, t.task_id FROM tasks t JOIN workflows w ON w.workflow_id = t.workflow_id \
+             WHERE t.ready_at IS NOT NULL AND t.ready_at <= $1 AND w.status = 'running' \
+             AND w.running < w.max_parallel ORDER BY t.ready_at, t.position LIMIT $2{lock}"
+        );
+        let candidates = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(max as i64).fetch_all(&mut *tx).await?;
+        if candidates.is_empty() {
+            tx.rollback().await?;
+            return Ok(Vec::new());
+        }
+        let mut by_workflow: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in candidates {
+            by_workflow.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
+        }
+        let lease_expires = now + lease.as_micros() as i64;
+        let mut claimed = Vec::new();
+        for (workflow_id, mut task_ids) in by_workflow {
+            // Take slots; another host may have taken some meanwhile, so give back any excess.
+            let k = task_ids.len() as i64;
+            let row = sqlx::query(
+                "UPDATE workflows SET running = running + $2 WHERE workflow_id = $1 \
+                 RETURNING running, max_parallel, variables, context",
+            )
+            .bind(&workflow_id)
+            .bind(k)
+            .fetch_one(&mut *tx)
+            .await?;
+            let (running, max_parallel): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+            let (variables, context): (String, String) = (row.try_get(2)?, row.try_get(3)?);
+            let excess = (running - max_parallel).clamp(0, k);
+            if excess > 0 {
+                sqlx::query("UPDATE workflows SET running = running - $2 WHERE workflow_id = $1")
+                    .bind(&workflow_id)
+                    .bind(excess)
+                    .execute(&mut *tx)
+                    .await?;
+                task_ids.truncate((k - excess) as usize);
+            }
+            if task_ids.is_empty() {
+                continue;
+            }
+            let mut changes = Changes::new();
+            let mut events = Vec::with_capacity(task_ids.len());
+            let mut attempts = Vec::with_capacity(task_ids.len());
+            for task_id in &task_ids {
+                let r = sqlx::query(
+                    "UPDATE tasks SET status = 'running', attempt = attempt + 1, ready_at = NULL, lease_owner = $3, \
+                     lease_expires = $4, started_at = COALESCE(started_at, $5) \
+                     WHERE workflow_id = $1 AND task_id = $2 AND ready_at IS NOT NULL \
+                     RETURNING agent_id, agent_type, attempt, input, dependencies, retry_policy, timeout_ms, \
+                     allow_failure, metadata, ready_since, started_at",
+                )
+                .bind(&workflow_id)
+                .bind(task_id)
+                .bind(worker_id)
+                .bind(lease_expires)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                let ready_since: Option<i64> = r.try_get(9)?;
+                let task = ClaimedTask {
+                    workflow_id: workflow_id.clone(),
+                    task_id: task_id.clone(),
+                    agent_id: r.try_get(0)?,
+                    agent_type: r.try_get(1)?,
+                    attempt: r.try_get::<i64, _>(2)? as u32,
+                    input: r.try_get(3)?,
+                    dependencies: serde_json::from_str(&r.try_get::<String, _>(4)?)?,
+                    retry_policy: serde_json::from_str(&r.try_get::<String, _>(5)?)?,
+                    timeout: r.try_get::<Option<i64>, _>(6)?.map(|ms| Duration::from_millis(ms as u64)),
+                    allow_failure: r.try_get::<i64, _>(7)? != 0,
+                    metadata: r.try_get(8)?,
+                    variables: variables.clone(),
+                    context: context.clone(),
+                    queue_time: Duration::from_micros((now - ready_since.unwrap_or(now)).max(0) as u64),
+                    first_started_us: r.try_get::<Option<i64>, _>(10)?.unwrap_or(now),
+                };
+                let state =
+                    TaskVersionState { status: TaskStatus::Running, attempt: task.attempt, output: None, error: None };
+                change(&mut changes, task_id, state);
+                let mut e = NewEvent::new(EventType::TaskStarted)
+                    .task(task_id, &task.agent_id, &task.agent_type)
+                    .status("running")
+                    .metadata(serde_json::json!({ "attempt": task.attempt, "worker_id": worker_id }));
+                e.at_us = now;
+                events.push(e);
+                attempts.push((task_id.clone(), task.attempt, task.queue_time.as_micros() as i64));
+                claimed.push(task);
+            }
+            let sql = format!(
+                "INSERT INTO attempts (workflow_id, task_id, attempt, worker_id, status, queue_us, started_at) VALUES {}",
+                placeholders(attempts.len(), 7)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (task_id, attempt, queue_us) in attempts {
+                q = q
+                    .bind(workflow_id.clone())
+                    .bind(task_id)
+                    .bind(attempt as i64)
+                    .bind(worker_id)
+                    .bind("running")
+                    .bind(queue_us)
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
+            bump_version(&mut tx, &workflow_id, WorkflowStatus::Running, "claimed", &changes).await?;
+            if self.events_enabled() {
+                append_events(&mut tx, &workflow_id, events).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Extend the leases `worker_id` holds. Returns how many leases were renewed.
+    pub async fn renew_leases(&self, worker_id: &str, lease: Duration) -> Result<u64> {
+        let until = now_us() + lease.as_micros() as i64;
+        let r = sqlx::query("UPDATE tasks SET lease_expires = $2 WHERE lease_owner = $1 AND status = 'running'")
+            .bind(worker_id)
+            .bind(until)
+            .execute(&self.write)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// When the next task becomes ready (µs), if any is waiting for a retry delay.
+    pub async fn next_ready_at(&self) -> Result<Option<i64>> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(t.ready_at) FROM tasks t JOIN workflows w ON w.workflow_id = t.workflow_id \
+             WHERE t.ready_at IS NOT NULL AND w.status = 'running'",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        Ok(next)
+    }
+}

@@ -1,0 +1,76 @@
+//! Opening a store: url parsing, pools, pragmas and migrations.
+
+use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, Executor};
+
+use super::{Dialect, Result, Store, StoreError};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; \
+     PRAGMA temp_store = MEMORY;";
+
+impl Store {
+    /// Open (creating if needed) the database at `url` and bring its schema up to date.
+    ///
+    /// `url` is a file path or `sqlite://PATH` for SQLite, `postgres://...` for PostgreSQL.
+    pub async fn connect(url: &str) -> Result<Store> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let (dialect, any_url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)?;
+            let mut conn = opts.connect().await?;
+            POSTGRES_MIGRATIONS.run(&mut conn).await?;
+            conn.close().await?;
+            (Dialect::Postgres, url.to_string())
+        } else {
+            let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+            if path.contains("://") {
+                return Err(StoreError::UnsupportedUrl(url.to_string()));
+            }
+            let opts = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true);
+            let mut conn = opts.connect().await?;
+            SQLITE_MIGRATIONS.run(&mut conn).await?;
+            conn.close().await?;
+            (Dialect::Sqlite, format!("sqlite://{path}"))
+        };
+        let (write, read) = match dialect {
+            Dialect::Sqlite => {
+                let opts = || {
+                    AnyPoolOptions::new().after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(SQLITE_PRAGMAS).await?;
+                            Ok(())
+                        })
+                    })
+                };
+                let write = opts().max_connections(1).min_connections(1).connect(&any_url).await?;
+                let read = opts().max_connections(4).connect(&any_url).await?;
+                (write, read)
+            }
+            Dialect::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect(&any_url)
+                    .await?;
+                (pool.clone(), pool)
+            }
+        };
+        Ok(Store { write, read, dialect, url: Arc::from(url), events_enabled: Arc::new(AtomicBool::new(true)) })
+    }
+}

@@ -1,0 +1,413 @@
+//! Recording the outcome of an attempt: if its fence still holds, one transaction (shared by a
+//! batch of outcomes) stores the result, appends the events, bumps the version, makes dependents
+//! ready and settles the workflow.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+
+use super::rows::{append_events, bump_version, change, json_opt, Changes, TaskVersionState};
+use super::{now_us, Dialect, Result, Store, StoreError};
+use crate::events::{EventError, EventType, NewEvent, Performance};
+use crate::plugins::{LogLine, TaskFailure};
+use crate::workflow::{RetryPolicy, TaskStatus, WorkflowStatus};
+
+/// What an attempt produced.
+#[derive(Debug, Clone)]
+pub enum AttemptResult {
+    /// Output as JSON text.
+    Completed(String),
+    Failed(TaskFailure),
+}
+
+/// The outcome of one attempt, as a worker reports it.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub workflow_id: String,
+    pub task_id: String,
+    /// The fence: the attempt number of the claim.
+    pub attempt: u32,
+    pub result: AttemptResult,
+    /// Digest of the plugin version that ran.
+    pub plugin_digest: Option<String>,
+    pub log: Vec<LogLine>,
+    pub queue_time: Duration,
+    pub execution_time: Duration,
+    /// Events observed while running the attempt (handoffs, execution start and end).
+    pub events: Vec<NewEvent>,
+}
+
+/// What recording an outcome did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    /// The attempt no longer holds the task (cancelled, reclaimed, or a stale worker): nothing written.
+    Fenced,
+    Recorded {
+        task_status: TaskStatus,
+        /// The workflow's status when this outcome ended it.
+        workflow_finished: Option<WorkflowStatus>,
+        /// How many tasks became ready.
+        ready: usize,
+        /// Tasks whose running attempts were cancelled (the workflow failed).
+        cancelled: Vec<String>,
+        /// When the task's retry becomes due (µs).
+        retry_at: Option<i64>,
+    },
+}
+
+impl Store {
+    /// Record a batch of outcomes in one transaction. Each gets its own [`Applied`].
+    pub async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Vec<Applied>> {
+        let mut tx = self.write.begin().await?;
+        let mut applied = Vec::with_capacity(outcomes.len());
+        for o in outcomes {
+            applied.push(self.record_one(&mut tx, o).await?);
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    async fn record_one(&self, conn: &mut AnyConnection, o: &Outcome) -> Result<Applied> {
+        let lock = if self.dialect == Dialect::Postgres { " FOR UPDATE" } else { "" };
+        let sql = format!(
+            "SELECT agent_id, agent_type, dependents, allow_failure, retry_policy, started_at FROM tasks \
+             WHERE workflow_id = $1 AND task_id = $2 AND attempt = $3 AND status = 'running'{lock}"
+        );
+        let Some(row) = sqlx::query(AssertSqlSafe(sql))
+            .bind(&o.workflow_id)
+            .bind(&o.task_id)
+            .bind(o.attempt as i64)
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(Applied::Fenced);
+        };
+        let agent_id: String = row.try_get(0)?;
+        let agent_type: String = row.try_get(1)?;
+        let dependents: Vec<String> = serde_json::from_str(&row.try_get::<String, _>(2)?)?;
+        let allow_failure = row.try_get::<i64, _>(3)? != 0;
+        let policy: RetryPolicy = serde_json::from_str(&row.try_get::<String, _>(4)?)?;
+        let first_started: Option<i64> = row.try_get(5)?;
+        let wf_status: String = sqlx::query_scalar("SELECT status FROM workflows WHERE workflow_id = $1")
+            .bind(&o.workflow_id)
+            .fetch_one(&mut *conn)
+            .await?;
+        let wf_status: WorkflowStatus = wf_status.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?;
+
+        let now = now_us();
+        let mut events = o.events.clone();
+        let mut changes = Changes::new();
+        let mut finished = None;
+        let mut ready = 0;
+        let mut cancelled = Vec::new();
+        let mut retry_at = None;
+        let exec_ms = o.execution_time.as_secs_f64() * 1000.0;
+        let task_event = |t: EventType| NewEvent::new(t).task(&o.task_id, &agent_id, &agent_type);
+
+        let (task_status, attempt_error) = match &o.result {
+            AttemptResult::Completed(output) => {
+                self.finish_task(conn, o, TaskStatus::Completed, Some(output), None, now).await?;
+                let output_value: Value = serde_json::from_str(output).unwrap_or(Value::Null);
+                let state = TaskVersionState {
+                    status: TaskStatus::Completed,
+                    attempt: o.attempt,
+                    output: Some(output_value),
+                    error: None,
+                };
+                change(&mut changes, &o.task_id, state);
+                let mut e = task_event(EventType::TaskCompleted).status("completed");
+                e.duration_ms = Some(exec_ms);
+                e.performance = Some(Performance {
+                    queue_time_ms: o.queue_time.as_secs_f64() * 1000.0,
+                    execution_time_ms: exec_ms,
+                    total_time_ms: first_started.map(|s| (now - s) as f64 / 1000.0).unwrap_or(exec_ms),
+                });
+                e.metadata = Some(json!({ "attempt": o.attempt, "plugin_digest": o.plugin_digest }));
+                events.push(e);
+                (TaskStatus::Completed, None)
+            }
+            AttemptResult::Failed(f) => {
+                let error = json!({
+                    "error_type": f.error_type, "message": f.message, "attempt": o.attempt,
+                    "retryable": f.retryable, "detail": f.detail,
+                });
+                let event_error = EventError {
+                    error_type: f.error_type.clone(),
+                    message: f.message.clone(),
+                    attempt: o.attempt,
+                    detail: f.detail.clone(),
+                };
+                events.push(task_event(EventType::Failure).status("failed").error(event_error.clone()));
+                let may_retry = f.retryable && o.attempt < policy.max_attempts;
+                if may_retry {
+                    let delay = policy.delay(o.attempt);
+                    let at = now + delay.as_micros() as i64;
+                    retry_at = Some(at);
+                    sqlx::query(
+                        "UPDATE tasks SET status = 'retrying', lease_owner = NULL, lease_expires = NULL, \
+                         ready_at = $3, ready_since = $3, error = $4 WHERE workflow_id = $1 AND task_id = $2",
+                    )
+                    .bind(&o.workflow_id)
+                    .bind(&o.task_id)
+                    .bind(at)
+                    .bind(error.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                    self.release_slot(conn, &o.workflow_id, false).await?;
+                    let state = TaskVersionState {
+                        status: TaskStatus::Retrying,
+                        attempt: o.attempt,
+                        output: None,
+                        error: Some(error.clone()),
+                    };
+                    change(&mut changes, &o.task_id, state);
+                    let meta = json!({ "attempt": o.attempt, "next_attempt": o.attempt + 1,
+                        "delay_ms": delay.as_secs_f64() * 1000.0, "max_attempts": policy.max_attempts });
+                    events.push(
+                        task_event(EventType::TaskRetrying)
+                            .status("retrying")
+                            .error(event_error.clone())
+                            .metadata(meta.clone()),
+                    );
+                    events.push(task_event(EventType::Retry).status("retrying").metadata(meta));
+                    (TaskStatus::Retrying, Some(error))
+                } else {
+                    self.finish_task(conn, o, TaskStatus::Failed, None, Some(&error), now).await?;
+                    let state = TaskVersionState {
+                        status: TaskStatus::Failed,
+                        attempt: o.attempt,
+                        output: None,
+                        error: Some(error.clone()),
+                    };
+                    change(&mut changes, &o.task_id, state);
+                    let mut e = task_event(EventType::TaskFailed).status("failed").error(event_error);
+                    e.duration_ms = Some(exec_ms);
+                    e.metadata = Some(json!({ "attempt": o.attempt, "allow_failure": allow_failure }));
+                    events.push(e);
+                    (TaskStatus::Failed, Some(error))
+                }
+            }
+        };
+        self.close_attempt(conn, o, task_status, attempt_error.as_ref(), now).await?;
+
+        let settled = task_status == TaskStatus::Completed || (task_status == TaskStatus::Failed && allow_failure);
+        let mut wf_after = wf_status;
+        if settled {
+            ready = self.settle_dependents(conn, &o.workflow_id, &dependents, now).await?;
+            let remaining: i64 = sqlx::query_scalar(
+                "UPDATE workflows SET running = running - 1, remaining = remaining - 1 WHERE workflow_id = $1 \
+                 RETURNING remaining",
+            )
+            .bind(&o.workflow_id)
+            .fetch_one(&mut *conn)
+            .await?;
+            if remaining == 0 {
+                wf_after = WorkflowStatus::Completed;
+                self.end_workflow(conn, &o.workflow_id, wf_after, None, now).await?;
+                events.push(NewEvent::new(EventType::WorkflowCompleted).status("completed"));
+                finished = Some(wf_after);
+            }
+        } else if task_status == TaskStatus::Failed {
+            wf_after = WorkflowStatus::Failed;
+            let reason = json!({ "task_id": o.task_id, "error": attempt_error });
+            cancelled =
+                self.stop_remaining(conn, &o.workflow_id, TaskStatus::Skipped, &mut changes, &mut events).await?;
+            self.end_workflow(conn, &o.workflow_id, wf_after, Some(&reason), now).await?;
+            let mut e = NewEvent::new(EventType::WorkflowFailed).status("failed");
+            e.task_id = Some(o.task_id.clone());
+            e.metadata = Some(json!({ "failed_task": o.task_id, "cancelled_tasks": cancelled }));
+            events.push(e);
+            finished = Some(wf_after);
+        }
+        bump_version(conn, &o.workflow_id, wf_after, task_status.as_str(), &changes).await?;
+        if self.events_enabled() {
+            append_events(conn, &o.workflow_id, events).await?;
+        }
+        Ok(Applied::Recorded { task_status, workflow_finished: finished, ready, cancelled, retry_at })
+    }
+
+    async fn finish_task(
+        &self,
+        conn: &mut AnyConnection,
+        o: &Outcome,
+        status: TaskStatus,
+        output: Option<&String>,
+        error: Option<&Value>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE tasks SET status = $3, lease_owner = NULL, lease_expires = NULL, ready_at = NULL, output = $4, \
+             error = $5, finished_at = $6 WHERE workflow_id = $1 AND task_id = $2",
+        )
+        .bind(&o.workflow_id)
+        .bind(&o.task_id)
+        .bind(status.as_str())
+        .bind(output.cloned())
+        .bind(error.map(|e| e.to_string()))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn close_attempt(
+        &self,
+        conn: &mut AnyConnection,
+        o: &Outcome,
+        status: TaskStatus,
+        error: Option<&Value>,
+        now: i64,
+    ) -> Result<()> {
+        let attempt_status = if status == TaskStatus::Retrying { "failed" } else { status.as_str() };
+        let log = (!o.log.is_empty()).then(|| serde_json::to_string(&o.log)).transpose()?;
+        sqlx::query(
+            "UPDATE attempts SET status = $4, finished_at = $5, error = $6, log = $7, plugin_digest = $8 \
+             WHERE workflow_id = $1 AND task_id = $2 AND attempt = $3",
+        )
+        .bind(&o.workflow_id)
+        .bind(&o.task_id)
+        .bind(o.attempt as i64)
+        .bind(attempt_status)
+        .bind(now)
+        .bind(error.map(|e| e.to_string()))
+        .bind(log)
+        .bind(o.plugin_digest.clone())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Give back a running slot (and, when `settled`, one remaining task) of a workflow.
+    pub(crate) async fn release_slot(&self, conn: &mut AnyConnection, workflow_id: &str, settled: bool) -> Result<()> {
+        sqlx::query("UPDATE workflows SET running = running - 1, remaining = remaining - $2 WHERE workflow_id = $1")
+            .bind(workflow_id)
+            .bind(settled as i64)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// One dependency of each of `dependents` has settled; those with none left become ready.
+    async fn settle_dependents(
+        &self,
+        conn: &mut AnyConnection,
+        workflow_id: &str,
+        dependents: &[String],
+        now: i64,
+    ) -> Result<usize> {
+        let mut ready = 0;
+        for chunk in dependents.chunks(500) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "UPDATE tasks SET deps_remaining = deps_remaining - 1, \
+                 ready_at = CASE WHEN deps_remaining = 1 AND status = 'pending' THEN $2 ELSE ready_at END, \
+                 ready_since = CASE WHEN deps_remaining = 1 AND status = 'pending' THEN $2 ELSE ready_since END \
+                 WHERE workflow_id = $1 AND task_id IN ({}) RETURNING ready_at",
+                list.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(workflow_id).bind(now);
+            for d in chunk {
+                q = q.bind(d);
+            }
+            for r in q.fetch_all(&mut *conn).await? {
+                if r.try_get::<Option<i64>, _>(0)? == Some(now) {
+                    ready += 1;
+                }
+            }
+        }
+        Ok(ready)
+    }
+
+    /// Stop every unfinished task of a workflow: running ones become `cancelled`, the others
+    /// `not_started` (skipped when the workflow failed, cancelled when it was cancelled).
+    /// Returns the tasks whose running attempts were cancelled.
+    pub(crate) async fn stop_remaining(
+        &self,
+        conn: &mut AnyConnection,
+        workflow_id: &str,
+        not_started: TaskStatus,
+        changes: &mut Changes,
+        events: &mut Vec<NewEvent>,
+    ) -> Result<Vec<String>> {
+        let now = now_us();
+        let running = sqlx::query(
+            "UPDATE tasks SET status = 'cancelled', lease_owner = NULL, lease_expires = NULL, ready_at = NULL, \
+             finished_at = $2 WHERE workflow_id = $1 AND status = 'running' RETURNING task_id, attempt",
+        )
+        .bind(workflow_id)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut cancelled = Vec::with_capacity(running.len());
+        for r in running {
+            let task_id: String = r.try_get(0)?;
+            let attempt = r.try_get::<i64, _>(1)? as u32;
+            sqlx::query(
+                "UPDATE attempts SET status = 'cancelled', finished_at = $4 \
+                 WHERE workflow_id = $1 AND task_id = $2 AND attempt = $3",
+            )
+            .bind(workflow_id)
+            .bind(&task_id)
+            .bind(attempt as i64)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            let state = TaskVersionState { status: TaskStatus::Cancelled, attempt, output: None, error: None };
+            change(changes, &task_id, state);
+            cancelled.push(task_id);
+        }
+        let rest = sqlx::query(
+            "UPDATE tasks SET status = $2, ready_at = NULL, finished_at = $3 \
+             WHERE workflow_id = $1 AND status IN ('pending', 'retrying') \
+             RETURNING task_id, agent_id, agent_type, attempt, error",
+        )
+        .bind(workflow_id)
+        .bind(not_started.as_str())
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in rest {
+            let task_id: String = r.try_get(0)?;
+            let state = TaskVersionState {
+                status: not_started,
+                attempt: r.try_get::<i64, _>(3)? as u32,
+                output: None,
+                error: json_opt(r.try_get(4)?),
+            };
+            change(changes, &task_id, state);
+            if not_started == TaskStatus::Skipped {
+                let (agent_id, agent_type): (String, String) = (r.try_get(1)?, r.try_get(2)?);
+                events.push(
+                    NewEvent::new(EventType::TaskSkipped)
+                        .task(&task_id, &agent_id, &agent_type)
+                        .status("skipped")
+                        .metadata(json!({ "reason": "the workflow failed" })),
+                );
+            }
+        }
+        Ok(cancelled)
+    }
+
+    /// Put a workflow into an end status.
+    pub(crate) async fn end_workflow(
+        &self,
+        conn: &mut AnyConnection,
+        workflow_id: &str,
+        status: WorkflowStatus,
+        error: Option<&Value>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE workflows SET status = $2, running = 0, finished_at = $3, error = COALESCE($4, error) \
+             WHERE workflow_id = $1",
+        )
+        .bind(workflow_id)
+        .bind(status.as_str())
+        .bind(now)
+        .bind(error.map(|e| e.to_string()))
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,341 @@
+//! Reading workflows and tasks as they are now.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+use utoipa::ToSchema;
+
+use super::rows::json_opt;
+use super::versions::parse_status;
+use super::{Result, Store, StoreError};
+use crate::events::rfc3339;
+use crate::plugins::LogLine;
+use crate::workflow::{RetryPolicy, TaskStatus, WorkflowStatus};
+
+/// A task as it is now.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TaskState {
+    pub task_id: String,
+    pub agent_id: String,
+    pub agent_type: String,
+    pub dependencies: Vec<String>,
+    pub status: TaskStatus,
+    /// Attempts started so far.
+    pub attempt: u32,
+    #[schema(value_type = Object)]
+    pub input: Value,
+    pub retry_policy: RetryPolicy,
+    /// Seconds per attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+    pub allow_failure: bool,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub output: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub error: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Attempts with their plugin digest, error and log (only in the single-task view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Vec<AttemptRecord>>,
+}
+
+/// One attempt of a task.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub worker_id: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_digest: Option<String>,
+    pub queue_time_ms: f64,
+    pub started_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub error: Option<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub log: Vec<LogLine>,
+}
+
+/// A workflow with its tasks.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WorkflowState {
+    pub workflow_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub status: WorkflowStatus,
+    pub version: i64,
+    pub max_parallel_tasks: u32,
+    #[schema(value_type = Object)]
+    pub variables: Value,
+    #[schema(value_type = Object)]
+    pub context: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub error: Option<Value>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Number of tasks in each status.
+    pub task_counts: BTreeMap<String, usize>,
+    pub tasks: Vec<TaskState>,
+}
+
+/// A workflow in a listing.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WorkflowSummary {
+    pub workflow_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub status: WorkflowStatus,
+    pub version: i64,
+    pub task_count: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Filter of a workflow listing.
+#[derive(Debug, Clone, Default)]
+pub struct WorkflowFilter {
+    pub status: Option<WorkflowStatus>,
+    pub limit: i64,
+    /// Continue after this workflow id (the previous page's `next_cursor`).
+    pub cursor: Option<String>,
+}
+
+/// A page of results.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+const TASK_COLUMNS: &str = "task_id, agent_id, agent_type, dependencies, status, attempt, input, retry_policy, \
+    timeout_ms, allow_failure, metadata, output, error, started_at, finished_at";
+
+fn task_from_row(r: &AnyRow) -> Result<TaskState> {
+    let status: String = r.try_get(4)?;
+    Ok(TaskState {
+        task_id: r.try_get(0)?,
+        agent_id: r.try_get(1)?,
+        agent_type: r.try_get(2)?,
+        dependencies: serde_json::from_str(&r.try_get::<String, _>(3)?)?,
+        status: status.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+        attempt: r.try_get::<i64, _>(5)? as u32,
+        input: serde_json::from_str(&r.try_get::<String, _>(6)?)?,
+        retry_policy: serde_json::from_str(&r.try_get::<String, _>(7)?)?,
+        timeout: r.try_get::<Option<i64>, _>(8)?.map(|ms| ms as f64 / 1000.0),
+        allow_failure: r.try_get::<i64, _>(9)? != 0,
+        metadata: serde_json::from_str(&r.try_get::<String, _>(10)?)?,
+        output: json_opt(r.try_get(11)?),
+        error: json_opt(r.try_get(12)?),
+        started_at: r.try_get::<Option<i64>, _>(13)?.map(rfc3339),
+        finished_at: r.try_get::<Option<i64>, _>(14)?.map(rfc3339),
+        attempts: None,
+    })
+}
+
+impl Store {
+    /// A workflow with all its tasks, in submission order.
+    pub async fn workflow(&self, workflow_id: &str) -> Result<WorkflowState> {
+        let r = sqlx::query(
+            "SELECT workflow_id, name, status, version, max_parallel, variables, context, error, created_at, \
+             updated_at, started_at, finished_at FROM workflows WHERE workflow_id = $1",
+        )
+        .bind(workflow_id)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or_else(|| StoreError::WorkflowNotFound(workflow_id.to_string()))?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE workflow_id = $1 ORDER BY position"
+        )))
+        .bind(workflow_id)
+        .fetch_all(&self.read)
+        .await?;
+        let tasks = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
+        let mut task_counts = BTreeMap::new();
+        for t in &tasks {
+            *task_counts.entry(t.status.to_string()).or_insert(0) += 1;
+        }
+        Ok(WorkflowState {
+            workflow_id: r.try_get(0)?,
+            name: r.try_get(1)?,
+            status: parse_status(&r.try_get::<String, _>(2)?)?,
+            version: r.try_get(3)?,
+            max_parallel_tasks: r.try_get::<i64, _>(4)? as u32,
+            variables: serde_json::from_str(&r.try_get::<String, _>(5)?)?,
+            context: serde_json::from_str(&r.try_get::<String, _>(6)?)?,
+            error: json_opt(r.try_get(7)?),
+            created_at: rfc3339(r.try_get(8)?),
+            updated_at: rfc3339(r.try_get(9)?),
+            started_at: r.try_get::<Option<i64>, _>(10)?.map(rfc3339),
+            finished_at: r.try_get::<Option<i64>, _>(11)?.map(rfc3339),
+            task_counts,
+            tasks,
+        })
+    }
+
+    /// The status of a workflow.
+    pub async fn workflow_status(&self, workflow_id: &str) -> Result<WorkflowStatus> {
+        let s: Option<String> = sqlx::query_scalar("SELECT status FROM workflows WHERE workflow_id = $1")
+            .bind(workflow_id)
+            .fetch_optional(&self.read)
+            .await?;
+        parse_status(&s.ok_or_else(|| StoreError::WorkflowNotFound(workflow_id.to_string()))?)
+    }
+
+    /// One task with all its attempts.
+    pub async fn task(&self, workflow_id: &str, task_id: &str) -> Result<Option<TaskState>> {
+        self.workflow_exists(workflow_id).await?;
+        let Some(r) = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE workflow_id = $1 AND task_id = $2"
+        )))
+        .bind(workflow_id)
+        .bind(task_id)
+        .fetch_optional(&self.read)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let mut task = task_from_row(&r)?;
+        let rows = sqlx::query(
+            "SELECT attempt, worker_id, status, plugin_digest, queue_us, started_at, finished_at, error, log \
+             FROM attempts WHERE workflow_id = $1 AND task_id = $2 ORDER BY attempt",
+        )
+        .bind(workflow_id)
+        .bind(task_id)
+        .fetch_all(&self.read)
+        .await?;
+        let mut attempts = Vec::with_capacity(rows.len());
+        for r in rows {
+            let started: i64 = r.try_get(5)?;
+            let finished: Option<i64> = r.try_get(6)?;
+            let log: Option<String> = r.try_get(8)?;
+            attempts.push(AttemptRecord {
+                attempt: r.try_get::<i64, _>(0)? as u32,
+                worker_id: r.try_get(1)?,
+                status: r.try_get(2)?,
+                plugin_digest: r.try_get(3)?,
+                queue_time_ms: r.try_get::<Option<i64>, _>(4)?.unwrap_or(0) as f64 / 1000.0,
+                started_at: rfc3339(started),
+                finished_at: finished.map(rfc3339),
+                duration_ms: finished.map(|f| (f - started) as f64 / 1000.0),
+                error: json_opt(r.try_get(7)?),
+                log: log.map(|l| serde_json::from_str(&l)).transpose()?.unwrap_or_default(),
+            });
+        }
+        task.attempts = Some(attempts);
+        Ok(Some(task))
+    }
+
+    /// Workflows, newest first.
+    pub async fn list_workflows(&self, filter: &WorkflowFilter) -> Result<Page<WorkflowSummary>> {
+        let limit = filter.limit.clamp(1, 1000);
+        let rows = sqlx::query(
+            "SELECT workflow_id, name, status, version, task_count, created_at, updated_at FROM workflows \
+             WHERE ($1 = '' OR status = $1) AND ($2 = '' OR workflow_id < $2) ORDER BY workflow_id DESC LIMIT $3",
+        )
+        .bind(filter.status.map(|s| s.as_str()).unwrap_or(""))
+        .bind(filter.cursor.clone().unwrap_or_default())
+        .bind(limit + 1)
+        .fetch_all(&self.read)
+        .await?;
+        let mut items = rows
+            .iter()
+            .map(|r| {
+                Ok(WorkflowSummary {
+                    workflow_id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    status: parse_status(&r.try_get::<String, _>(2)?)?,
+                    version: r.try_get(3)?,
+                    task_count: r.try_get(4)?,
+                    created_at: rfc3339(r.try_get(5)?),
+                    updated_at: rfc3339(r.try_get(6)?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|w| w.workflow_id.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Workflows in `status` (ids only), e.g. to resume running ones after a restart.
+    pub async fn workflow_ids_with_status(&self, status: WorkflowStatus) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT workflow_id FROM workflows WHERE status = $1")
+            .bind(status.as_str())
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    /// Results of the given tasks of a workflow (for `previous_results` and handoffs), by task id.
+    pub async fn task_results(&self, workflow_id: &str, task_ids: &[String]) -> Result<Vec<TaskResultRow>> {
+        if task_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity(task_ids.len());
+        for chunk in task_ids.chunks(500) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT task_id, agent_id, agent_type, status, output, error, started_at, finished_at FROM tasks \
+                 WHERE workflow_id = $1 AND task_id IN ({})",
+                list.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(workflow_id);
+            for t in chunk {
+                q = q.bind(t);
+            }
+            for r in q.fetch_all(&self.read).await? {
+                let status: String = r.try_get(3)?;
+                out.push(TaskResultRow {
+                    task_id: r.try_get(0)?,
+                    agent_id: r.try_get(1)?,
+                    agent_type: r.try_get(2)?,
+                    status: status.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+                    output: r.try_get(4)?,
+                    error: r.try_get(5)?,
+                    execution_ms: match (r.try_get::<Option<i64>, _>(6)?, r.try_get::<Option<i64>, _>(7)?) {
+                        (Some(s), Some(f)) => Some((f - s) as f64 / 1000.0),
+                        _ => None,
+                    },
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A dependency's result, as the engine needs it to build a task's context.
+#[derive(Debug, Clone)]
+pub struct TaskResultRow {
+    pub task_id: String,
+    pub agent_id: String,
+    pub agent_type: String,
+    pub status: TaskStatus,
+    /// JSON text.
+    pub output: Option<String>,
+    /// JSON text.
+    pub error: Option<String>,
+    pub execution_ms: Option<f64>,
+}

@@ -1,0 +1,129 @@
+//! Storing a submitted workflow: one transaction for the workflow, its tasks, version 1 and the
+//! creation events.
+
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::rows::{append_events, bump_version, change, placeholders, Changes, TaskVersionState};
+use super::{now_us, Result, Store};
+use crate::events::{EventType, NewEvent};
+use crate::workflow::{TaskStatus, ValidWorkflow, WorkflowStatus};
+
+const TASK_COLUMNS: usize = 17;
+const TASK_CHUNK: usize = 200;
+
+/// What a submission produced.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Submitted {
+    pub workflow_id: String,
+    pub status: WorkflowStatus,
+    pub version: i64,
+    /// True when the idempotency key matched an earlier submission, which is returned instead.
+    pub existing: bool,
+}
+
+impl Store {
+    /// Store a validated workflow (and start it, unless it asks not to).
+    pub async fn submit(&self, wf: &ValidWorkflow) -> Result<Submitted> {
+        let mut tx = self.write.begin().await?;
+        if let Some(key) = &wf.idempotency_key {
+            let found = sqlx::query("SELECT workflow_id, status, version FROM workflows WHERE idempotency_key = $1")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(r) = found {
+                let status: String = r.try_get(1)?;
+                return Ok(Submitted {
+                    workflow_id: r.try_get(0)?,
+                    status: status.parse().map_err(|e| super::StoreError::Corrupt(format!("{e}")))?,
+                    version: r.try_get(2)?,
+                    existing: true,
+                });
+            }
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = now_us();
+        let status = if wf.start { WorkflowStatus::Running } else { WorkflowStatus::Pending };
+        let n = wf.tasks.len() as i64;
+        sqlx::query(
+            "INSERT INTO workflows (workflow_id, name, status, version, max_parallel, running, remaining, \
+             task_count, snapshot_every, event_seq, variables, context, idempotency_key, created_at, updated_at, \
+             started_at) VALUES ($1, $2, $3, 0, $4, 0, $5, $5, $6, 0, $7, $8, $9, $10, $10, $11)",
+        )
+        .bind(&id)
+        .bind(wf.name.clone())
+        .bind(status.as_str())
+        .bind(wf.max_parallel_tasks as i64)
+        .bind(n)
+        .bind(n.max(64))
+        .bind(serde_json::Value::Object(wf.variables.clone()).to_string())
+        .bind(serde_json::Value::Object(wf.context.clone()).to_string())
+        .bind(wf.idempotency_key.clone())
+        .bind(now)
+        .bind(wf.start.then_some(now))
+        .execute(&mut *tx)
+        .await?;
+
+        for chunk in wf.tasks.chunks(TASK_CHUNK) {
+            let sql = format!(
+                "INSERT INTO tasks (workflow_id, task_id, position, agent_id, agent_type, dependencies, dependents, \
+                 input, retry_policy, timeout_ms, allow_failure, metadata, status, deps_remaining, attempt, \
+                 ready_at, ready_since) VALUES {}",
+                placeholders(chunk.len(), TASK_COLUMNS)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for t in chunk {
+                let ready = (wf.start && t.dependencies.is_empty()).then_some(now);
+                q = q
+                    .bind(&id)
+                    .bind(&t.task_id)
+                    .bind(t.position as i64)
+                    .bind(&t.agent_id)
+                    .bind(&t.agent_type)
+                    .bind(serde_json::to_string(&t.dependencies)?)
+                    .bind(serde_json::to_string(&t.dependents)?)
+                    .bind(t.input.to_string())
+                    .bind(serde_json::to_string(&t.retry_policy)?)
+                    .bind(t.timeout.map(|d| d.as_millis() as i64))
+                    .bind(t.allow_failure as i64)
+                    .bind(serde_json::Value::Object(t.metadata.clone()).to_string())
+                    .bind(TaskStatus::Pending.as_str())
+                    .bind(t.dependencies.len() as i64)
+                    .bind(0i64)
+                    .bind(ready)
+                    .bind(ready);
+            }
+            q.execute(&mut *tx).await?;
+        }
+
+        let mut changes = Changes::new();
+        for t in &wf.tasks {
+            let state = TaskVersionState { status: TaskStatus::Pending, attempt: 0, output: None, error: None };
+            change(&mut changes, &t.task_id, state);
+        }
+        // Version 1 is always snapshotted: every rebuild has a base.
+        let version = bump_version(&mut tx, &id, status, "created", &changes).await?;
+        super::rows::write_snapshot(&mut tx, &id, version, status).await?;
+
+        if self.events_enabled() {
+            let mut events = Vec::with_capacity(wf.tasks.len() + 2);
+            let meta =
+                serde_json::json!({ "name": wf.name, "task_count": n, "max_parallel_tasks": wf.max_parallel_tasks });
+            events.push(NewEvent::new(EventType::WorkflowCreated).status(status.as_str()).metadata(meta));
+            for t in &wf.tasks {
+                let mut e = NewEvent::new(EventType::TaskCreated).task(&t.task_id, &t.agent_id, &t.agent_type);
+                e.status = Some("pending".into());
+                if !t.dependencies.is_empty() {
+                    e.metadata = Some(serde_json::json!({ "dependencies": t.dependencies }));
+                }
+                events.push(e);
+            }
+            if wf.start {
+                events.push(NewEvent::new(EventType::WorkflowStarted).status("running"));
+            }
+            append_events(&mut tx, &id, events).await?;
+        }
+        tx.commit().await?;
+        Ok(Submitted { workflow_id: id, status, version, existing: false })
+    }
+}

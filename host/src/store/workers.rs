@@ -1,0 +1,194 @@
+//! Host workers: registration, heartbeats, health, and taking over the work of lost workers.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::outcome::{AttemptResult, Outcome};
+use super::{now_us, Applied, Result, Store};
+use crate::events::rfc3339;
+use crate::plugins::TaskFailure;
+
+/// Health of a worker, from the time since its last heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum WorkerHealth {
+    /// Less than one interval since the last beat.
+    Healthy,
+    /// Less than two intervals.
+    Degraded,
+    /// Less than the miss threshold.
+    Critical,
+    /// At or beyond the miss threshold (or stopped): its leases are taken over.
+    Failed,
+}
+
+impl WorkerHealth {
+    /// Health after `since` without a beat, for a worker beating every `interval`, failed after
+    /// `threshold` missed beats.
+    pub fn classify(since: Duration, interval: Duration, threshold: u32) -> WorkerHealth {
+        let beats = since.as_secs_f64() / interval.as_secs_f64().max(1e-6);
+        if beats < 1.0 {
+            WorkerHealth::Healthy
+        } else if beats < 2.0 {
+            WorkerHealth::Degraded
+        } else if beats < threshold as f64 {
+            WorkerHealth::Critical
+        } else {
+            WorkerHealth::Failed
+        }
+    }
+}
+
+/// A host worker as recorded.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WorkerRecord {
+    pub worker_id: String,
+    pub hostname: String,
+    pub pid: i64,
+    pub started_at: String,
+    pub last_heartbeat: String,
+    pub interval_ms: i64,
+    pub since_last_heartbeat_ms: f64,
+    pub health: WorkerHealth,
+    pub stopped: bool,
+    /// Tasks this worker holds leases on.
+    pub running_tasks: i64,
+}
+
+impl Store {
+    /// Record a worker (or refresh it) as alive now.
+    pub async fn register_worker(&self, worker_id: &str, hostname: &str, interval: Duration) -> Result<()> {
+        let now = now_us();
+        sqlx::query(
+            "INSERT INTO workers (worker_id, hostname, pid, started_at, last_beat, interval_ms, stopped) \
+             VALUES ($1, $2, $3, $4, $4, $5, 0) ON CONFLICT (worker_id) DO UPDATE SET last_beat = $4, stopped = 0",
+        )
+        .bind(worker_id)
+        .bind(hostname)
+        .bind(std::process::id() as i64)
+        .bind(now)
+        .bind(interval.as_millis() as i64)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// A heartbeat of `worker_id`.
+    pub async fn heartbeat(&self, worker_id: &str) -> Result<()> {
+        sqlx::query("UPDATE workers SET last_beat = $2 WHERE worker_id = $1")
+            .bind(worker_id)
+            .bind(now_us())
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Mark a worker as stopped (a clean shutdown).
+    pub async fn stop_worker(&self, worker_id: &str) -> Result<()> {
+        sqlx::query("UPDATE workers SET stopped = 1 WHERE worker_id = $1").bind(worker_id).execute(&self.write).await?;
+        Ok(())
+    }
+
+    /// All workers with their health; workers stopped for more than a day are left out.
+    pub async fn workers(&self, threshold: u32) -> Result<Vec<WorkerRecord>> {
+        let now = now_us();
+        let rows = sqlx::query(
+            "SELECT w.worker_id, w.hostname, w.pid, w.started_at, w.last_beat, w.interval_ms, w.stopped, \
+             (SELECT COUNT(*) FROM tasks t WHERE t.lease_owner = w.worker_id AND t.status = 'running') \
+             FROM workers w WHERE w.stopped = 0 OR w.last_beat > $1 ORDER BY w.started_at",
+        )
+        .bind(now - 86_400_000_000)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let last: i64 = r.try_get(4)?;
+                let interval_ms: i64 = r.try_get(5)?;
+                let stopped = r.try_get::<i64, _>(6)? != 0;
+                let since = Duration::from_micros((now - last).max(0) as u64);
+                let health = if stopped {
+                    WorkerHealth::Failed
+                } else {
+                    WorkerHealth::classify(since, Duration::from_millis(interval_ms as u64), threshold)
+                };
+                Ok(WorkerRecord {
+                    worker_id: r.try_get(0)?,
+                    hostname: r.try_get(1)?,
+                    pid: r.try_get(2)?,
+                    started_at: rfc3339(r.try_get(3)?),
+                    last_heartbeat: rfc3339(last),
+                    interval_ms,
+                    since_last_heartbeat_ms: since.as_secs_f64() * 1000.0,
+                    health,
+                    stopped,
+                    running_tasks: r.try_get(7)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Take over attempts whose holder is gone: leases that expired, leases of workers that are
+    /// FAILED (missed `threshold` heartbeats, or stopped), and, with `all_but`, every lease not held
+    /// by that worker (a single host restarting on its own database). Each lost attempt is recorded
+    /// as a retryable `worker_lost` failure, so it is retried like any failure.
+    pub async fn reap_lost_attempts(&self, threshold: u32, all_but: Option<&str>) -> Result<Vec<Applied>> {
+        let now = now_us();
+        let rows = sqlx::query(
+            "SELECT t.workflow_id, t.task_id, t.attempt, t.lease_owner FROM tasks t \
+             LEFT JOIN workers w ON w.worker_id = t.lease_owner \
+             WHERE t.status = 'running' AND (t.lease_expires < $1 OR w.stopped = 1 \
+             OR w.last_beat < $1 - w.interval_ms * 1000 * $2 OR ($3 <> '' AND t.lease_owner <> $3))",
+        )
+        .bind(now)
+        .bind(threshold as i64)
+        .bind(all_but.unwrap_or(""))
+        .fetch_all(&self.read)
+        .await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut outcomes = Vec::with_capacity(rows.len());
+        for r in rows {
+            let owner: Option<String> = r.try_get(3)?;
+            outcomes.push(Outcome {
+                workflow_id: r.try_get(0)?,
+                task_id: r.try_get(1)?,
+                attempt: r.try_get::<i64, _>(2)? as u32,
+                result: AttemptResult::Failed(TaskFailure {
+                    error_type: "worker_lost".into(),
+                    message: format!(
+                        "the worker running this attempt ({}) stopped before reporting a result",
+                        owner.as_deref().unwrap_or("unknown")
+                    ),
+                    retryable: true,
+                    detail: None,
+                }),
+                plugin_digest: None,
+                log: Vec::new(),
+                queue_time: Duration::ZERO,
+                execution_time: Duration::ZERO,
+                events: Vec::new(),
+            });
+        }
+        self.record_outcomes(&outcomes).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_thresholds() {
+        let i = Duration::from_secs(5);
+        let h = |s: f64| WorkerHealth::classify(Duration::from_secs_f64(s), i, 3);
+        assert_eq!(h(0.0), WorkerHealth::Healthy);
+        assert_eq!(h(4.9), WorkerHealth::Healthy);
+        assert_eq!(h(5.0), WorkerHealth::Degraded);
+        assert_eq!(h(10.0), WorkerHealth::Critical);
+        assert_eq!(h(14.9), WorkerHealth::Critical);
+        assert_eq!(h(15.0), WorkerHealth::Failed);
+    }
+}

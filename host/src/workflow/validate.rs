@@ -1,0 +1,290 @@
+//! DAG validation: everything that can be refused is refused here, before anything is stored.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::model::{RetryPolicy, WorkflowSpec, DEFAULT_MAX_PARALLEL_TASKS};
+
+/// Longest allowed per-attempt timeout (7 days).
+const MAX_TIMEOUT_SECS: f64 = 7.0 * 86_400.0;
+/// Most tasks in one workflow.
+pub const MAX_TASKS: usize = 100_000;
+
+/// Why a workflow was refused. Each message names the task concerned.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("the workflow has no tasks: give at least one task in `tasks`")]
+    Empty,
+    #[error("the workflow has {0} tasks; at most {MAX_TASKS} are allowed in one workflow")]
+    TooManyTasks(usize),
+    #[error("task {index} has an empty `{field}`")]
+    EmptyField { index: usize, field: &'static str },
+    #[error("task id `{0}` is used more than once: task ids must be unique")]
+    DuplicateTask(String),
+    #[error("task `{task}` depends on `{dependency}`, which is not a task of this workflow")]
+    UnknownDependency { task: String, dependency: String },
+    #[error("task `{0}` depends on itself")]
+    SelfDependency(String),
+    #[error("task `{task}` lists dependency `{dependency}` more than once")]
+    DuplicateDependency { task: String, dependency: String },
+    #[error("the tasks form a cycle: {}", .0.join(" -> "))]
+    Cycle(Vec<String>),
+    #[error("task `{task}` has agent type `{agent_type}`, but no executor plugin is loaded for it: install `{agent_type}.wasm` in the plugins directory")]
+    UnknownAgentType { task: String, agent_type: String },
+    #[error("task `{task}` has a malformed retry_policy: {problem}")]
+    RetryPolicy { task: String, problem: String },
+    #[error("task `{task}` has a malformed timeout: it must be a number of seconds > 0 and <= {MAX_TIMEOUT_SECS}")]
+    Timeout { task: String },
+    #[error("max_parallel_tasks must be between 1 and 10000")]
+    MaxParallel,
+}
+
+impl ValidationError {
+    /// Stable machine-readable code, used by the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Empty | Self::TooManyTasks(_) | Self::EmptyField { .. } | Self::MaxParallel => "invalid_workflow",
+            Self::DuplicateTask(_) => "duplicate_task",
+            Self::UnknownDependency { .. } => "unknown_dependency",
+            Self::SelfDependency(_) => "self_dependency",
+            Self::DuplicateDependency { .. } => "duplicate_dependency",
+            Self::Cycle(_) => "cycle",
+            Self::UnknownAgentType { .. } => "unknown_agent_type",
+            Self::RetryPolicy { .. } => "invalid_retry_policy",
+            Self::Timeout { .. } => "invalid_timeout",
+        }
+    }
+}
+
+/// A task that passed validation, with everything the store needs.
+#[derive(Debug, Clone)]
+pub struct ValidTask {
+    pub task_id: String,
+    pub position: usize,
+    pub agent_id: String,
+    pub agent_type: String,
+    pub dependencies: Vec<String>,
+    /// Tasks that list this one as a dependency, in submission order.
+    pub dependents: Vec<String>,
+    pub input: Value,
+    pub retry_policy: RetryPolicy,
+    pub timeout: Option<Duration>,
+    pub allow_failure: bool,
+    pub metadata: serde_json::Map<String, Value>,
+}
+
+/// A workflow that passed validation.
+#[derive(Debug, Clone)]
+pub struct ValidWorkflow {
+    pub name: Option<String>,
+    pub tasks: Vec<ValidTask>,
+    pub variables: serde_json::Map<String, Value>,
+    pub context: serde_json::Map<String, Value>,
+    pub max_parallel_tasks: u32,
+    pub start: bool,
+    pub idempotency_key: Option<String>,
+}
+
+/// Validate a submitted workflow. `has_executor` tells whether an agent type has a loaded executor.
+pub fn validate(spec: WorkflowSpec, has_executor: impl Fn(&str) -> bool) -> Result<ValidWorkflow, ValidationError> {
+    if spec.tasks.is_empty() {
+        return Err(ValidationError::Empty);
+    }
+    if spec.tasks.len() > MAX_TASKS {
+        return Err(ValidationError::TooManyTasks(spec.tasks.len()));
+    }
+    let max_parallel = spec.max_parallel_tasks.unwrap_or(DEFAULT_MAX_PARALLEL_TASKS);
+    if !(1..=10_000).contains(&max_parallel) {
+        return Err(ValidationError::MaxParallel);
+    }
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(spec.tasks.len());
+    for (i, t) in spec.tasks.iter().enumerate() {
+        if t.task_id.trim().is_empty() {
+            return Err(ValidationError::EmptyField { index: i, field: "task_id" });
+        }
+        if t.agent_type.trim().is_empty() {
+            return Err(ValidationError::EmptyField { index: i, field: "agent_type" });
+        }
+        if index.insert(&t.task_id, i).is_some() {
+            return Err(ValidationError::DuplicateTask(t.task_id.clone()));
+        }
+    }
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); spec.tasks.len()];
+    for (i, t) in spec.tasks.iter().enumerate() {
+        for (k, d) in t.dependencies.iter().enumerate() {
+            if *d == t.task_id {
+                return Err(ValidationError::SelfDependency(t.task_id.clone()));
+            }
+            let Some(&j) = index.get(d.as_str()) else {
+                return Err(ValidationError::UnknownDependency { task: t.task_id.clone(), dependency: d.clone() });
+            };
+            if t.dependencies[..k].contains(d) {
+                return Err(ValidationError::DuplicateDependency { task: t.task_id.clone(), dependency: d.clone() });
+            }
+            dependents[j].push(i);
+        }
+    }
+    if let Some(cycle) = find_cycle(&spec, &index) {
+        return Err(ValidationError::Cycle(cycle));
+    }
+    for t in &spec.tasks {
+        if let Some(problem) = t.retry_policy.as_ref().and_then(RetryPolicy::problem) {
+            return Err(ValidationError::RetryPolicy { task: t.task_id.clone(), problem });
+        }
+        if let Some(s) = t.timeout {
+            if !(s.is_finite() && s > 0.0 && s <= MAX_TIMEOUT_SECS) {
+                return Err(ValidationError::Timeout { task: t.task_id.clone() });
+            }
+        }
+        if !has_executor(&t.agent_type) {
+            return Err(ValidationError::UnknownAgentType {
+                task: t.task_id.clone(),
+                agent_type: t.agent_type.clone(),
+            });
+        }
+    }
+    let names: Vec<String> = spec.tasks.iter().map(|t| t.task_id.clone()).collect();
+    let tasks = spec
+        .tasks
+        .into_iter()
+        .zip(dependents)
+        .enumerate()
+        .map(|(position, (t, deps_of))| ValidTask {
+            agent_id: t.agent_id.filter(|a| !a.is_empty()).unwrap_or_else(|| t.agent_type.clone()),
+            task_id: t.task_id,
+            position,
+            agent_type: t.agent_type,
+            dependencies: t.dependencies,
+            dependents: deps_of.into_iter().map(|i| names[i].clone()).collect(),
+            input: t.input.unwrap_or_else(|| Value::Object(Default::default())),
+            retry_policy: t.retry_policy.unwrap_or_default(),
+            timeout: t.timeout.map(Duration::from_secs_f64),
+            allow_failure: t.allow_failure,
+            metadata: t.metadata,
+        })
+        .collect();
+    Ok(ValidWorkflow {
+        name: spec.name,
+        tasks,
+        variables: spec.variables,
+        context: spec.context,
+        max_parallel_tasks: max_parallel,
+        start: spec.start.unwrap_or(true),
+        idempotency_key: spec.idempotency_key.filter(|k| !k.is_empty()),
+    })
+}
+
+/// Find one cycle (iterative DFS, so deep graphs cannot overflow the stack) and list its tasks,
+/// closing the loop: `a -> b -> a`.
+fn find_cycle(spec: &WorkflowSpec, index: &HashMap<&str, usize>) -> Option<Vec<String>> {
+    const WHITE: u8 = 0;
+    const GREY: u8 = 1;
+    const BLACK: u8 = 2;
+    let n = spec.tasks.len();
+    let mut color = vec![WHITE; n];
+    let deps = |i: usize| -> Vec<usize> { spec.tasks[i].dependencies.iter().map(|d| index[d.as_str()]).collect() };
+    for root in 0..n {
+        if color[root] != WHITE {
+            continue;
+        }
+        // Stack of (node, its successors, next successor index).
+        let mut stack: Vec<(usize, Vec<usize>, usize)> = vec![(root, deps(root), 0)];
+        color[root] = GREY;
+        while let Some((node, succ, next)) = stack.last_mut() {
+            if *next < succ.len() {
+                let s = succ[*next];
+                *next += 1;
+                match color[s] {
+                    WHITE => {
+                        color[s] = GREY;
+                        let ds = deps(s);
+                        stack.push((s, ds, 0));
+                    }
+                    GREY => {
+                        let start = stack.iter().position(|(v, _, _)| *v == s).unwrap_or(0);
+                        // Walked along "depends on" edges; report in execution order.
+                        let mut cycle: Vec<String> =
+                            stack[start..].iter().map(|(v, _, _)| spec.tasks[*v].task_id.clone()).collect();
+                        cycle.reverse();
+                        cycle.push(cycle[0].clone());
+                        return Some(cycle);
+                    }
+                    _ => {}
+                }
+            } else {
+                color[*node] = BLACK;
+                stack.pop();
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::TaskSpec;
+
+    fn task(id: &str, deps: &[&str]) -> TaskSpec {
+        serde_json::from_value(serde_json::json!({
+            "task_id": id, "agent_type": "echo", "dependencies": deps,
+        }))
+        .unwrap()
+    }
+
+    fn spec(tasks: Vec<TaskSpec>) -> WorkflowSpec {
+        serde_json::from_value(serde_json::json!({ "tasks": [] }))
+            .map(|mut s: WorkflowSpec| {
+                s.tasks = tasks;
+                s
+            })
+            .unwrap()
+    }
+
+    fn check(tasks: Vec<TaskSpec>) -> Result<ValidWorkflow, ValidationError> {
+        validate(spec(tasks), |t| t == "echo")
+    }
+
+    #[test]
+    fn diamond_is_valid_with_dependents() {
+        let wf = check(vec![task("a", &[]), task("b", &["a"]), task("c", &["a"]), task("d", &["b", "c"])]).unwrap();
+        assert_eq!(wf.tasks[0].dependents, vec!["b", "c"]);
+        assert_eq!(wf.tasks[3].dependencies, vec!["b", "c"]);
+        assert_eq!(wf.tasks[0].agent_id, "echo");
+        assert_eq!(wf.max_parallel_tasks, 10);
+    }
+
+    #[test]
+    fn errors_name_the_tasks() {
+        let e = check(vec![task("a", &[]), task("a", &[])]).unwrap_err();
+        assert_eq!(e.to_string(), "task id `a` is used more than once: task ids must be unique");
+        let e = check(vec![task("a", &["zz"])]).unwrap_err();
+        assert_eq!(e.to_string(), "task `a` depends on `zz`, which is not a task of this workflow");
+        let e = check(vec![task("a", &["a"])]).unwrap_err();
+        assert_eq!(e.to_string(), "task `a` depends on itself");
+        let e = check(vec![task("x", &[]), task("a", &["c"]), task("b", &["a"]), task("c", &["b"])]).unwrap_err();
+        assert_eq!(e.to_string(), "the tasks form a cycle: c -> a -> b -> c");
+        let mut t = task("a", &[]);
+        t.agent_type = "nope".into();
+        let e = check(vec![t]).unwrap_err();
+        assert!(e.to_string().contains("install `nope.wasm`"), "{e}");
+        let mut t = task("a", &[]);
+        t.timeout = Some(-1.0);
+        assert_eq!(check(vec![t]).unwrap_err().code(), "invalid_timeout");
+        let mut t = task("a", &[]);
+        t.retry_policy = Some(RetryPolicy { max_attempts: 0, ..Default::default() });
+        assert_eq!(check(vec![t]).unwrap_err().code(), "invalid_retry_policy");
+        assert_eq!(check(vec![]).unwrap_err(), ValidationError::Empty);
+    }
+
+    #[test]
+    fn long_chain_does_not_overflow() {
+        let mut tasks = vec![task("t0", &[])];
+        for i in 1..50_000 {
+            tasks.push(task(&format!("t{i}"), &[&format!("t{}", i - 1)]));
+        }
+        assert!(check(tasks).is_ok());
+    }
+}
