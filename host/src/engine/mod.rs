@@ -1,1 +1,268 @@
-//! engine (being built).
+//! The orchestration engine: claims ready tasks under leases, runs them in the sandbox, records
+//! outcomes in batches, and wakes the next claims at once (no waves, no polling gaps).
+
+mod heartbeat;
+mod scheduler;
+mod task;
+mod writer;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::plugins::Sandbox;
+use crate::store::{Control, ControlOutcome, Store, StoreError, Submitted};
+use crate::telemetry::Metrics;
+use crate::workflow::{validate, ValidationError, WorkflowSpec, WorkflowStatus};
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Id of this worker (default: hostname, pid and a random suffix).
+    pub worker_id: Option<String>,
+    /// Tasks this host runs at once, over all workflows.
+    pub max_concurrent_tasks: usize,
+    /// Most tasks claimed in one transaction.
+    pub claim_batch: usize,
+    /// Most outcomes recorded in one transaction.
+    pub write_batch: usize,
+    /// How long a claim holds a task without renewal.
+    pub lease: Duration,
+    /// Heartbeat interval of this worker (leases are renewed at the same pace).
+    pub heartbeat_interval: Duration,
+    /// Missed heartbeats after which a worker is FAILED and its leases are taken over.
+    pub miss_threshold: u32,
+    /// Per-attempt timeout of tasks that set none.
+    pub default_timeout: Duration,
+    /// This host is the only one on its database (SQLite): at start, every lease held by another
+    /// worker id is from a previous run of this host and is taken over at once.
+    pub exclusive: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            worker_id: None,
+            max_concurrent_tasks: 64,
+            claim_batch: 64,
+            write_batch: 256,
+            lease: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(5),
+            miss_threshold: 3,
+            default_timeout: Duration::from_secs(300),
+            exclusive: true,
+        }
+    }
+}
+
+/// Errors of the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A change worth telling watchers about: new events or a new status of a workflow.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub workflow_id: String,
+}
+
+/// Handle on a running engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    sandbox: Arc<dyn Sandbox>,
+    config: EngineConfig,
+    worker_id: String,
+    metrics: Arc<Metrics>,
+    /// Wakes the scheduler: a task became ready, a slot freed, a workflow resumed.
+    wake: Notify,
+    /// Host-wide cap on running tasks.
+    slots: Arc<Semaphore>,
+    /// Cancellation of the attempts running here, by (workflow id, task id).
+    running: Mutex<HashMap<(String, String), CancellationToken>>,
+    writer: mpsc::UnboundedSender<writer::Job>,
+    notices: broadcast::Sender<Notice>,
+    /// When the earliest known retry becomes due (µs).
+    next_due: Mutex<Option<i64>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Engine {
+    /// Start the engine on `store`, running tasks in `sandbox`: register this worker, take over
+    /// lost attempts, and start scheduling every running workflow.
+    pub async fn start(
+        config: EngineConfig,
+        store: Store,
+        sandbox: Arc<dyn Sandbox>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Engine, EngineError> {
+        let worker_id = config.worker_id.clone().unwrap_or_else(default_worker_id);
+        store.register_worker(&worker_id, &hostname(), config.heartbeat_interval).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (notices, _) = broadcast::channel(4096);
+        let inner = Arc::new(Inner {
+            slots: Arc::new(Semaphore::new(config.max_concurrent_tasks.max(1))),
+            store,
+            sandbox,
+            config,
+            worker_id,
+            metrics,
+            wake: Notify::new(),
+            running: Mutex::new(HashMap::new()),
+            writer: tx,
+            notices,
+            next_due: Mutex::new(None),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        let all_but = inner.config.exclusive.then_some(inner.worker_id.as_str());
+        let lost = inner.store.reap_lost_attempts(inner.config.miss_threshold, all_but).await?;
+        if !lost.is_empty() {
+            tracing::warn!(attempts = lost.len(), "took over attempts that were in flight when their worker stopped");
+        }
+        *inner.next_due.lock().unwrap_or_else(|e| e.into_inner()) = inner.store.next_ready_at().await?;
+        inner.tasks.spawn(writer::run(inner.clone(), rx));
+        inner.tasks.spawn(scheduler::run(inner.clone()));
+        inner.tasks.spawn(heartbeat::run(inner.clone()));
+        tracing::info!(worker_id = %inner.worker_id, "engine started");
+        Ok(Engine { inner })
+    }
+
+    /// The store the engine works on.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The id of this worker.
+    pub fn worker_id(&self) -> &str {
+        &self.inner.worker_id
+    }
+
+    /// Engine settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Validate and store a workflow; it starts at once unless it asks not to.
+    pub async fn submit(&self, spec: WorkflowSpec) -> Result<Submitted, EngineError> {
+        let valid = validate(spec, |t| self.inner.sandbox.has_executor(t))?;
+        let submitted = self.inner.store.submit(&valid).await?;
+        if !submitted.existing {
+            self.inner.metrics.workflow_submitted();
+            self.inner.notify(&submitted.workflow_id);
+            self.inner.wake.notify_one();
+        }
+        Ok(submitted)
+    }
+
+    /// Pause, resume, cancel or roll back a workflow. Cancelled attempts running here are
+    /// interrupted inside their sandbox.
+    pub async fn control(&self, workflow_id: &str, op: Control) -> Result<ControlOutcome, StoreError> {
+        let out = self.inner.store.control(workflow_id, op).await?;
+        self.inner.interrupt(workflow_id, &out.cancelled_tasks);
+        self.inner.notify(workflow_id);
+        self.inner.wake.notify_one();
+        Ok(out)
+    }
+
+    /// Watch for changes of workflows (new events, new statuses).
+    pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
+        self.inner.notices.subscribe()
+    }
+
+    /// Tell this engine's watchers (and scheduler) that a workflow changed elsewhere (another host).
+    pub fn changed_elsewhere(&self, workflow_id: &str, cancelled_tasks: &[String]) {
+        self.inner.interrupt(workflow_id, cancelled_tasks);
+        self.inner.notify(workflow_id);
+        self.inner.wake.notify_one();
+    }
+
+    /// Wait until a workflow reaches an end status (or `paused`), and return it.
+    pub async fn wait_settled(&self, workflow_id: &str) -> Result<WorkflowStatus, StoreError> {
+        let mut rx = self.subscribe();
+        loop {
+            let status = self.inner.store.workflow_status(workflow_id).await?;
+            if status.is_terminal() || status == WorkflowStatus::Paused {
+                return Ok(status);
+            }
+            // Another host may finish it: look again now and then even without a notice.
+            let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                loop {
+                    match rx.recv().await {
+                        Ok(n) if n.workflow_id == workflow_id => break,
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            })
+            .await;
+        }
+    }
+
+    /// Tasks running on this host now.
+    pub fn running_tasks(&self) -> usize {
+        self.inner.running.lock().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Stop claiming, interrupt nothing, wait for running attempts to be recorded, and stop.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.wake.notify_waiters();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        let _ = self.inner.store.stop_worker(&self.inner.worker_id).await;
+    }
+}
+
+impl Inner {
+    fn notify(&self, workflow_id: &str) {
+        let _ = self.notices.send(Notice { workflow_id: workflow_id.to_string() });
+    }
+
+    /// Interrupt the given attempts of a workflow if they run here.
+    fn interrupt(&self, workflow_id: &str, task_ids: &[String]) {
+        if task_ids.is_empty() {
+            return;
+        }
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        for t in task_ids {
+            if let Some(token) = running.get(&(workflow_id.to_string(), t.clone())) {
+                token.cancel();
+            }
+        }
+    }
+
+    /// Remember that a retry becomes due at `at` (µs).
+    fn due_at(&self, at: i64) {
+        let mut next = self.next_due.lock().unwrap_or_else(|e| e.into_inner());
+        if next.is_none_or(|n| at < n) {
+            *next = Some(at);
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
+fn default_worker_id() -> String {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}-{}", hostname(), std::process::id(), &suffix[..8])
+}

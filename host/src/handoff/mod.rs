@@ -1,1 +1,169 @@
-//! handoff (being built).
+//! Handoffs: the message built along each dependency edge, from the agent that ran the dependency
+//! (source) to the agent about to run the dependent task (target), and its schema check.
+
+use std::sync::OnceLock;
+
+use serde_json::{json, Map, Value};
+
+use crate::plugins::Issue;
+use crate::store::TaskResultRow;
+
+/// The JSON Schema every handoff must satisfy (served at `/v1/schemas/handoff`).
+pub const SCHEMA: &str = include_str!("schema.json");
+
+/// The target side of a handoff: the task about to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub workflow_id: &'a str,
+    pub task_id: &'a str,
+    pub agent_id: &'a str,
+    pub agent_type: &'a str,
+    pub attempt: u32,
+    /// Task metadata (JSON object).
+    pub metadata: &'a Value,
+    /// Workflow variables (JSON object).
+    pub variables: &'a Value,
+    /// Workflow context (JSON object).
+    pub context: &'a Value,
+}
+
+/// Build the handoff from `source` (a settled dependency) to `target`.
+pub fn build(source: &TaskResultRow, target: Target<'_>, now_rfc3339: &str) -> Value {
+    let meta = target.metadata.as_object();
+    let get = |k: &str| meta.and_then(|m| m.get(k)).cloned();
+    let ctx = |k: &str, default: Value| target.context.get(k).cloned().unwrap_or(default);
+    let result = previous_result(source);
+    let mut errors = Vec::new();
+    if let Some(err) = source.error.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()) {
+        errors.push(json!({
+            "agent_id": source.agent_id,
+            "error_type": err.get("error_type").and_then(Value::as_str).unwrap_or("error"),
+            "message": err.get("message").and_then(Value::as_str).unwrap_or(""),
+            "timestamp": now_rfc3339,
+        }));
+    }
+    let mut source_obj = Map::new();
+    source_obj.insert("agent_id".into(), json!(source.agent_id));
+    source_obj.insert("agent_type".into(), json!(source.agent_type));
+    if let Some(ms) = source.execution_ms {
+        source_obj.insert("execution_time".into(), json!(ms));
+    }
+    json!({
+        "version": "1.0",
+        "handoff_id": uuid::Uuid::new_v4().to_string(),
+        "workflow_id": target.workflow_id,
+        "source": source_obj,
+        "target": {
+            "agent_id": target.agent_id,
+            "agent_type": target.agent_type,
+            "requirements": get("requirements").filter(Value::is_object).unwrap_or_else(|| json!({})),
+        },
+        "context": {
+            "task_description": get("description").and_then(|d| d.as_str().map(str::to_string))
+                .unwrap_or_else(|| target.task_id.to_string()),
+            "previous_results": [result],
+            "conversation_history": ctx("conversation_history", json!([])),
+            "files": ctx("files", json!([])),
+            "user_preferences": ctx("user_preferences", json!({})),
+        },
+        "state": {
+            "variables": target.variables,
+            "progress": { "completed_steps": [source.task_id], "pending_steps": [target.task_id] },
+            "errors": errors,
+        },
+        "metadata": {
+            "priority": get("priority").unwrap_or_else(|| json!("normal")),
+            "retry_count": target.attempt.saturating_sub(1),
+            "tags": get("tags").filter(Value::is_array).unwrap_or_else(|| json!([])),
+            "correlation_id": target.workflow_id,
+        },
+        "timestamp": now_rfc3339,
+    })
+}
+
+/// A dependency's result as tasks and handoffs show it.
+pub fn previous_result(source: &TaskResultRow) -> Value {
+    let parse = |t: &Option<String>| t.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok());
+    let mut r = json!({
+        "task_id": source.task_id,
+        "agent_id": source.agent_id,
+        "agent_type": source.agent_type,
+        "status": source.status.as_str(),
+    });
+    if let Some(o) = parse(&source.output) {
+        r["output"] = o;
+    }
+    if let Some(e) = parse(&source.error) {
+        r["error"] = e;
+    }
+    r
+}
+
+/// Check a handoff against [`SCHEMA`]. Returns the problems found (empty when valid).
+pub fn check(handoff: &Value) -> Vec<Issue> {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let schema: Value = serde_json::from_str(SCHEMA).expect("the built-in handoff schema is valid JSON");
+        jsonschema::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .expect("the built-in handoff schema compiles")
+    });
+    validator
+        .iter_errors(handoff)
+        .map(|e| Issue { path: e.instance_path.to_string(), message: e.to_string() })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::TaskStatus;
+
+    fn source() -> TaskResultRow {
+        TaskResultRow {
+            task_id: "a".into(),
+            agent_id: "agent-a".into(),
+            agent_type: "echo".into(),
+            status: TaskStatus::Completed,
+            output: Some(r#"{"x":1}"#.into()),
+            error: None,
+            execution_ms: Some(1.5),
+        }
+    }
+
+    #[test]
+    fn built_handoffs_pass_the_schema() {
+        let meta = json!({"requirements": {"schema": {"type": "object"}}, "priority": "high"});
+        let vars = json!({"v": 1});
+        let ctx = json!({"conversation_history": [{"role": "user", "content": "hi"}]});
+        let target = Target {
+            workflow_id: "w",
+            task_id: "b",
+            agent_id: "agent-b",
+            agent_type: "echo",
+            attempt: 2,
+            metadata: &meta,
+            variables: &vars,
+            context: &ctx,
+        };
+        let h = build(&source(), target, "2026-01-01T00:00:00.000000Z");
+        assert_eq!(check(&h), vec![]);
+        assert_eq!(h["metadata"]["retry_count"], 1);
+        assert_eq!(h["context"]["previous_results"][0]["output"]["x"], 1);
+        assert_eq!(h["target"]["requirements"]["schema"]["type"], "object");
+    }
+
+    #[test]
+    fn schema_problems_name_the_path() {
+        let mut h = json!({"version": "one", "source": {"agent_id": "a", "agent_type": "t"},
+            "target": {"agent_id": "b", "agent_type": "t"}, "context": {}, "timestamp": "2026-01-01T00:00:00Z",
+            "metadata": {"priority": "urgent"}});
+        let issues = check(&h);
+        let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+        assert!(paths.contains(&"/version") && paths.contains(&"/metadata/priority"), "{issues:?}");
+        h["version"] = json!("1.0");
+        h["metadata"]["priority"] = json!("low");
+        assert_eq!(check(&h), vec![]);
+    }
+}

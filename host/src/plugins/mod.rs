@@ -110,3 +110,18 @@ pub enum Validation {
     /// The validator itself failed (trap, timeout ...).
     Failed(TaskFailure),
 }
+
+/// What the engine needs from the plugin runtime. [`Runtime`] implements it; tests may use fakes.
+pub trait Sandbox: Send + Sync + 'static {
+    /// Whether an executor is loaded for `agent_type`.
+    fn has_executor(&self, agent_type: &str) -> bool;
+    /// Run one attempt of a task in a fresh sandbox.
+    fn execute(&self, ctx: TaskContext, opts: CallOptions) -> futures::future::BoxFuture<'_, Execution>;
+    /// Ask the validator of `agent_type` (if one is loaded) about a handoff (JSON text).
+    fn validate<'a>(
+        &'a self,
+        agent_type: &'a str,
+        handoff: &'a str,
+        opts: CallOptions,
+    ) -> futures::future::BoxFuture<'a, Validation>;
+}

@@ -1,0 +1,68 @@
+//! The claim loop: whenever slots are free and tasks are ready, claim them in a batch and start
+//! them. It sleeps until woken (a task became ready, a slot freed) or the next retry is due.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{task, Inner};
+use crate::store::now_us;
+
+/// Longest sleep without a wake-up: a safety net for work made ready by other hosts.
+const MAX_IDLE: Duration = Duration::from_secs(1);
+
+pub(super) async fn run(inner: Arc<Inner>) {
+    loop {
+        if inner.shutdown.is_cancelled() {
+            return;
+        }
+        let free = inner.slots.available_permits();
+        let want = free.min(inner.config.claim_batch);
+        let mut claimed = 0;
+        if want > 0 {
+            match inner.store.claim(&inner.worker_id, want, inner.config.lease).await {
+                Ok(tasks) => {
+                    claimed = tasks.len();
+                    for t in tasks {
+                        let Ok(permit) = inner.slots.clone().try_acquire_owned() else {
+                            tracing::error!(
+                                "no free slot for a claimed task; it will be retried when its lease expires"
+                            );
+                            continue;
+                        };
+                        inner.metrics.task_started(&t.agent_type);
+                        let inner2 = inner.clone();
+                        inner.tasks.spawn(task::run(inner2, t, permit));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming ready tasks failed; trying again shortly");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            }
+        }
+        if claimed > 0 && claimed == want {
+            continue; // there may be more ready tasks
+        }
+        let wait = {
+            let mut next = inner.next_due.lock().unwrap_or_else(|e| e.into_inner());
+            let now = now_us();
+            match *next {
+                Some(at) if at <= now => {
+                    *next = None;
+                    Duration::ZERO
+                }
+                Some(at) => Duration::from_micros((at - now) as u64).min(MAX_IDLE),
+                None => MAX_IDLE,
+            }
+        };
+        if wait.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            _ = inner.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = inner.shutdown.cancelled() => return,
+        }
+    }
+}

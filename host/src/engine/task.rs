@@ -1,0 +1,202 @@
+//! One attempt of one task: build its context and handoffs, validate them, run the executor in
+//! the sandbox, and hand the outcome to the writer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio_util::sync::CancellationToken;
+
+use super::Inner;
+use crate::events::{rfc3339, EventType, NewEvent};
+use crate::handoff::{self, Target};
+use crate::plugins::{CallOptions, DependencyStatus, Issue, PreviousResult, TaskContext, TaskFailure, Validation};
+use crate::store::{now_us, Applied, AttemptResult, ClaimedTask, Outcome, TaskResultRow};
+use crate::workflow::TaskStatus;
+
+pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemaphorePermit) {
+    let key = (task.workflow_id.clone(), task.task_id.clone());
+    let token = CancellationToken::new();
+    inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), token.clone());
+    inner.notify(&task.workflow_id);
+
+    let outcome = attempt(&inner, &task, token).await;
+    let status = match &outcome.result {
+        AttemptResult::Completed(_) => "completed",
+        AttemptResult::Failed(f) => {
+            inner.metrics.failure(&f.error_type);
+            "failed"
+        }
+    };
+    inner.metrics.task_finished(&task.agent_type, status, outcome.execution_time);
+    let (tx, rx) = oneshot::channel();
+    let applied = if inner.writer.send((outcome, tx)).is_ok() { rx.await.ok().flatten() } else { None };
+
+    inner.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+    drop(permit);
+    match applied {
+        Some(Applied::Recorded { retry_at, cancelled, task_status, .. }) => {
+            if let Some(at) = retry_at {
+                inner.due_at(at);
+            }
+            if task_status == TaskStatus::Retrying {
+                inner.metrics.retry(&task.agent_type);
+            }
+            inner.interrupt(&task.workflow_id, &cancelled);
+        }
+        Some(Applied::Fenced) => {
+            tracing::debug!(workflow_id = %task.workflow_id, task_id = %task.task_id, attempt = task.attempt,
+                "outcome refused: the attempt no longer holds the task");
+        }
+        None => {}
+    }
+    inner.notify(&task.workflow_id);
+    inner.wake.notify_one();
+}
+
+/// Run the attempt and describe its outcome. Never fails: every problem becomes a task failure.
+async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) -> Outcome {
+    let started = Instant::now();
+    let mut events = Vec::new();
+    let outcome = |result, digest, log, events| Outcome {
+        workflow_id: task.workflow_id.clone(),
+        task_id: task.task_id.clone(),
+        attempt: task.attempt,
+        result,
+        plugin_digest: digest,
+        log,
+        queue_time: task.queue_time,
+        execution_time: started.elapsed(),
+        events,
+    };
+    let deps = match inner.store.task_results(&task.workflow_id, &task.dependencies).await {
+        Ok(d) => order(d, &task.dependencies),
+        Err(e) => {
+            let f = failure("store", format!("could not read the results of the dependencies: {e}"), true, None);
+            return outcome(AttemptResult::Failed(f), None, Vec::new(), events);
+        }
+    };
+    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+    let (metadata, variables, context) = (parse(&task.metadata), parse(&task.variables), parse(&task.context));
+    let target = Target {
+        workflow_id: &task.workflow_id,
+        task_id: &task.task_id,
+        agent_id: &task.agent_id,
+        agent_type: &task.agent_type,
+        attempt: task.attempt,
+        metadata: &metadata,
+        variables: &variables,
+        context: &context,
+    };
+    let timeout = task.timeout.unwrap_or(inner.config.default_timeout);
+    let opts = CallOptions { timeout: Some(timeout), cancel: Some(token.clone()) };
+    let now = rfc3339(now_us());
+    let mut handoffs = Vec::with_capacity(deps.len());
+    for dep in &deps {
+        let h = handoff::build(dep, target, &now);
+        let text = h.to_string();
+        let mut issues = handoff::check(&h);
+        let mut checked_by = "schema";
+        if issues.is_empty() {
+            checked_by = "validator";
+            match inner.sandbox.validate(&task.agent_type, &text, opts.clone()).await {
+                Validation::NoValidator => checked_by = "schema",
+                Validation::Accepted => {}
+                Validation::Rejected(found) => issues = found,
+                Validation::Failed(f) => issues = vec![Issue { path: String::new(), message: f.message }],
+            }
+        }
+        let accepted = issues.is_empty();
+        let mut e = NewEvent::new(EventType::Handoff).task(&task.task_id, &task.agent_id, &task.agent_type);
+        e.source_agent = Some(dep.agent_id.clone());
+        e.target_agent = Some(task.agent_id.clone());
+        e.status = Some(if accepted { "accepted" } else { "rejected" }.into());
+        e.metadata = Some(json!({
+            "handoff_id": h["handoff_id"], "source_task": dep.task_id, "target_task": task.task_id,
+            "source_agent_type": dep.agent_type, "checked_by": checked_by, "attempt": task.attempt,
+            "issues": issues,
+        }));
+        e.context = Some(json!({ "task_description": h["context"]["task_description"] }));
+        events.push(e);
+        if !accepted {
+            let list: Vec<String> =
+                issues.iter().map(|i| format!("{}: {}", display_path(&i.path), i.message)).collect();
+            let f = failure(
+                "handoff_validation",
+                format!(
+                    "handoff from `{}` ({}) to `{}` ({}) was rejected by the {}: {}",
+                    dep.task_id,
+                    dep.agent_type,
+                    task.task_id,
+                    task.agent_type,
+                    if checked_by == "schema" { "handoff schema" } else { "target's validator plugin" },
+                    list.join("; ")
+                ),
+                false,
+                Some(json!({ "source_task": dep.task_id, "checked_by": checked_by, "issues": issues })),
+            );
+            return outcome(AttemptResult::Failed(f), None, Vec::new(), events);
+        }
+        handoffs.push(text);
+    }
+
+    let ctx = TaskContext {
+        workflow_id: task.workflow_id.clone(),
+        task_id: task.task_id.clone(),
+        agent_id: task.agent_id.clone(),
+        agent_type: task.agent_type.clone(),
+        attempt: task.attempt,
+        input: task.input.clone(),
+        variables: task.variables.clone(),
+        context: task.context.clone(),
+        metadata: task.metadata.clone(),
+        previous_results: deps.iter().map(previous_result).collect(),
+        handoffs,
+    };
+    let mut start = NewEvent::new(EventType::ExecutionStart).task(&task.task_id, &task.agent_id, &task.agent_type);
+    start.status = Some("running".into());
+    start.metadata = Some(json!({ "attempt": task.attempt, "timeout_ms": timeout.as_millis() as u64 }));
+    events.push(start);
+    let exec = inner.sandbox.execute(ctx, opts).await;
+    let mut end = NewEvent::new(EventType::ExecutionEnd).task(&task.task_id, &task.agent_id, &task.agent_type);
+    end.duration_ms = Some(exec.duration.as_secs_f64() * 1000.0);
+    end.status = Some(if exec.result.is_ok() { "completed" } else { "failed" }.into());
+    end.metadata = Some(json!({ "attempt": task.attempt, "plugin_digest": exec.digest }));
+    events.push(end);
+    let digest = (!exec.digest.is_empty()).then_some(exec.digest);
+    let result = match exec.result {
+        Ok(output) => AttemptResult::Completed(output),
+        Err(f) => AttemptResult::Failed(f),
+    };
+    outcome(result, digest, exec.log, events)
+}
+
+/// Put dependency rows in the order of the task's `dependencies`.
+fn order(mut rows: Vec<TaskResultRow>, deps: &[String]) -> Vec<TaskResultRow> {
+    rows.sort_by_key(|r| deps.iter().position(|d| *d == r.task_id).unwrap_or(usize::MAX));
+    rows
+}
+
+fn previous_result(r: &TaskResultRow) -> PreviousResult {
+    PreviousResult {
+        task_id: r.task_id.clone(),
+        agent_id: r.agent_id.clone(),
+        agent_type: r.agent_type.clone(),
+        status: if r.status == TaskStatus::Completed { DependencyStatus::Completed } else { DependencyStatus::Failed },
+        output: r.output.clone(),
+        error: r.error.clone(),
+    }
+}
+
+fn failure(error_type: &str, message: String, retryable: bool, detail: Option<Value>) -> TaskFailure {
+    TaskFailure { error_type: error_type.to_string(), message, retryable, detail }
+}
+
+fn display_path(p: &str) -> &str {
+    if p.is_empty() {
+        "(whole handoff)"
+    } else {
+        p
+    }
+}

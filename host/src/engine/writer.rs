@@ -1,0 +1,49 @@
+//! The single writer of outcomes: drains every outcome waiting and records them in one
+//! transaction (group commit), then answers each worker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::Inner;
+use crate::store::{Applied, Outcome};
+
+/// An outcome to record and where to send what recording did.
+pub(super) type Job = (Outcome, oneshot::Sender<Option<Applied>>);
+
+pub(super) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let max = inner.config.write_batch.max(1);
+    let mut batch: Vec<Job> = Vec::with_capacity(max);
+    while rx.recv_many(&mut batch, max).await > 0 {
+        let (outcomes, replies): (Vec<Outcome>, Vec<_>) = batch.drain(..).unzip();
+        match inner.store.record_outcomes(&outcomes).await {
+            Ok(applied) => {
+                for (reply, a) in replies.into_iter().zip(applied) {
+                    let _ = reply.send(Some(a));
+                }
+            }
+            Err(e) => {
+                // One bad outcome must not sink the others: record them one by one.
+                tracing::warn!(error = %e, outcomes = outcomes.len(), "batched write failed; writing one by one");
+                for (o, reply) in outcomes.into_iter().zip(replies) {
+                    let _ = reply.send(record_alone(&inner, o).await);
+                }
+            }
+        }
+    }
+}
+
+async fn record_alone(inner: &Inner, o: Outcome) -> Option<Applied> {
+    for attempt in 0..3u32 {
+        match inner.store.record_outcomes(std::slice::from_ref(&o)).await {
+            Ok(mut a) => return a.pop(),
+            Err(e) => {
+                tracing::error!(error = %e, workflow_id = %o.workflow_id, task_id = %o.task_id,
+                    "recording an outcome failed; the attempt is retried when its lease expires if this persists");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+        }
+    }
+    None
+}
