@@ -2,6 +2,7 @@
 //! outcomes in batches, and wakes the next claims at once (no waves, no polling gaps).
 
 mod heartbeat;
+mod listener;
 mod scheduler;
 mod task;
 mod writer;
@@ -137,6 +138,9 @@ impl Engine {
         inner.tasks.spawn(writer::run(inner.clone(), rx));
         inner.tasks.spawn(scheduler::run(inner.clone()));
         inner.tasks.spawn(heartbeat::run(inner.clone()));
+        if inner.store.dialect() == crate::store::Dialect::Postgres {
+            inner.tasks.spawn(listener::run(inner.clone()));
+        }
         tracing::info!(worker_id = %inner.worker_id, "engine started");
         Ok(Engine { inner })
     }

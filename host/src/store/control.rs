@@ -141,6 +141,7 @@ impl Store {
         if self.events_enabled() {
             append_events(&mut tx, workflow_id, events).await?;
         }
+        super::rows::notify_hosts(&mut tx, self.dialect, vec![workflow_id]).await?;
         tx.commit().await?;
         Ok(ControlOutcome {
             workflow_id: workflow_id.to_string(),

@@ -64,6 +64,12 @@ impl Store {
         for o in outcomes {
             applied.push(self.record_one(&mut tx, o).await?);
         }
+        let changed: Vec<&str> = outcomes
+            .iter()
+            .zip(&applied)
+            .filter_map(|(o, a)| (*a != Applied::Fenced).then_some(o.workflow_id.as_str()))
+            .collect();
+        super::rows::notify_hosts(&mut tx, self.dialect, changed).await?;
         tx.commit().await?;
         Ok(applied)
     }

@@ -197,3 +197,18 @@ mod tests {
         assert_eq!(super::placeholders(2, 2), "($1, $2), ($3, $4)");
     }
 }
+
+/// On PostgreSQL, tell every host (on commit) that these workflows changed, so ready tasks start
+/// within milliseconds on some host and event streams on any host see new events.
+pub async fn notify_hosts(conn: &mut AnyConnection, dialect: super::Dialect, workflow_ids: Vec<&str>) -> Result<()> {
+    if dialect != super::Dialect::Postgres {
+        return Ok(());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for id in workflow_ids {
+        if seen.insert(id) {
+            sqlx::query("SELECT pg_notify('hyphae', $1)").bind(id).execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}

@@ -123,6 +123,7 @@ impl Store {
             }
             append_events(&mut tx, &id, events).await?;
         }
+        super::rows::notify_hosts(&mut tx, self.dialect, vec![id.as_str()]).await?;
         tx.commit().await?;
         Ok(Submitted { workflow_id: id, status, version, existing: false })
     }
