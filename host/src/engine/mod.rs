@@ -270,3 +270,6 @@ fn default_worker_id() -> String {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     format!("{}-{}-{}", hostname(), std::process::id(), &suffix[..8])
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,7 +15,19 @@ pub(super) type Job = (Outcome, oneshot::Sender<Option<Applied>>);
 pub(super) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>) {
     let max = inner.config.write_batch.max(1);
     let mut batch: Vec<Job> = Vec::with_capacity(max);
-    while rx.recv_many(&mut batch, max).await > 0 {
+    loop {
+        tokio::select! {
+            biased;
+            n = rx.recv_many(&mut batch, max) => if n == 0 { return },
+            _ = inner.shutdown.cancelled() => {
+                // Stop once every attempt still running here has been recorded.
+                if rx.is_empty() && inner.running.lock().map(|r| r.is_empty()).unwrap_or(true) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+        }
         let (outcomes, replies): (Vec<Outcome>, Vec<_>) = batch.drain(..).unzip();
         match inner.store.record_outcomes(&outcomes).await {
             Ok(applied) => {

@@ -265,7 +265,7 @@ mod tests {
         let e = check(vec![task("a", &["a"])]).unwrap_err();
         assert_eq!(e.to_string(), "task `a` depends on itself");
         let e = check(vec![task("x", &[]), task("a", &["c"]), task("b", &["a"]), task("c", &["b"])]).unwrap_err();
-        assert_eq!(e.to_string(), "the tasks form a cycle: c -> a -> b -> c");
+        assert_eq!(e.to_string(), "the tasks form a cycle: b -> c -> a -> b");
         let mut t = task("a", &[]);
         t.agent_type = "nope".into();
         let e = check(vec![t]).unwrap_err();

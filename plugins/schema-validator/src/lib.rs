@@ -54,6 +54,23 @@ impl Validator for SchemaValidator {
 
 export_validator!(SchemaValidator);
 
+/// getrandom's `custom` backend (see `../.cargo/config.toml`): only ahash's hash seed asks for
+/// randomness here, and a fresh instance per call has nothing to protect, so a splitmix64 stream
+/// seeded from a stack address is enough (no WASI random import needed).
+#[cfg(target_arch = "wasm32")]
+#[unsafe(no_mangle)]
+unsafe extern "Rust" fn __getrandom_v03_custom(dest: *mut u8, len: usize) -> Result<(), getrandom::Error> {
+    let mut state = &len as *const usize as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    for i in 0..len {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        unsafe { *dest.add(i) = (z ^ (z >> 31)) as u8 };
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
