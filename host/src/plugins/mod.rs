@@ -3,7 +3,29 @@
 //! The engine sees only [`Runtime`]: call an executor or a validator, with limits. Everything about
 //! wasmtime lives below this module.
 
+mod bindings;
+mod cache;
+mod call;
+mod capture;
+mod check;
+mod engine;
+mod error;
+mod loader;
+mod registry;
+mod runtime;
+mod state;
+mod status;
+mod watch;
+
 use std::time::Duration;
+
+pub use cache::{CacheOutcome, default_cache_dir};
+pub use check::check_file;
+pub use engine::Allocation;
+pub use error::PluginError;
+pub use registry::{Registry, valid_agent_type};
+pub use runtime::{Runtime, RuntimeConfig};
+pub use status::{PluginInfo, PluginReport, PluginState, PluginStatus, Role, world_of};
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
