@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::cache::CacheOutcome;
 use super::loader::{self, LoadedPlugin, Partial};
 use super::runtime::Shared;
 use super::status::{PluginState, PluginStatus, Role, world_of};
@@ -388,6 +389,10 @@ fn status(path: &Path, entry: &FileEntry, conflict: Option<&PluginError>) -> Plu
         },
         error,
         info: entry.loaded.as_ref().ok().and_then(|p| p.info.clone()),
+        from_cache: entry
+            .loaded
+            .as_ref()
+            .is_ok_and(|p| p.cache == CacheOutcome::Hit),
     }
 }
 

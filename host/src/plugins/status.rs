@@ -65,6 +65,8 @@ pub struct PluginStatus {
     pub error: Option<String>,
     /// Self-description, when the plugin exports `metadata`.
     pub info: Option<PluginInfo>,
+    /// Whether the compiled code came from the on-disk cache (no compilation at load).
+    pub from_cache: bool,
 }
 
 /// What `check_file` found in a component file.
