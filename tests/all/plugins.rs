@@ -3,9 +3,9 @@
 use std::time::{Duration, Instant};
 
 use hyphae::plugins::{
-    CallOptions, PluginError, PluginState, Role, Runtime, RuntimeConfig, Validation, check_file,
+    check_file, CallOptions, PluginError, PluginState, Role, Runtime, RuntimeConfig, Validation,
 };
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{self, config, eventually, plugins_dir, task};
@@ -23,7 +23,9 @@ fn failure(exec: &hyphae::plugins::Execution) -> &hyphae::plugins::TaskFailure {
 
 async fn runtime(agent_types: &[&str]) -> (Runtime, tempfile::TempDir) {
     let dir = plugins_dir(agent_types);
-    let rt = Runtime::start(config(dir.path())).await.expect("runtime starts");
+    let rt = Runtime::start(config(dir.path()))
+        .await
+        .expect("runtime starts");
     (rt, dir)
 }
 
@@ -36,7 +38,14 @@ fn timeout(ms: u64) -> CallOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_example_runs() {
-    let all = ["echo", "fib", "text-stats", "testkit", "schema-validator", "reviewer"];
+    let all = [
+        "echo",
+        "fib",
+        "text-stats",
+        "testkit",
+        "schema-validator",
+        "reviewer",
+    ];
     let (rt, _dir) = runtime(&all).await;
     assert!(rt.registry().ready());
     for status in rt.registry().list() {
@@ -44,18 +53,35 @@ async fn every_example_runs() {
         assert!(status.digest.starts_with("sha256:"), "{status:?}");
     }
 
-    let exec = rt.execute(task("echo", json!({"hello": "world"})), CallOptions::default()).await;
+    let exec = rt
+        .execute(
+            task("echo", json!({"hello": "world"})),
+            CallOptions::default(),
+        )
+        .await;
     assert_eq!(output(&exec)["input"], json!({"hello": "world"}));
     assert_eq!(exec.digest, rt.registry().digest("echo").unwrap());
 
-    let exec = rt.execute(task("fib", json!({"n": 20})), CallOptions::default()).await;
+    let exec = rt
+        .execute(task("fib", json!({"n": 20})), CallOptions::default())
+        .await;
     assert_eq!(output(&exec)["value"], json!(6765));
 
     let text = "Rust is fast. Rust is safe.";
-    let exec = rt.execute(task("text-stats", json!({"text": text})), CallOptions::default()).await;
+    let exec = rt
+        .execute(
+            task("text-stats", json!({"text": text})),
+            CallOptions::default(),
+        )
+        .await;
     assert_eq!(output(&exec)["word_count"], json!(6));
 
-    let exec = rt.execute(task("testkit", json!({"action": "echo"})), CallOptions::default()).await;
+    let exec = rt
+        .execute(
+            task("testkit", json!({"action": "echo"})),
+            CallOptions::default(),
+        )
+        .await;
     assert_eq!(output(&exec)["task_id"], json!("task-1"));
 
     let exec = rt
@@ -75,16 +101,27 @@ async fn every_example_runs() {
                                     "applies_to": "/context"}},
         "context": {}
     });
-    match rt.validate("schema-validator", &handoff.to_string(), CallOptions::default()).await {
+    match rt
+        .validate(
+            "schema-validator",
+            &handoff.to_string(),
+            CallOptions::default(),
+        )
+        .await
+    {
         Validation::Rejected(issues) => assert!(!issues.is_empty()),
         other => panic!("expected a rejection, got {other:?}"),
     }
     let mut ok = handoff.clone();
     ok["context"] = json!({"task_description": "x"});
-    let verdict = rt.validate("schema-validator", &ok.to_string(), CallOptions::default()).await;
+    let verdict = rt
+        .validate("schema-validator", &ok.to_string(), CallOptions::default())
+        .await;
     assert!(matches!(verdict, Validation::Accepted), "{verdict:?}");
     let empty = json!({"source": {"agent_id": "s"}, "context": {"previous_results": []}});
-    let verdict = rt.validate("reviewer", &empty.to_string(), CallOptions::default()).await;
+    let verdict = rt
+        .validate("reviewer", &empty.to_string(), CallOptions::default())
+        .await;
     assert!(matches!(verdict, Validation::Rejected(_)), "{verdict:?}");
     let verdict = rt.validate("echo", "{}", CallOptions::default()).await;
     assert!(matches!(verdict, Validation::NoValidator), "{verdict:?}");
@@ -93,7 +130,9 @@ async fn every_example_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_agent_type_is_no_plugin() {
     let (rt, _dir) = runtime(&["echo"]).await;
-    let exec = rt.execute(task("nobody", json!({})), CallOptions::default()).await;
+    let exec = rt
+        .execute(task("nobody", json!({})), CallOptions::default())
+        .await;
     let f = failure(&exec);
     assert_eq!(f.error_type, "no_plugin");
     assert!(!f.retryable);
@@ -105,18 +144,29 @@ async fn guest_errors_logs_and_progress_reach_the_host() {
     let (rt, _dir) = runtime(&["testkit"]).await;
     let exec = rt
         .execute(
-            task("testkit", json!({"action": "fatal", "error_type": "bad_thing"})),
+            task(
+                "testkit",
+                json!({"action": "fatal", "error_type": "bad_thing"}),
+            ),
             CallOptions::default(),
         )
         .await;
     let f = failure(&exec);
     assert_eq!(f.error_type, "bad_thing");
     assert!(!f.retryable);
-    let exec = rt.execute(task("testkit", json!({"action": "error"})), CallOptions::default()).await;
+    let exec = rt
+        .execute(
+            task("testkit", json!({"action": "error"})),
+            CallOptions::default(),
+        )
+        .await;
     assert!(failure(&exec).retryable);
 
     let exec = rt
-        .execute(task("testkit", json!({"action": "progress", "steps": 4})), CallOptions::default())
+        .execute(
+            task("testkit", json!({"action": "progress", "steps": 4})),
+            CallOptions::default(),
+        )
         .await;
     assert!(exec.result.is_ok(), "{:?}", exec.result);
     let levels: Vec<&str> = exec.log.iter().map(|l| l.level.as_str()).collect();
@@ -128,14 +178,21 @@ async fn guest_errors_logs_and_progress_reach_the_host() {
 async fn endless_loop_is_stopped_at_its_deadline() {
     let (rt, _dir) = runtime(&["testkit", "echo"]).await;
     let start = Instant::now();
-    let exec = rt.execute(task("testkit", json!({"action": "loop"})), timeout(300)).await;
+    let exec = rt
+        .execute(task("testkit", json!({"action": "loop"})), timeout(300))
+        .await;
     let elapsed = start.elapsed();
     let f = failure(&exec);
     assert_eq!(f.error_type, "timeout");
     assert!(f.retryable);
-    assert!(elapsed <= Duration::from_millis(400), "stopped after {elapsed:?}");
+    assert!(
+        elapsed <= Duration::from_millis(400),
+        "stopped after {elapsed:?}"
+    );
     // The host goes on.
-    let exec = rt.execute(task("echo", json!(1)), CallOptions::default()).await;
+    let exec = rt
+        .execute(task("echo", json!(1)), CallOptions::default())
+        .await;
     assert_eq!(output(&exec)["input"], json!(1));
 }
 
@@ -143,7 +200,10 @@ async fn endless_loop_is_stopped_at_its_deadline() {
 async fn sleeping_guest_is_stopped_at_its_deadline_and_cancellation_stops_a_loop() {
     let (rt, _dir) = runtime(&["testkit"]).await;
     let exec = rt
-        .execute(task("testkit", json!({"action": "sleep", "ms": 5000})), timeout(200))
+        .execute(
+            task("testkit", json!({"action": "sleep", "ms": 5000})),
+            timeout(200),
+        )
         .await;
     assert_eq!(failure(&exec).error_type, "timeout");
 
@@ -154,7 +214,10 @@ async fn sleeping_guest_is_stopped_at_its_deadline_and_cancellation_stops_a_loop
     };
     let call = tokio::spawn({
         let rt = rt.clone();
-        async move { rt.execute(task("testkit", json!({"action": "loop"})), opts).await }
+        async move {
+            rt.execute(task("testkit", json!({"action": "loop"})), opts)
+                .await
+        }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     token.cancel();
@@ -169,13 +232,19 @@ async fn memory_bomb_stops_at_the_limit_and_the_host_continues() {
     cfg.memory_limits.insert("testkit".into(), 32 << 20);
     let rt = Runtime::start(cfg).await.unwrap();
     let exec = rt
-        .execute(task("testkit", json!({"action": "alloc", "mib": 256})), CallOptions::default())
+        .execute(
+            task("testkit", json!({"action": "alloc", "mib": 256})),
+            CallOptions::default(),
+        )
         .await;
     let f = failure(&exec);
     assert_eq!(f.error_type, "out_of_memory", "{f:?}");
     assert!(f.message.contains("32 MiB"), "{}", f.message);
     let exec = rt
-        .execute(task("testkit", json!({"action": "alloc", "mib": 4})), CallOptions::default())
+        .execute(
+            task("testkit", json!({"action": "alloc", "mib": 4})),
+            CallOptions::default(),
+        )
         .await;
     assert!(exec.result.is_ok(), "{:?}", exec.result);
 }
@@ -191,10 +260,21 @@ async fn panic_message_is_in_the_failure() {
         .await;
     let f = failure(&exec);
     assert_eq!(f.error_type, "trap");
-    assert!(f.message.starts_with("plugin 'testkit' trapped: "), "{}", f.message);
-    assert!(f.message.contains("panicked at") && f.message.contains("boom"), "{}", f.message);
+    assert!(
+        f.message.starts_with("plugin 'testkit' trapped: "),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.message.contains("panicked at") && f.message.contains("boom"),
+        "{}",
+        f.message
+    );
     let detail = f.detail.as_ref().unwrap();
-    assert!(detail["trap"].is_string() && detail["backtrace"].is_string(), "{detail}");
+    assert!(
+        detail["trap"].is_string() && detail["backtrace"].is_string(),
+        "{detail}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +284,10 @@ async fn huge_output_is_refused() {
     cfg.max_output_bytes = 1 << 20;
     let rt = Runtime::start(cfg).await.unwrap();
     let exec = rt
-        .execute(task("testkit", json!({"action": "output", "mib": 2})), CallOptions::default())
+        .execute(
+            task("testkit", json!({"action": "output", "mib": 2})),
+            CallOptions::default(),
+        )
         .await;
     let f = failure(&exec);
     assert_eq!(f.error_type, "output_too_large");
@@ -215,9 +298,21 @@ async fn huge_output_is_refused() {
 fn bad_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let wat = |text: &str| wat::parse_str(text).expect("valid WAT");
     vec![
-        ("not-wasm", b"#!/bin/sh\necho hi\n".to_vec(), "is not a WebAssembly binary"),
-        ("core", wat("(module (func (export \"f\")))"), "is a core WebAssembly module, not a component"),
-        ("empty", wat("(component)"), "exports neither `hyphae:plugin/executor@0.1.0`"),
+        (
+            "not-wasm",
+            b"#!/bin/sh\necho hi\n".to_vec(),
+            "is not a WebAssembly binary",
+        ),
+        (
+            "core",
+            wat("(module (func (export \"f\")))"),
+            "is a core WebAssembly module, not a component",
+        ),
+        (
+            "empty",
+            wat("(component)"),
+            "exports neither `hyphae:plugin/executor@0.1.0`",
+        ),
         (
             "wrong-shape",
             wat(r#"(component
@@ -252,24 +347,39 @@ async fn bad_files_are_refused_with_their_reason() {
         assert!(error.contains(reason), "{name}: {error}");
         assert!(!rt.registry().has_executor(name));
 
-        let report = check_file(&dir.path().join(format!("{name}.wasm"))).await.unwrap();
+        let report = check_file(&dir.path().join(format!("{name}.wasm")))
+            .await
+            .unwrap();
         let problem = report.problem.expect("a problem").to_string();
         assert!(problem.contains(reason), "{name}: {problem}");
     }
     // The host keeps serving.
-    let exec = rt.execute(task("echo", json!(2)), CallOptions::default()).await;
+    let exec = rt
+        .execute(task("echo", json!(2)), CallOptions::default())
+        .await;
     assert_eq!(output(&exec)["input"], json!(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_reports_roles_imports_and_exports() {
-    let report = check_file(&support::plugins_dist().join("reviewer.wasm")).await.unwrap();
+    let report = check_file(&support::plugins_dist().join("reviewer.wasm"))
+        .await
+        .unwrap();
     assert!(report.problem.is_none(), "{:?}", report.problem);
     assert_eq!(report.agent_type, "reviewer");
     assert_eq!(report.world, "agent-plugin");
-    assert_eq!(report.roles, vec![Role::Executor, Role::Validator, Role::Metadata]);
-    assert!(report.imports.iter().any(|i| i == "hyphae:plugin/host@0.1.0"));
-    assert!(report.exports.iter().any(|e| e == "hyphae:plugin/validator@0.1.0"));
+    assert_eq!(
+        report.roles,
+        vec![Role::Executor, Role::Validator, Role::Metadata]
+    );
+    assert!(report
+        .imports
+        .iter()
+        .any(|i| i == "hyphae:plugin/host@0.1.0"));
+    assert!(report
+        .exports
+        .iter()
+        .any(|e| e == "hyphae:plugin/validator@0.1.0"));
     assert!(report.digest.starts_with("sha256:"));
 }
 
@@ -283,12 +393,19 @@ fn cli_check_prints_the_report_and_fails_on_a_problem() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("agent type: echo") && stdout.contains("executor-plugin"), "{stdout}");
+    assert!(
+        stdout.contains("agent type: echo") && stdout.contains("executor-plugin"),
+        "{stdout}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let core = dir.path().join("core.wasm");
     std::fs::write(&core, wat::parse_str("(module)").unwrap()).unwrap();
-    let out = std::process::Command::new(exe).args(["plugin", "check"]).arg(&core).output().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["plugin", "check"])
+        .arg(&core)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("wasm-tools component new"), "{stdout}");
@@ -307,8 +424,11 @@ async fn hot_swap_keeps_calls_in_flight_and_remove_unloads() {
     let in_flight = tokio::spawn({
         let rt = rt.clone();
         async move {
-            rt.execute(task("swap", json!({"action": "sleep", "ms": 700})), CallOptions::default())
-                .await
+            rt.execute(
+                task("swap", json!({"action": "sleep", "ms": 700})),
+                CallOptions::default(),
+            )
+            .await
         }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -320,7 +440,9 @@ async fn hot_swap_keeps_calls_in_flight_and_remove_unloads() {
     })
     .await;
     let new = rt.registry().digest("swap").unwrap();
-    let exec = rt.execute(task("swap", json!(3)), CallOptions::default()).await;
+    let exec = rt
+        .execute(task("swap", json!(3)), CallOptions::default())
+        .await;
     assert_eq!(exec.digest, new);
     assert_eq!(output(&exec)["input"], json!(3));
 
@@ -330,7 +452,9 @@ async fn hot_swap_keeps_calls_in_flight_and_remove_unloads() {
 
     std::fs::remove_file(&path).unwrap();
     eventually("the unload", || !rt.registry().has_executor("swap")).await;
-    let exec = rt.execute(task("swap", json!(4)), CallOptions::default()).await;
+    let exec = rt
+        .execute(task("swap", json!(4)), CallOptions::default())
+        .await;
     assert_eq!(failure(&exec).error_type, "no_plugin");
     assert!(rt.registry().list().is_empty());
 }
@@ -338,24 +462,39 @@ async fn hot_swap_keeps_calls_in_flight_and_remove_unloads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validator_files_pair_with_any_agent_type_and_install_works() {
     let dir = plugins_dir(&["echo"]);
-    std::fs::write(dir.path().join("echo.validator.wasm"), support::component("schema-validator"))
-        .unwrap();
+    std::fs::write(
+        dir.path().join("echo.validator.wasm"),
+        support::component("schema-validator"),
+    )
+    .unwrap();
     let rt = Runtime::start(config(dir.path())).await.unwrap();
     assert!(rt.registry().has_validator("echo"));
     let handoff = json!({"target": {"requirements": {"schema": {"type": "string"}}}});
-    let verdict = rt.validate("echo", &handoff.to_string(), CallOptions::default()).await;
+    let verdict = rt
+        .validate("echo", &handoff.to_string(), CallOptions::default())
+        .await;
     assert!(matches!(verdict, Validation::Rejected(_)), "{verdict:?}");
 
-    let status = rt.registry().install("fresh", &support::component("fib")).await.unwrap();
+    let status = rt
+        .registry()
+        .install("fresh", &support::component("fib"))
+        .await
+        .unwrap();
     assert_eq!(status.state, PluginState::Loaded);
     assert!(dir.path().join("fresh.wasm").is_file());
-    let exec = rt.execute(task("fresh", json!({"n": 10})), CallOptions::default()).await;
+    let exec = rt
+        .execute(task("fresh", json!({"n": 10})), CallOptions::default())
+        .await;
     assert_eq!(output(&exec)["value"], json!(55));
 
     let err = rt.registry().install("broken", b"nope").await.unwrap_err();
     assert!(matches!(err, PluginError::NotWasm { .. }), "{err}");
     assert!(!dir.path().join("broken.wasm").exists());
-    let err = rt.registry().install("../x", &support::component("fib")).await.unwrap_err();
+    let err = rt
+        .registry()
+        .install("../x", &support::component("fib"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, PluginError::InvalidAgentType { .. }), "{err}");
 }
 
@@ -372,7 +511,8 @@ async fn a_thousand_concurrent_calls_succeed() {
         .map(|i| {
             let rt = rt.clone();
             tokio::spawn(async move {
-                rt.execute(task("echo", json!(i)), CallOptions::default()).await
+                rt.execute(task("echo", json!(i)), CallOptions::default())
+                    .await
             })
         })
         .collect();
@@ -394,7 +534,9 @@ async fn compiled_plugins_are_cached_and_bad_entries_rebuilt() {
         let rt = Runtime::start(cfg.clone()).await.unwrap();
         let status = rt.registry().list().remove(0);
         assert_eq!(status.state, PluginState::Loaded, "{status:?}");
-        let exec = rt.execute(task("fib", json!({"n": 12})), CallOptions::default()).await;
+        let exec = rt
+            .execute(task("fib", json!({"n": 12})), CallOptions::default())
+            .await;
         assert_eq!(output(&exec)["value"], json!(144));
         status
     };
@@ -421,7 +563,9 @@ async fn compiled_plugins_are_cached_and_bad_entries_rebuilt() {
 
     // Incompatible: an artifact of another engine configuration, with a valid checksum.
     let other = wasmtime::Engine::default();
-    let artifact = other.precompile_component(&support::component("fib")).unwrap();
+    let artifact = other
+        .precompile_component(&support::component("fib"))
+        .unwrap();
     let mut data = artifact.clone();
     use sha2::Digest;
     data.extend_from_slice(&sha2::Sha256::digest(&artifact));

@@ -40,7 +40,10 @@ pub fn run() {
         })
         .collect();
     let (w, n) = (median(&wasm), median(&native));
-    report(&format!("fib({FIB_N}) wasm (call incl. instantiate)"), &wasm);
+    report(
+        &format!("fib({FIB_N}) wasm (call incl. instantiate)"),
+        &wasm,
+    );
     report(&format!("fib({FIB_N}) native"), &native);
     println!(
         "fib({FIB_N}) wasm/native ratio: {:.2}",

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::plugins::{PluginReport, check_file};
+use crate::plugins::{check_file, PluginReport};
 
 /// Work with plugins (WebAssembly components).
 #[derive(Debug, Args)]
@@ -126,7 +126,11 @@ pub fn render(r: &PluginReport) -> String {
             info.version, info.description
         );
     }
-    out += &format!("imports:\n{}exports:\n{}", list(&r.imports), list(&r.exports));
+    out += &format!(
+        "imports:\n{}exports:\n{}",
+        list(&r.imports),
+        list(&r.exports)
+    );
     match &r.problem {
         Some(p) => out += &format!("problem:    {p}\n"),
         None => out += "status:     ok, the host can load it\n",

@@ -4,11 +4,11 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use wasmtime::{Engine, Store, Trap, UpdateDeadline, WasmBacktrace};
 
-use super::state::{CallInfo, HostState, MemoryLimitExceeded, truncate};
+use super::state::{truncate, CallInfo, HostState, MemoryLimitExceeded};
 use super::{LogLine, TaskFailure};
 
 /// Why the host stopped a guest.
@@ -88,7 +88,9 @@ pub(crate) fn from_error(
 ) -> TaskFailure {
     let stderr = state.stderr.peek_text();
     state.drain_stdio();
-    let backtrace = err.downcast_ref::<WasmBacktrace>().map(|bt| format!("{bt}"));
+    let backtrace = err
+        .downcast_ref::<WasmBacktrace>()
+        .map(|bt| format!("{bt}"));
     if let Some(why) = err.downcast_ref::<Interrupt>() {
         return failure_for_interrupt(agent_type, *why, backtrace);
     }
@@ -222,12 +224,22 @@ mod tests {
 
     #[test]
     fn output_is_checked_for_size_and_json() {
-        assert_eq!(check_output("t", "{\"a\":1}".into(), 100).unwrap(), "{\"a\":1}");
         assert_eq!(
-            check_output("t", "x".repeat(200), 100).unwrap_err().error_type,
+            check_output("t", "{\"a\":1}".into(), 100).unwrap(),
+            "{\"a\":1}"
+        );
+        assert_eq!(
+            check_output("t", "x".repeat(200), 100)
+                .unwrap_err()
+                .error_type,
             "output_too_large"
         );
-        assert_eq!(check_output("t", "not json".into(), 100).unwrap_err().error_type, "invalid_output");
+        assert_eq!(
+            check_output("t", "not json".into(), 100)
+                .unwrap_err()
+                .error_type,
+            "invalid_output"
+        );
     }
 
     #[test]

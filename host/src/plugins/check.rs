@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::loader::{self, display_name};
 use super::runtime::{RuntimeConfig, Shared};
-use super::status::{PluginReport, world_of};
+use super::status::{world_of, PluginReport};
 use super::PluginError;
 
 /// Loads `path` the way the registry would (compile, link, instantiate, `describe`) and reports

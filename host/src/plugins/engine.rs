@@ -75,13 +75,11 @@ pub(crate) fn start_ticker(engine: &Engine) -> Result<(), PluginError> {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("hyphae-epoch".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(EPOCH_TICK);
-                match weak.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => break,
-                }
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
             }
         })
         .map(|_| ())

@@ -48,15 +48,17 @@ pub enum PluginError {
     },
     /// The component imports something the host does not provide.
     #[error(
-        "`{file}` imports {import}, which the host does not provide: plugins may import only \
+        "`{file}` imports `{import}`, which the host does not provide: plugins may import only \
          `hyphae:plugin/host@0.1.0` and WASI 0.2 interfaces (all granting nothing); remove that \
-         dependency from the plugin{detail}"
+         dependency from the plugin"
     )]
-    UnsupportedImport {
-        file: String,
-        import: String,
-        detail: String,
-    },
+    UnsupportedImport { file: String, import: String },
+    /// The component imports host interfaces in a shape this host does not have.
+    #[error(
+        "`{file}` cannot be linked against the host's interfaces ({reason}): rebuild it against \
+         `hyphae:plugin@0.1.0` and WASI 0.2"
+    )]
+    ImportMismatch { file: String, reason: String },
     /// The component could not be instantiated, or `describe` failed.
     #[error("`{file}` failed to start: {reason}")]
     Startup { file: String, reason: String },

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, InstancePre};
 
-use super::bindings::{self, EXECUTOR, METADATA, VALIDATOR, executor, metadata, validator};
+use super::bindings::{self, executor, metadata, validator, EXECUTOR, METADATA, VALIDATOR};
 use super::cache::CacheOutcome;
 use super::call::{self, Limits};
 use super::runtime::Shared;
@@ -101,8 +101,8 @@ pub(crate) async fn load(
         imports: imports.clone(),
         exports: exports.clone(),
     };
-    let linked = link(shared, &file, &component, &imports, &exports)
-        .map_err(|e| (e, Some(partial())))?;
+    let linked =
+        link(shared, &file, &component, &imports, &exports).map_err(|e| (e, Some(partial())))?;
     let info = probe(shared, &file, &linked)
         .await
         .map_err(|e| (e, Some(partial())))?;
@@ -122,8 +122,14 @@ pub(crate) async fn load(
 /// Import and export names of a component.
 fn names(shared: &Shared, component: &Component) -> (Vec<String>, Vec<String>) {
     let ty = component.component_type();
-    let imports = ty.imports(&shared.engine).map(|(n, _)| n.to_string()).collect();
-    let exports = ty.exports(&shared.engine).map(|(n, _)| n.to_string()).collect();
+    let imports = ty
+        .imports(&shared.engine)
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let exports = ty
+        .exports(&shared.engine)
+        .map(|(n, _)| n.to_string())
+        .collect();
     (imports, exports)
 }
 
@@ -146,18 +152,17 @@ fn link(
     if let Some(bad) = imports.iter().find(|i| !bindings::is_provided_import(i)) {
         return Err(PluginError::UnsupportedImport {
             file: file.into(),
-            import: format!("`{bad}`"),
-            detail: String::new(),
+            import: bad.clone(),
         });
     }
-    let pre = shared
-        .linker
-        .instantiate_pre(component)
-        .map_err(|e| PluginError::UnsupportedImport {
-            file: file.into(),
-            import: "an interface in a shape".into(),
-            detail: format!(" ({e:#})"),
-        })?;
+    let pre =
+        shared
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| PluginError::ImportMismatch {
+                file: file.into(),
+                reason: format!("{e:#}"),
+            })?;
     let bad_export = |interface: &str, e: wasmtime::Error| PluginError::BadExport {
         file: file.into(),
         interface: interface.into(),
@@ -177,7 +182,11 @@ fn link(
         let list = if exports.is_empty() {
             "nothing".to_string()
         } else {
-            exports.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
+            exports
+                .iter()
+                .map(|e| format!("`{e}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         return Err(PluginError::NoRoles {
             file: file.into(),
@@ -264,6 +273,8 @@ async fn probe(
             let failure = call::from_error(file, trap, store.data_mut());
             Err(startup(format!("`describe` failed: {}", failure.message)))
         }
-        Err(why) => Err(startup(format!("instantiation or `describe` stopped: {why}"))),
+        Err(why) => Err(startup(format!(
+            "instantiation or `describe` stopped: {why}"
+        ))),
     }
 }

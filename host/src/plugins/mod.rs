@@ -19,13 +19,13 @@ mod watch;
 
 use std::time::Duration;
 
-pub use cache::{CacheOutcome, default_cache_dir};
+pub use cache::{default_cache_dir, CacheOutcome};
 pub use check::check_file;
 pub use engine::Allocation;
 pub use error::PluginError;
-pub use registry::{Registry, valid_agent_type};
+pub use registry::{valid_agent_type, Registry};
 pub use runtime::{Runtime, RuntimeConfig};
-pub use status::{PluginInfo, PluginReport, PluginState, PluginStatus, Role, world_of};
+pub use status::{world_of, PluginInfo, PluginReport, PluginState, PluginStatus, Role};
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -111,7 +111,7 @@ pub struct Execution {
     pub result: Result<String, TaskFailure>,
     /// Log lines, progress reports and captured stdout/stderr.
     pub log: Vec<LogLine>,
-    /// Time spent inside the call, instantiation included.
+    /// Time spent inside the call, instantiation included (waiting for a free slot excluded).
     pub duration: Duration,
 }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use super::cache::CacheOutcome;
 use super::loader::{self, LoadedPlugin, Partial};
 use super::runtime::Shared;
-use super::status::{PluginState, PluginStatus, Role, world_of};
+use super::status::{world_of, PluginState, PluginStatus, Role};
 use super::PluginError;
 
 /// The plugins loaded by a [`super::Runtime`]. Cheap to clone.
@@ -182,7 +182,10 @@ impl Registry {
 
     /// The digest of the executor version now serving `agent_type`.
     pub fn digest(&self, agent_type: &str) -> Option<String> {
-        self.read().executors.get(agent_type).map(|p| p.digest.clone())
+        self.read()
+            .executors
+            .get(agent_type)
+            .map(|p| p.digest.clone())
     }
 
     /// Status of every plugin file, loaded or failed, sorted by path.
@@ -231,7 +234,11 @@ impl Registry {
 
     /// Checks `bytes` as the plugin of `agent_type`, writes it atomically as `AGENT_TYPE.wasm` in
     /// the plugins directory and puts it in service (replacing any previous version).
-    pub async fn install(&self, agent_type: &str, bytes: &[u8]) -> Result<PluginStatus, PluginError> {
+    pub async fn install(
+        &self,
+        agent_type: &str,
+        bytes: &[u8],
+    ) -> Result<PluginStatus, PluginError> {
         if !valid_agent_type(agent_type) {
             return Err(PluginError::InvalidAgentType {
                 name: agent_type.into(),
@@ -355,7 +362,9 @@ impl Tables {
             }
             if plugin.validator.is_some() {
                 if let Some((_, other)) = validators.get(&agent_type) {
-                    if plugin.executor.is_none() && !other.to_string_lossy().ends_with(".validator.wasm") {
+                    if plugin.executor.is_none()
+                        && !other.to_string_lossy().ends_with(".validator.wasm")
+                    {
                         conflicts.insert(path.clone(), conflict(&agent_type, other));
                     }
                     continue;
@@ -370,7 +379,11 @@ impl Tables {
 }
 
 fn status(path: &Path, entry: &FileEntry, conflict: Option<&PluginError>) -> PluginStatus {
-    let roles = if conflict.is_some() { Vec::new() } else { entry.roles() };
+    let roles = if conflict.is_some() {
+        Vec::new()
+    } else {
+        entry.roles()
+    };
     let error = match (&entry.loaded, conflict) {
         (Err((err, _)), _) => Some(err.to_string()),
         (Ok(_), Some(c)) => Some(c.to_string()),

@@ -6,19 +6,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
-use wasmtime::Engine;
 use wasmtime::component::Linker;
+use wasmtime::Engine;
 
 use super::bindings::{self, wit};
-use super::cache::{ArtifactCache, default_cache_dir};
+use super::cache::{default_cache_dir, ArtifactCache};
 use super::call::{self, Limits};
 use super::engine::{self, Allocation};
 use super::loader::LoadedPlugin;
 use super::registry::Registry;
 use super::state::{CallInfo, HostState};
-use super::{
-    CallOptions, Execution, Issue, PluginError, TaskContext, TaskFailure, Validation,
-};
+use super::{CallOptions, Execution, Issue, PluginError, TaskContext, TaskFailure, Validation};
 
 /// Configuration of the plugin runtime.
 #[derive(Debug, Clone)]
@@ -162,12 +160,12 @@ impl Runtime {
                 duration: start.elapsed(),
             };
         };
-        let (result, log) = self.run_executor(&plugin, ctx, &opts).await;
+        let (result, log, duration) = self.run_executor(&plugin, ctx, &opts).await;
         Execution {
             digest: plugin.digest.clone(),
             result,
             log,
-            duration: start.elapsed(),
+            duration,
         }
     }
 
@@ -176,11 +174,12 @@ impl Runtime {
         plugin: &LoadedPlugin,
         ctx: TaskContext,
         opts: &CallOptions,
-    ) -> (Result<String, TaskFailure>, Vec<super::LogLine>) {
+    ) -> (Result<String, TaskFailure>, Vec<super::LogLine>, Duration) {
         let agent_type = ctx.agent_type.clone();
         let limits = self.shared.limits(&agent_type, opts);
         let _permit = self.shared.permits.acquire().await;
-        let deadline = Instant::now() + limits.timeout;
+        let start = Instant::now();
+        let deadline = start + limits.timeout;
         let info = CallInfo {
             workflow_id: ctx.workflow_id.clone(),
             task_id: ctx.task_id.clone(),
@@ -189,7 +188,11 @@ impl Runtime {
         let mut store = call::new_store(&self.shared.engine, info, &limits, deadline);
         let wit_ctx = to_wit(ctx);
         let Some(indices) = &plugin.executor else {
-            return (Err(no_plugin(&agent_type, "executor")), Vec::new());
+            return (
+                Err(no_plugin(&agent_type, "executor")),
+                Vec::new(),
+                start.elapsed(),
+            );
         };
         let work = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
@@ -205,7 +208,7 @@ impl Runtime {
             Ok(Err(err)) => Err(call::from_error(&agent_type, err, store.data_mut())),
             Err(why) => Err(call::interrupted(&agent_type, why, store.data_mut())),
         };
-        (result, call::take_log(&mut store))
+        (result, call::take_log(&mut store), start.elapsed())
     }
 
     /// Asks the validator of `agent_type` (if one is loaded) about a handoff message (JSON text).

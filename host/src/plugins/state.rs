@@ -2,13 +2,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
+use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::LogLine;
 use super::bindings::LogLevel;
 use super::capture::CapturePipe;
+use super::LogLine;
 
 /// Most log lines kept per call; later lines are counted, not stored.
 pub(crate) const MAX_LOG_LINES: usize = 1_000;
@@ -259,7 +259,11 @@ mod tests {
         assert_eq!(sink.last_errors, vec!["boom".to_string()]);
         let lines = sink.finish();
         assert_eq!(lines.len(), MAX_LOG_LINES + 1);
-        assert!(lines.last().unwrap().message.starts_with("6 more log lines dropped"));
+        assert!(lines
+            .last()
+            .unwrap()
+            .message
+            .starts_with("6 more log lines dropped"));
     }
 
     #[test]

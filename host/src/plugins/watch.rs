@@ -22,6 +22,11 @@ impl Registry {
         let Some(dir) = self.dir().map(|d| d.to_path_buf()) else {
             return Ok(());
         };
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| PluginError::Engine {
+            reason: "watching the plugins directory needs a Tokio runtime: call `watch` from \
+                     async code"
+                .into(),
+        })?;
         let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
@@ -37,7 +42,7 @@ impl Registry {
             .watch(&dir, RecursiveMode::NonRecursive)
             .map_err(|e| watch_error(&dir, e))?;
         *self.inner.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(watcher);
-        tokio::spawn(apply_changes(Arc::downgrade(&self.inner), rx));
+        handle.spawn(apply_changes(Arc::downgrade(&self.inner), rx));
         tracing::info!(dir = %dir.display(), "watching the plugins directory");
         Ok(())
     }
