@@ -1,1 +1,25 @@
-fn main() {}
+//! Benchmarks of the host, by section: `cargo bench --bench bench [-- SECTION...]`.
+//!
+//! Each section prints its own figures. Sections: `plugins`.
+
+#[path = "sections/plugins.rs"]
+mod plugins;
+
+/// A named group of benchmarks.
+type Section = (&'static str, fn());
+
+const SECTIONS: &[Section] = &[("plugins", plugins::run)];
+
+fn main() {
+    // `cargo bench` passes `--bench`; anything else not starting with `-` selects sections.
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    for (name, run) in SECTIONS {
+        if wanted.is_empty() || wanted.iter().any(|w| name.contains(w.as_str())) {
+            println!("== {name}");
+            run();
+        }
+    }
+}

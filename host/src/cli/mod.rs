@@ -1,5 +1,7 @@
 //! The `hyphae` command line.
 
+pub mod plugin;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -14,10 +16,15 @@ pub struct Cli {
 
 /// Subcommands of `hyphae`.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Work with plugins: check a component, scaffold a plugin crate.
+    Plugin(plugin::PluginArgs),
+}
 
 /// Entry point of the binary: parse arguments, run, map the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Plugin(args) => plugin::run(args),
+    }
 }

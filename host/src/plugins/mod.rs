@@ -3,7 +3,29 @@
 //! The engine sees only [`Runtime`]: call an executor or a validator, with limits. Everything about
 //! wasmtime lives below this module.
 
+mod bindings;
+mod cache;
+mod call;
+mod capture;
+mod check;
+mod engine;
+mod error;
+mod loader;
+mod registry;
+mod runtime;
+mod state;
+mod status;
+mod watch;
+
 use std::time::Duration;
+
+pub use cache::{default_cache_dir, CacheOutcome};
+pub use check::check_file;
+pub use engine::Allocation;
+pub use error::PluginError;
+pub use registry::{valid_agent_type, Registry};
+pub use runtime::{Runtime, RuntimeConfig};
+pub use status::{world_of, PluginInfo, PluginReport, PluginState, PluginStatus, Role};
 
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -89,7 +111,7 @@ pub struct Execution {
     pub result: Result<String, TaskFailure>,
     /// Log lines, progress reports and captured stdout/stderr.
     pub log: Vec<LogLine>,
-    /// Time spent inside the call, instantiation included.
+    /// Time spent inside the call, instantiation included (waiting for a free slot excluded).
     pub duration: Duration,
 }
 

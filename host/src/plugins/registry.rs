@@ -1,0 +1,463 @@
+//! The registry: which plugin version serves which agent type, loaded from the plugins directory.
+//!
+//! `NAME.wasm` serves agent type NAME (or the type it declares through `describe`) with the roles
+//! it exports. `NAME.validator.wasm` is the validator of agent type NAME, taking precedence over a
+//! validator exported by `NAME.wasm`. Swapping a version replaces an `Arc`: calls in flight finish
+//! on the version they started with.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::cache::CacheOutcome;
+use super::loader::{self, LoadedPlugin, Partial};
+use super::runtime::Shared;
+use super::status::{world_of, PluginState, PluginStatus, Role};
+use super::PluginError;
+
+/// The plugins loaded by a [`super::Runtime`]. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    pub(crate) inner: Arc<RegistryInner>,
+}
+
+pub(crate) struct RegistryInner {
+    shared: Arc<Shared>,
+    tables: RwLock<Tables>,
+    ready: AtomicBool,
+    /// Serialises loads, so a file event and an install of the same file do not interleave.
+    load_lock: tokio::sync::Mutex<()>,
+    pub(crate) watcher: Mutex<Option<notify::RecommendedWatcher>>,
+}
+
+#[derive(Default)]
+struct Tables {
+    files: BTreeMap<PathBuf, FileEntry>,
+    executors: HashMap<String, Arc<LoadedPlugin>>,
+    validators: HashMap<String, Arc<LoadedPlugin>>,
+    /// Files shadowed by another file serving the same agent type.
+    conflicts: HashMap<PathBuf, PluginError>,
+}
+
+struct FileEntry {
+    target: Target,
+    digest: String,
+    loaded: Result<Arc<LoadedPlugin>, (PluginError, Option<Partial>)>,
+}
+
+/// What a file name says a file is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// `NAME.wasm`.
+    Plugin(String),
+    /// `NAME.validator.wasm`.
+    ValidatorFor(String),
+}
+
+impl Target {
+    fn of(path: &Path) -> Option<Target> {
+        let name = path.file_name()?.to_str()?;
+        if name.starts_with('.') {
+            return None;
+        }
+        let stem = name.strip_suffix(".wasm")?;
+        match stem.strip_suffix(".validator") {
+            Some(base) if !base.is_empty() => Some(Target::ValidatorFor(base.to_string())),
+            _ if !stem.is_empty() => Some(Target::Plugin(stem.to_string())),
+            _ => None,
+        }
+    }
+}
+
+impl FileEntry {
+    fn agent_type(&self) -> String {
+        match (&self.target, &self.loaded) {
+            (Target::ValidatorFor(name), _) => name.clone(),
+            (Target::Plugin(stem), Ok(p)) => p
+                .info
+                .as_ref()
+                .and_then(|i| i.agent_type.clone())
+                .unwrap_or_else(|| stem.clone()),
+            (Target::Plugin(stem), Err(_)) => stem.clone(),
+        }
+    }
+
+    fn roles(&self) -> Vec<Role> {
+        match (&self.target, &self.loaded) {
+            (Target::ValidatorFor(_), Ok(_)) => vec![Role::Validator],
+            (Target::Plugin(_), Ok(p)) => p.roles.clone(),
+            (_, Err(_)) => Vec::new(),
+        }
+    }
+}
+
+impl Registry {
+    pub(crate) fn new(shared: Arc<Shared>) -> Registry {
+        Registry {
+            inner: Arc::new(RegistryInner {
+                shared,
+                tables: RwLock::new(Tables::default()),
+                ready: AtomicBool::new(false),
+                load_lock: tokio::sync::Mutex::new(()),
+                watcher: Mutex::new(None),
+            }),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Tables> {
+        self.inner.tables.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Tables> {
+        self.inner.tables.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The plugins directory, if configured.
+    pub fn dir(&self) -> Option<&Path> {
+        self.inner.shared.config.plugins_dir.as_deref()
+    }
+
+    /// Loads every `*.wasm` file of the plugins directory (creating the directory if missing).
+    /// Bad files are listed as failed; only an unreadable directory is an error.
+    pub async fn load_dir(&self) -> Result<(), PluginError> {
+        let Some(dir) = self.dir().map(Path::to_path_buf) else {
+            self.inner.ready.store(true, Ordering::Release);
+            return Ok(());
+        };
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| PluginError::io(&dir, &e))?;
+        let mut paths = Vec::new();
+        let mut entries = tokio::fs::read_dir(&dir)
+            .await
+            .map_err(|e| PluginError::io(&dir, &e))?;
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|e| PluginError::io(&dir, &e))?
+        {
+            let path = entry.path();
+            if Target::of(&path).is_some() && path.is_file() {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        for path in paths {
+            self.refresh(&path).await;
+        }
+        self.inner.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether the initial load of the plugins directory has completed.
+    pub fn ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Acquire)
+    }
+
+    /// Whether an executor is loaded for `agent_type`.
+    pub fn has_executor(&self, agent_type: &str) -> bool {
+        self.read().executors.contains_key(agent_type)
+    }
+
+    /// Whether a validator is loaded for `agent_type`.
+    pub fn has_validator(&self, agent_type: &str) -> bool {
+        self.read().validators.contains_key(agent_type)
+    }
+
+    /// Agent types that have an executor, sorted.
+    pub fn agent_types(&self) -> Vec<String> {
+        let mut types: Vec<String> = self.read().executors.keys().cloned().collect();
+        types.sort();
+        types
+    }
+
+    pub(crate) fn executor(&self, agent_type: &str) -> Option<Arc<LoadedPlugin>> {
+        self.read().executors.get(agent_type).cloned()
+    }
+
+    pub(crate) fn validator(&self, agent_type: &str) -> Option<Arc<LoadedPlugin>> {
+        self.read().validators.get(agent_type).cloned()
+    }
+
+    /// The digest of the executor version now serving `agent_type`.
+    pub fn digest(&self, agent_type: &str) -> Option<String> {
+        self.read()
+            .executors
+            .get(agent_type)
+            .map(|p| p.digest.clone())
+    }
+
+    /// Status of every plugin file, loaded or failed, sorted by path.
+    pub fn list(&self) -> Vec<PluginStatus> {
+        let tables = self.read();
+        tables
+            .files
+            .iter()
+            .map(|(path, entry)| status(path, entry, tables.conflicts.get(path)))
+            .collect()
+    }
+
+    /// Status of one plugin file.
+    pub fn status(&self, path: &Path) -> Option<PluginStatus> {
+        let tables = self.read();
+        let entry = tables.files.get(path)?;
+        Some(status(path, entry, tables.conflicts.get(path)))
+    }
+
+    /// (Re)loads `path` if it exists and changed, unloads it if it is gone.
+    pub async fn refresh(&self, path: &Path) {
+        let Some(target) = Target::of(path) else {
+            return;
+        };
+        let _guard = self.inner.load_lock.lock().await;
+        match tokio::fs::read(path).await {
+            Ok(bytes) => {
+                let digest = loader::digest_of(&bytes);
+                let unchanged = self
+                    .read()
+                    .files
+                    .get(path)
+                    .is_some_and(|e| e.digest == digest && e.loaded.is_ok());
+                if !unchanged {
+                    let loaded = self.load_bytes(&target, path, bytes).await;
+                    self.insert(path, target, digest, loaded);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.unload(path),
+            Err(e) => {
+                let err = PluginError::io(path, &e);
+                self.insert(path, target, String::new(), Err((err, None)));
+            }
+        }
+    }
+
+    /// Checks `bytes` as the plugin of `agent_type`, writes it atomically as `AGENT_TYPE.wasm` in
+    /// the plugins directory and puts it in service (replacing any previous version).
+    pub async fn install(
+        &self,
+        agent_type: &str,
+        bytes: &[u8],
+    ) -> Result<PluginStatus, PluginError> {
+        if !valid_agent_type(agent_type) {
+            return Err(PluginError::InvalidAgentType {
+                name: agent_type.into(),
+            });
+        }
+        let dir = self.dir().ok_or(PluginError::NoPluginsDir)?.to_path_buf();
+        let path = dir.join(format!("{agent_type}.wasm"));
+        let target = Target::Plugin(agent_type.to_string());
+        let _guard = self.inner.load_lock.lock().await;
+        let plugin = self
+            .load_bytes(&target, &path, bytes.to_vec())
+            .await
+            .map_err(|(e, _)| e)?;
+        if let Some(declared) = plugin.info.as_ref().and_then(|i| i.agent_type.as_ref()) {
+            if declared != agent_type {
+                return Err(PluginError::AgentTypeMismatch {
+                    file: loader::display_name(&path),
+                    declared: declared.clone(),
+                    expected: agent_type.into(),
+                });
+            }
+        }
+        write_atomically(&dir, &path, bytes).await?;
+        let digest = plugin.digest.clone();
+        self.insert(&path, target, digest, Ok(plugin));
+        let tables = self.read();
+        let entry = &tables.files[&path];
+        let st = status(&path, entry, tables.conflicts.get(&path));
+        match tables.conflicts.get(&path) {
+            Some(conflict) => Err(conflict.clone()),
+            None => Ok(st),
+        }
+    }
+
+    async fn load_bytes(
+        &self,
+        target: &Target,
+        path: &Path,
+        bytes: Vec<u8>,
+    ) -> Result<Arc<LoadedPlugin>, (PluginError, Option<Partial>)> {
+        let plugin = loader::load(&self.inner.shared, path, bytes).await?;
+        if matches!(target, Target::ValidatorFor(_)) && plugin.validator.is_none() {
+            let partial = Partial {
+                imports: plugin.imports.clone(),
+                exports: plugin.exports.clone(),
+            };
+            let file = loader::display_name(path);
+            return Err((PluginError::NotAValidator { file }, Some(partial)));
+        }
+        tracing::info!(path = %path.display(), digest = %plugin.digest, cache = ?plugin.cache,
+            roles = ?plugin.roles, "plugin loaded");
+        Ok(Arc::new(plugin))
+    }
+
+    fn insert(
+        &self,
+        path: &Path,
+        target: Target,
+        digest: String,
+        loaded: Result<Arc<LoadedPlugin>, (PluginError, Option<Partial>)>,
+    ) {
+        if let Err((err, _)) = &loaded {
+            tracing::warn!(path = %path.display(), "plugin refused: {err}");
+        }
+        let mut tables = self.write();
+        tables.files.insert(
+            path.to_path_buf(),
+            FileEntry {
+                target,
+                digest,
+                loaded,
+            },
+        );
+        tables.resolve();
+    }
+
+    fn unload(&self, path: &Path) {
+        let mut tables = self.write();
+        if tables.files.remove(path).is_some() {
+            tracing::info!(path = %path.display(), "plugin unloaded");
+            tables.resolve();
+        }
+    }
+}
+
+impl Tables {
+    /// Recomputes which file serves which agent type: explicit validator files first, then
+    /// plugin files in path order; a file claiming a role already taken is a conflict.
+    fn resolve(&mut self) {
+        let mut executors: HashMap<String, (Arc<LoadedPlugin>, PathBuf)> = HashMap::new();
+        let mut validators: HashMap<String, (Arc<LoadedPlugin>, PathBuf)> = HashMap::new();
+        let mut conflicts = HashMap::new();
+        let conflict = |agent_type: &str, other: &Path| PluginError::Conflict {
+            agent_type: agent_type.into(),
+            other: loader::display_name(other),
+        };
+        for (path, entry) in &self.files {
+            let (Target::ValidatorFor(name), Ok(plugin)) = (&entry.target, &entry.loaded) else {
+                continue;
+            };
+            match validators.get(name) {
+                Some((_, other)) => {
+                    conflicts.insert(path.clone(), conflict(name, other));
+                }
+                None => {
+                    validators.insert(name.clone(), (plugin.clone(), path.clone()));
+                }
+            }
+        }
+        for (path, entry) in &self.files {
+            let (Target::Plugin(_), Ok(plugin)) = (&entry.target, &entry.loaded) else {
+                continue;
+            };
+            let agent_type = entry.agent_type();
+            if plugin.executor.is_some() {
+                if let Some((_, other)) = executors.get(&agent_type) {
+                    conflicts.insert(path.clone(), conflict(&agent_type, other));
+                    continue;
+                }
+                executors.insert(agent_type.clone(), (plugin.clone(), path.clone()));
+            }
+            if plugin.validator.is_some() {
+                if let Some((_, other)) = validators.get(&agent_type) {
+                    if plugin.executor.is_none()
+                        && !other.to_string_lossy().ends_with(".validator.wasm")
+                    {
+                        conflicts.insert(path.clone(), conflict(&agent_type, other));
+                    }
+                    continue;
+                }
+                validators.insert(agent_type, (plugin.clone(), path.clone()));
+            }
+        }
+        self.executors = executors.into_iter().map(|(k, (p, _))| (k, p)).collect();
+        self.validators = validators.into_iter().map(|(k, (p, _))| (k, p)).collect();
+        self.conflicts = conflicts;
+    }
+}
+
+fn status(path: &Path, entry: &FileEntry, conflict: Option<&PluginError>) -> PluginStatus {
+    let roles = if conflict.is_some() {
+        Vec::new()
+    } else {
+        entry.roles()
+    };
+    let error = match (&entry.loaded, conflict) {
+        (Err((err, _)), _) => Some(err.to_string()),
+        (Ok(_), Some(c)) => Some(c.to_string()),
+        (Ok(_), None) => None,
+    };
+    PluginStatus {
+        agent_type: entry.agent_type(),
+        path: path.to_path_buf(),
+        world: world_of(&roles).to_string(),
+        roles,
+        digest: entry.digest.clone(),
+        state: if error.is_none() {
+            PluginState::Loaded
+        } else {
+            PluginState::Failed
+        },
+        error,
+        info: entry.loaded.as_ref().ok().and_then(|p| p.info.clone()),
+        from_cache: entry
+            .loaded
+            .as_ref()
+            .is_ok_and(|p| p.cache == CacheOutcome::Hit),
+    }
+}
+
+/// Whether `name` can be an agent type: letters, digits, `-`, `_`, at most 128 characters
+/// (agent types become file names).
+pub fn valid_agent_type(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+async fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), PluginError> {
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        loader::display_name(path),
+        std::process::id()
+    ));
+    tokio::fs::write(&tmp, bytes)
+        .await
+        .map_err(|e| PluginError::io(&tmp, &e))?;
+    if let Err(e) = tokio::fs::rename(&tmp, path).await {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(PluginError::io(path, &e));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_map_to_targets() {
+        let t = |n: &str| Target::of(Path::new(n));
+        assert_eq!(t("/p/echo.wasm"), Some(Target::Plugin("echo".into())));
+        assert_eq!(
+            t("/p/echo.validator.wasm"),
+            Some(Target::ValidatorFor("echo".into()))
+        );
+        assert_eq!(t("/p/.echo.wasm.1.tmp"), None);
+        assert_eq!(t("/p/.hidden.wasm"), None);
+        assert_eq!(t("/p/readme.md"), None);
+        assert_eq!(t("/p/.wasm"), None);
+    }
+
+    #[test]
+    fn agent_type_names_are_checked() {
+        assert!(valid_agent_type("backend-developer_2"));
+        assert!(!valid_agent_type("../etc"));
+        assert!(!valid_agent_type(""));
+        assert!(!valid_agent_type("a.b"));
+    }
+}

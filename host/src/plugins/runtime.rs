@@ -1,0 +1,301 @@
+//! [`Runtime`]: the engine-facing entry point — call an executor or a validator, with limits.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use wasmtime::component::Linker;
+use wasmtime::Engine;
+
+use super::bindings::{self, wit};
+use super::cache::{default_cache_dir, ArtifactCache};
+use super::call::{self, Limits};
+use super::engine::{self, Allocation};
+use super::loader::LoadedPlugin;
+use super::registry::Registry;
+use super::state::{CallInfo, HostState};
+use super::{CallOptions, Execution, Issue, PluginError, TaskContext, TaskFailure, Validation};
+
+/// Configuration of the plugin runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Directory of `*.wasm` plugins; `None` runs with no plugins (and refuses installs).
+    pub plugins_dir: Option<PathBuf>,
+    /// Directory of precompiled artifacts; `None` disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Linear-memory limit of one call, in bytes (default 64 MiB).
+    pub default_memory_limit: usize,
+    /// Per-agent-type memory limits, overriding the default.
+    pub memory_limits: HashMap<String, usize>,
+    /// Largest executor output accepted, in bytes (default 16 MiB).
+    pub max_output_bytes: usize,
+    /// Deadline of a call when [`CallOptions::timeout`] is not set (default 60 s).
+    pub default_timeout: Duration,
+    /// Watch the plugins directory and load, swap or unload plugins as files change.
+    pub watch: bool,
+    /// Try the pooling allocator (falls back to on-demand allocation if it cannot be reserved).
+    pub pooling: bool,
+    /// Most plugin instances alive at once; further calls wait for a free slot.
+    pub max_instances: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            plugins_dir: None,
+            cache_dir: Some(default_cache_dir()),
+            default_memory_limit: 64 << 20,
+            memory_limits: HashMap::new(),
+            max_output_bytes: 16 << 20,
+            default_timeout: Duration::from_secs(60),
+            watch: true,
+            pooling: true,
+            max_instances: 256,
+        }
+    }
+}
+
+/// State shared by the runtime, its registry and every call.
+pub(crate) struct Shared {
+    pub engine: Engine,
+    pub linker: Linker<HostState>,
+    pub cache: ArtifactCache,
+    pub config: RuntimeConfig,
+    pub permits: Semaphore,
+    pub allocation: Allocation,
+}
+
+impl Shared {
+    pub fn new(config: RuntimeConfig) -> Result<Shared, PluginError> {
+        let max_memory = config
+            .memory_limits
+            .values()
+            .copied()
+            .chain([config.default_memory_limit])
+            .max()
+            .unwrap_or(config.default_memory_limit);
+        let (engine, allocation) = engine::build(config.pooling, config.max_instances, max_memory)?;
+        engine::start_ticker(&engine)?;
+        let linker = bindings::linker(&engine).map_err(|e| PluginError::Engine {
+            reason: format!("cannot link the host interfaces: {e:#}"),
+        })?;
+        Ok(Shared {
+            cache: ArtifactCache::new(&engine, config.cache_dir.clone()),
+            permits: Semaphore::new(config.max_instances.max(1) as usize),
+            engine,
+            linker,
+            config,
+            allocation,
+        })
+    }
+
+    fn limits(&self, agent_type: &str, opts: &CallOptions) -> Limits {
+        Limits {
+            memory: self
+                .config
+                .memory_limits
+                .get(agent_type)
+                .copied()
+                .unwrap_or(self.config.default_memory_limit),
+            timeout: opts.timeout.unwrap_or(self.config.default_timeout),
+            cancel: opts.cancel.clone(),
+        }
+    }
+}
+
+/// The plugin runtime: one engine, a registry of loaded plugins, sandboxed calls. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    shared: Arc<Shared>,
+    registry: Registry,
+}
+
+impl Runtime {
+    /// Creates the engine and an empty registry; call [`Registry::load_dir`] (or use
+    /// [`Runtime::start`]) to load the plugins directory.
+    pub fn new(config: RuntimeConfig) -> Result<Runtime, PluginError> {
+        let shared = Arc::new(Shared::new(config)?);
+        Ok(Runtime {
+            registry: Registry::new(shared.clone()),
+            shared,
+        })
+    }
+
+    /// Creates the runtime, loads the plugins directory and, if configured, starts watching it.
+    /// Must run inside a Tokio runtime.
+    pub async fn start(config: RuntimeConfig) -> Result<Runtime, PluginError> {
+        let runtime = Runtime::new(config)?;
+        runtime.registry.load_dir().await?;
+        if runtime.shared.config.watch {
+            runtime.registry.watch()?;
+        }
+        Ok(runtime)
+    }
+
+    /// The registry of loaded plugins.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The runtime's configuration.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.shared.config
+    }
+
+    /// Which instance allocator the engine got.
+    pub fn allocation(&self) -> Allocation {
+        self.shared.allocation
+    }
+
+    /// Runs one attempt of a task in a fresh sandbox. Never panics: every problem is a failure.
+    pub async fn execute(&self, ctx: TaskContext, opts: CallOptions) -> Execution {
+        let start = Instant::now();
+        let Some(plugin) = self.registry.executor(&ctx.agent_type) else {
+            return Execution {
+                digest: String::new(),
+                result: Err(no_plugin(&ctx.agent_type, "executor")),
+                log: Vec::new(),
+                duration: start.elapsed(),
+            };
+        };
+        let (result, log, duration) = self.run_executor(&plugin, ctx, &opts).await;
+        Execution {
+            digest: plugin.digest.clone(),
+            result,
+            log,
+            duration,
+        }
+    }
+
+    async fn run_executor(
+        &self,
+        plugin: &LoadedPlugin,
+        ctx: TaskContext,
+        opts: &CallOptions,
+    ) -> (Result<String, TaskFailure>, Vec<super::LogLine>, Duration) {
+        let agent_type = ctx.agent_type.clone();
+        let limits = self.shared.limits(&agent_type, opts);
+        let _permit = self.shared.permits.acquire().await;
+        let start = Instant::now();
+        let deadline = start + limits.timeout;
+        let info = CallInfo {
+            workflow_id: ctx.workflow_id.clone(),
+            task_id: ctx.task_id.clone(),
+            agent_type: agent_type.clone(),
+        };
+        let mut store = call::new_store(&self.shared.engine, info, &limits, deadline);
+        let wit_ctx = to_wit(ctx);
+        let Some(indices) = &plugin.executor else {
+            return (
+                Err(no_plugin(&agent_type, "executor")),
+                Vec::new(),
+                start.elapsed(),
+            );
+        };
+        let work = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            let guest = indices.load(&mut store, &instance)?;
+            guest.call_execute(&mut store, &wit_ctx).await
+        };
+        let outcome = call::guarded(work, deadline, &limits).await;
+        let result = match outcome {
+            Ok(Ok(Ok(output))) => {
+                call::check_output(&agent_type, output, self.shared.config.max_output_bytes)
+            }
+            Ok(Ok(Err(guest))) => Err(call::guest_error(guest)),
+            Ok(Err(err)) => Err(call::from_error(&agent_type, err, store.data_mut())),
+            Err(why) => Err(call::interrupted(&agent_type, why, store.data_mut())),
+        };
+        (result, call::take_log(&mut store), start.elapsed())
+    }
+
+    /// Asks the validator of `agent_type` (if one is loaded) about a handoff message (JSON text).
+    pub async fn validate(
+        &self,
+        agent_type: &str,
+        handoff_json: &str,
+        opts: CallOptions,
+    ) -> Validation {
+        let Some(plugin) = self.registry.validator(agent_type) else {
+            return Validation::NoValidator;
+        };
+        let Some(indices) = &plugin.validator else {
+            return Validation::NoValidator;
+        };
+        let limits = self.shared.limits(agent_type, &opts);
+        let _permit = self.shared.permits.acquire().await;
+        let deadline = Instant::now() + limits.timeout;
+        let info = CallInfo {
+            agent_type: agent_type.to_string(),
+            ..CallInfo::default()
+        };
+        let mut store = call::new_store(&self.shared.engine, info, &limits, deadline);
+        let work = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            let guest = indices.load(&mut store, &instance)?;
+            guest.call_validate(&mut store, handoff_json).await
+        };
+        match call::guarded(work, deadline, &limits).await {
+            Ok(Ok(Ok(()))) => Validation::Accepted,
+            Ok(Ok(Err(issues))) => Validation::Rejected(
+                issues
+                    .into_iter()
+                    .map(|i| Issue {
+                        path: i.path,
+                        message: i.message,
+                    })
+                    .collect(),
+            ),
+            Ok(Err(err)) => Validation::Failed(call::from_error(agent_type, err, store.data_mut())),
+            Err(why) => Validation::Failed(call::interrupted(agent_type, why, store.data_mut())),
+        }
+    }
+}
+
+fn no_plugin(agent_type: &str, role: &str) -> TaskFailure {
+    TaskFailure {
+        error_type: "no_plugin".into(),
+        message: format!(
+            "no {role} plugin is loaded for agent type '{agent_type}': add `{agent_type}.wasm` to \
+             the plugins directory (see `hyphae plugin check` for why a file did not load)"
+        ),
+        retryable: false,
+        detail: None,
+    }
+}
+
+fn to_wit(ctx: TaskContext) -> wit::TaskContext {
+    wit::TaskContext {
+        workflow_id: ctx.workflow_id,
+        task_id: ctx.task_id,
+        agent: wit::Agent {
+            id: ctx.agent_id,
+            agent_type: ctx.agent_type,
+        },
+        attempt: ctx.attempt,
+        input: ctx.input,
+        variables: ctx.variables,
+        context: ctx.context,
+        metadata: ctx.metadata,
+        previous_results: ctx
+            .previous_results
+            .into_iter()
+            .map(|p| wit::PreviousResult {
+                task_id: p.task_id,
+                agent: wit::Agent {
+                    id: p.agent_id,
+                    agent_type: p.agent_type,
+                },
+                status: match p.status {
+                    super::DependencyStatus::Completed => wit::DependencyStatus::Completed,
+                    super::DependencyStatus::Failed => wit::DependencyStatus::Failed,
+                },
+                output: p.output,
+                error: p.error,
+            })
+            .collect(),
+        handoffs: ctx.handoffs,
+    }
+}

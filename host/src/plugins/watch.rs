@@ -1,0 +1,79 @@
+//! Watching the plugins directory: a file added, replaced or removed is loaded, swapped or unloaded
+//! without a restart.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use super::registry::{Registry, RegistryInner};
+use super::PluginError;
+
+/// Quiet time after the last event before files are (re)loaded, so half-written files are not.
+const SETTLE: Duration = Duration::from_millis(100);
+
+impl Registry {
+    /// Starts watching the plugins directory (no-op without one). Must run inside a Tokio runtime.
+    /// Watching stops when the last clone of the registry is dropped.
+    pub fn watch(&self) -> Result<(), PluginError> {
+        let Some(dir) = self.dir().map(|d| d.to_path_buf()) else {
+            return Ok(());
+        };
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| PluginError::Engine {
+            reason: "watching the plugins directory needs a Tokio runtime: call `watch` from \
+                     async code"
+                .into(),
+        })?;
+        let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+                Ok(event) => {
+                    for path in event.paths {
+                        let _ = tx.send(path);
+                    }
+                }
+                Err(err) => tracing::warn!(%err, "plugins directory watch error"),
+            })
+            .map_err(|e| watch_error(&dir, e))?;
+        watcher
+            .watch(&dir, RecursiveMode::NonRecursive)
+            .map_err(|e| watch_error(&dir, e))?;
+        *self.inner.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(watcher);
+        handle.spawn(apply_changes(Arc::downgrade(&self.inner), rx));
+        tracing::info!(dir = %dir.display(), "watching the plugins directory");
+        Ok(())
+    }
+}
+
+fn watch_error(dir: &std::path::Path, err: notify::Error) -> PluginError {
+    PluginError::Io {
+        path: dir.to_path_buf(),
+        reason: format!("cannot watch the plugins directory: {err}"),
+    }
+}
+
+/// Collects changed paths until the directory settles, then refreshes each.
+async fn apply_changes(registry: Weak<RegistryInner>, mut rx: mpsc::UnboundedReceiver<PathBuf>) {
+    while let Some(first) = rx.recv().await {
+        let mut changed = BTreeSet::from([first]);
+        loop {
+            match tokio::time::timeout(SETTLE, rx.recv()).await {
+                Ok(Some(path)) => {
+                    changed.insert(path);
+                }
+                Ok(None) => return,
+                Err(_) => break,
+            }
+        }
+        let Some(inner) = registry.upgrade() else {
+            return;
+        };
+        let registry = Registry { inner };
+        for path in changed {
+            registry.refresh(&path).await;
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use hyphae::plugins::{RuntimeConfig, TaskContext};
+
+/// Root of the repository.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+/// Directory of the example components: `$HYPHAE_PLUGINS_DIST` if set, else `plugins/dist` after
+/// running `plugins/build.sh` once per test process.
+pub fn plugins_dist() -> &'static Path {
+    static DIST: OnceLock<PathBuf> = OnceLock::new();
+    DIST.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("HYPHAE_PLUGINS_DIST") {
+            return PathBuf::from(dir);
+        }
+        let plugins = repo_root().join("plugins");
+        let script = plugins.join("build.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .current_dir(&plugins)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "{} failed:\n{}\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        plugins.join("dist")
+    })
+}
+
+/// Bytes of the example component for `agent_type`.
+pub fn component(agent_type: &str) -> Vec<u8> {
+    let path = plugins_dist().join(format!("{agent_type}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// A temporary plugins directory holding the given example components (as `NAME.wasm`).
+pub fn plugins_dir(agent_types: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for name in agent_types {
+        std::fs::write(dir.path().join(format!("{name}.wasm")), component(name)).expect("copy");
+    }
+    dir
+}
+
+/// A runtime configuration for tests: the given plugins dir, no disk cache, no watching.
+pub fn config(dir: &Path) -> RuntimeConfig {
+    RuntimeConfig {
+        plugins_dir: Some(dir.to_path_buf()),
+        cache_dir: None,
+        watch: false,
+        default_timeout: Duration::from_secs(20),
+        ..RuntimeConfig::default()
+    }
+}
+
+/// A task context for `agent_type` with `input`.
+pub fn task(agent_type: &str, input: serde_json::Value) -> TaskContext {
+    TaskContext {
+        workflow_id: "wf-1".into(),
+        task_id: "task-1".into(),
+        agent_id: "agent-1".into(),
+        agent_type: agent_type.into(),
+        attempt: 1,
+        input: input.to_string(),
+        variables: "{}".into(),
+        context: "{}".into(),
+        metadata: "{}".into(),
+        previous_results: Vec::new(),
+        handoffs: Vec::new(),
+    }
+}
+
+/// Waits (up to 10 s) until `cond` holds.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
