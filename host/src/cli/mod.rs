@@ -2,7 +2,7 @@
 
 mod client;
 mod exit;
-mod host;
+pub mod host;
 pub mod plugin;
 mod progress;
 mod run;

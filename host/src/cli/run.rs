@@ -54,7 +54,7 @@ pub(super) async fn command(args: RunArgs) -> CommandResult {
     let temp = args.db.is_none().then(|| std::env::temp_dir().join(format!("hyphae-run-{}.db", uuid::Uuid::new_v4())));
     config.db = args.db.clone().or_else(|| temp.as_ref().map(|t| t.display().to_string())).unwrap_or_default();
     config.check()?;
-    crate::telemetry::init_tracing(false);
+    quiet_tracing();
     let host = host::start(&config, config.engine_config()).await?;
     let outcome = run_workflow(&host.engine, spec, &args).await;
     host.engine.shutdown().await;
@@ -163,4 +163,11 @@ pub fn summary(state: &WorkflowState) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Log only warnings (unless `RUST_LOG` says otherwise): the progress display is the output.
+fn quiet_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
