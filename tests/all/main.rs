@@ -1,4 +1,6 @@
 //! The integration tests: one binary, one module per area.
 
+mod engine;
+mod harness;
 mod plugins;
 mod support;
