@@ -12,10 +12,7 @@ const SECTIONS: &[Section] = &[("plugins", plugins::run)];
 
 fn main() {
     // `cargo bench` passes `--bench`; anything else not starting with `-` selects sections.
-    let wanted: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     for (name, run) in SECTIONS {
         if wanted.is_empty() || wanted.iter().any(|w| name.contains(w.as_str())) {
             println!("== {name}");

@@ -1,1 +1,167 @@
 //! Host configuration: defaults, config file, environment and flags.
+//!
+//! Precedence, highest first: command-line flags, `HYPHAE_*` environment variables (both handled by
+//! clap in [`crate::cli`]), the TOML file given with `--config`, and the defaults below.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::EngineConfig;
+
+/// Default body limit of JSON requests (10 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 << 20;
+/// Default body limit of plugin uploads (100 MiB).
+pub const DEFAULT_MAX_PLUGIN_BYTES: usize = 100 << 20;
+
+/// Everything `hyphae serve` needs. Field names are the keys of the TOML config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Database: a SQLite file path, `sqlite://PATH`, or `postgres://...`.
+    pub db: String,
+    /// Directory of `*.wasm` plugins.
+    pub plugins_dir: PathBuf,
+    /// Directory of precompiled plugin artifacts (default: `$XDG_CACHE_HOME/hyphae` or
+    /// `~/.cache/hyphae`).
+    pub cache_dir: Option<PathBuf>,
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Largest JSON request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest plugin upload, in bytes.
+    pub max_plugin_bytes: usize,
+    /// Tasks this host runs at once, over all workflows.
+    pub max_concurrent_tasks: usize,
+    /// Seconds between heartbeats of this host.
+    pub heartbeat_interval: f64,
+    /// Missed heartbeats after which a worker counts as failed.
+    pub miss_threshold: u32,
+    /// Per-attempt timeout, in seconds, of tasks that set none.
+    pub default_timeout: f64,
+    /// Reload plugins when files in the plugins directory change.
+    pub watch_plugins: bool,
+    /// Log JSON lines instead of human-readable text.
+    pub log_json: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let engine = EngineConfig::default();
+        Config {
+            db: "hyphae.db".into(),
+            plugins_dir: PathBuf::from("plugins/dist"),
+            cache_dir: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_plugin_bytes: DEFAULT_MAX_PLUGIN_BYTES,
+            max_concurrent_tasks: engine.max_concurrent_tasks,
+            heartbeat_interval: engine.heartbeat_interval.as_secs_f64(),
+            miss_threshold: engine.miss_threshold,
+            default_timeout: engine.default_timeout.as_secs_f64(),
+            watch_plugins: true,
+            log_json: false,
+        }
+    }
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file `{path}`: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file `{path}` is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting `{key}`: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+impl Config {
+    /// The defaults overlaid with the TOML file at `path`, if given.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Config::from_toml(&text).map_err(|message| ConfigError::Parse { path: path.to_path_buf(), message })
+    }
+
+    /// Parse a TOML config (keys absent from the text keep their defaults).
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    /// Check values that parse but cannot work.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let positive = |key, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid { key, problem: format!("{v} is not a number of seconds > 0") })
+            }
+        };
+        positive("heartbeat_interval", self.heartbeat_interval)?;
+        positive("default_timeout", self.default_timeout)?;
+        if self.miss_threshold < 2 {
+            return Err(ConfigError::Invalid { key: "miss_threshold", problem: "must be at least 2".into() });
+        }
+        if self.max_concurrent_tasks == 0 {
+            return Err(ConfigError::Invalid { key: "max_concurrent_tasks", problem: "must be at least 1".into() });
+        }
+        if self.max_body_bytes < 1024 || self.max_plugin_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                key: "max_body_bytes/max_plugin_bytes",
+                problem: "body limits must be at least 1024 bytes".into(),
+            });
+        }
+        if self.db.trim().is_empty() {
+            return Err(ConfigError::Invalid { key: "db", problem: "give a SQLite file or a postgres:// url".into() });
+        }
+        Ok(())
+    }
+
+    /// Whether the database is PostgreSQL (shared by several hosts).
+    pub fn is_postgres(&self) -> bool {
+        self.db.starts_with("postgres://") || self.db.starts_with("postgresql://")
+    }
+
+    /// Engine settings derived from this configuration. SQLite is exclusive to one host;
+    /// PostgreSQL may be shared.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            max_concurrent_tasks: self.max_concurrent_tasks,
+            claim_batch: self.max_concurrent_tasks.clamp(1, 256),
+            heartbeat_interval: Duration::from_secs_f64(self.heartbeat_interval),
+            miss_threshold: self.miss_threshold,
+            default_timeout: Duration::from_secs_f64(self.default_timeout),
+            exclusive: !self.is_postgres(),
+            ..EngineConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_unknown_keys_are_refused() {
+        let c = Config::from_toml("db = \"x.db\"\nlisten = \"0.0.0.0:9000\"\n").unwrap();
+        assert_eq!(c.db, "x.db");
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.plugins_dir, PathBuf::from("plugins/dist"));
+        let err = Config::from_toml("dbb = 1").unwrap_err();
+        assert!(err.contains("dbb"), "{err}");
+    }
+
+    #[test]
+    fn postgres_is_not_exclusive() {
+        let c = Config { db: "postgres://u@h/db".into(), ..Config::default() };
+        assert!(!c.engine_config().exclusive);
+        assert!(Config::default().engine_config().exclusive);
+        assert!(Config { heartbeat_interval: 0.0, ..Config::default() }.check().is_err());
+    }
+}

@@ -19,10 +19,7 @@ pub fn run() {
         std::fs::copy(&src, dir.path().join(format!("{name}.wasm")))
             .unwrap_or_else(|e| panic!("cannot copy {}: {e}", src.display()));
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     for pooling in [true, false] {
         let runtime = rt.block_on(start(dir.path(), pooling));
         let label = format!("echo instantiate+call ({:?})", runtime.allocation());
@@ -40,15 +37,9 @@ pub fn run() {
         })
         .collect();
     let (w, n) = (median(&wasm), median(&native));
-    report(
-        &format!("fib({FIB_N}) wasm (call incl. instantiate)"),
-        &wasm,
-    );
+    report(&format!("fib({FIB_N}) wasm (call incl. instantiate)"), &wasm);
     report(&format!("fib({FIB_N}) native"), &native);
-    println!(
-        "fib({FIB_N}) wasm/native ratio: {:.2}",
-        w.as_secs_f64() / n.as_secs_f64()
-    );
+    println!("fib({FIB_N}) wasm/native ratio: {:.2}", w.as_secs_f64() / n.as_secs_f64());
 }
 
 async fn start(dir: &Path, pooling: bool) -> Runtime {

@@ -1,1 +1,111 @@
 //! HTTP API (axum) under `/v1`, health, metrics and OpenAPI.
+//!
+//! [`router`] builds the whole service from an [`AppState`]; routes are declared once, with their
+//! OpenAPI description, so `/openapi.json` cannot drift from what is served.
+
+mod error;
+mod events;
+mod extract;
+mod ops;
+mod plugins;
+mod registry;
+mod stream;
+mod workflows;
+
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
+
+pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
+pub use plugins::{PluginAdmin, PluginView};
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::telemetry::Metrics;
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine (and through it, the store).
+    pub engine: Engine,
+    /// The plugin registry: list and install plugins.
+    pub plugins: Arc<dyn PluginAdmin>,
+    /// Metrics rendered at `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Host configuration (body limits, heartbeat threshold ...).
+    pub config: Arc<Config>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Hyphae", description = "Multi-agent workflows on sandboxed WebAssembly plugins"),
+    tags(
+        (name = "workflows", description = "Submit, inspect and control workflows"),
+        (name = "events", description = "Coordination events, timelines and statistics"),
+        (name = "plugins", description = "Executor and validator plugins"),
+        (name = "operations", description = "Health, readiness, metrics and workers"),
+    )
+)]
+struct ApiDoc;
+
+/// Every route with its OpenAPI description. Body limits come from `config`.
+fn routes(config: &Config) -> OpenApiRouter<AppState> {
+    let json_limit = DefaultBodyLimit::max(config.max_body_bytes);
+    let plugin_limit = DefaultBodyLimit::max(config.max_plugin_bytes);
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(workflows::submit, workflows::list).layer(json_limit))
+        .routes(routes!(workflows::get))
+        .routes(routes!(workflows::task))
+        .routes(routes!(workflows::pause))
+        .routes(routes!(workflows::resume))
+        .routes(routes!(workflows::cancel))
+        .routes(routes!(workflows::rollback).layer(DefaultBodyLimit::max(64 << 10)))
+        .routes(routes!(workflows::versions))
+        .routes(routes!(workflows::version))
+        .routes(routes!(events::workflow_events))
+        .routes(routes!(stream::event_stream))
+        .routes(routes!(events::timeline))
+        .routes(routes!(events::handoffs))
+        .routes(routes!(events::agent_events))
+        .routes(routes!(events::stats))
+        .routes(routes!(events::retention))
+        .routes(routes!(ops::workers))
+        .routes(routes!(plugins::list))
+        .routes(routes!(plugins::install).layer(plugin_limit))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi_json))
+}
+
+/// The OpenAPI document of this API, generated from the route declarations.
+pub fn openapi() -> &'static utoipa::openapi::OpenApi {
+    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOC.get_or_init(|| routes(&Config::default()).split_for_parts().1)
+}
+
+/// The complete HTTP service.
+pub fn router(state: AppState) -> Router {
+    let (router, _) = routes(&state.config).split_for_parts();
+    router
+        .fallback(|| async {
+            ApiError::not_found("route_not_found", "no such route: see GET /openapi.json for the routes of this API")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method: see GET /openapi.json",
+            )
+        })
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(ops::panic_response))
+        .layer(TraceLayer::new_for_http())
+}

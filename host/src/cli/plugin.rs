@@ -58,10 +58,7 @@ pub fn run(args: PluginArgs) -> ExitCode {
 }
 
 fn check(file: &Path, json: bool) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -103,34 +100,19 @@ pub fn render(r: &PluginReport) -> String {
             items.iter().map(|i| format!("  {i}\n")).collect()
         }
     };
-    let roles: Vec<String> = r
-        .roles
-        .iter()
-        .map(|r| format!("{r:?}").to_lowercase())
-        .collect();
+    let roles: Vec<String> = r.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
     let mut out = format!(
         "file:       {}\nagent type: {}\ndigest:     {}\nworld:      {}\nroles:      {}\n",
         r.path.display(),
         r.agent_type,
         r.digest,
         r.world,
-        if roles.is_empty() {
-            "(none)".to_string()
-        } else {
-            roles.join(", ")
-        },
+        if roles.is_empty() { "(none)".to_string() } else { roles.join(", ") },
     );
     if let Some(info) = &r.info {
-        out += &format!(
-            "version:    {}\ndescribe:   {}\n",
-            info.version, info.description
-        );
+        out += &format!("version:    {}\ndescribe:   {}\n", info.version, info.description);
     }
-    out += &format!(
-        "imports:\n{}exports:\n{}",
-        list(&r.imports),
-        list(&r.exports)
-    );
+    out += &format!("imports:\n{}exports:\n{}", list(&r.imports), list(&r.exports));
     match &r.problem {
         Some(p) => out += &format!("problem:    {p}\n"),
         None => out += "status:     ok, the host can load it\n",
@@ -151,16 +133,11 @@ fn default_plugins_dir() -> PathBuf {
 /// `DIR/Cargo.toml` when it has a one-line `members = [...]` list. Returns what to tell the user.
 pub fn scaffold(name: &str, dir: &Path) -> Result<Vec<String>, String> {
     if !crate::plugins::valid_agent_type(name) {
-        return Err(format!(
-            "`{name}` is not a valid plugin name: use letters, digits, `-` and `_`"
-        ));
+        return Err(format!("`{name}` is not a valid plugin name: use letters, digits, `-` and `_`"));
     }
     let crate_dir = dir.join(name);
     if crate_dir.exists() {
-        return Err(format!(
-            "`{}` already exists: pick another name or remove it",
-            crate_dir.display()
-        ));
+        return Err(format!("`{}` already exists: pick another name or remove it", crate_dir.display()));
     }
     let write = |path: PathBuf, text: String| {
         std::fs::write(&path, text).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
@@ -172,14 +149,10 @@ pub fn scaffold(name: &str, dir: &Path) -> Result<Vec<String>, String> {
     let mut lines = vec![format!("created {}", crate_dir.display())];
     let manifest = dir.join("Cargo.toml");
     match add_member(&manifest, name) {
-        Ok(true) => lines.push(format!(
-            "added \"{name}\" to the workspace members in {}",
-            manifest.display()
-        )),
-        Ok(false) => lines.push(format!(
-            "add \"{name}\" to `members` in {} so that build.sh builds it",
-            manifest.display()
-        )),
+        Ok(true) => lines.push(format!("added \"{name}\" to the workspace members in {}", manifest.display())),
+        Ok(false) => {
+            lines.push(format!("add \"{name}\" to `members` in {} so that build.sh builds it", manifest.display()))
+        }
         Err(e) => lines.push(e),
     }
     lines.push(format!(
@@ -220,9 +193,7 @@ fn add_member(manifest: &Path, name: &str) -> Result<bool, String> {
     if text.ends_with('\n') {
         out.push('\n');
     }
-    std::fs::write(manifest, out)
-        .map(|_| true)
-        .map_err(|e| format!("cannot update `{}`: {e}", manifest.display()))
+    std::fs::write(manifest, out).map(|_| true).map_err(|e| format!("cannot update `{}`: {e}", manifest.display()))
 }
 
 fn cargo_toml(name: &str) -> String {
@@ -251,16 +222,10 @@ fn lib_rs(name: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let mut c = p.chars();
-            c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                .unwrap_or_default()
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
         })
         .collect();
-    let ty = if ty.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        ty
-    } else {
-        format!("Plugin{ty}")
-    };
+    let ty = if ty.starts_with(|c: char| c.is_ascii_alphabetic()) { ty } else { format!("Plugin{ty}") };
     format!(
         r#"//! `{name}`: executor of agent type `{name}`.
 //!
@@ -297,11 +262,7 @@ mod tests {
     #[test]
     fn scaffold_creates_a_member_crate() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("Cargo.toml"),
-            "[workspace]\nmembers = [\"sdk\", \"echo\"]\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\nmembers = [\"sdk\", \"echo\"]\n").unwrap();
         let lines = scaffold("my-agent", dir.path()).unwrap();
         assert!(lines[1].starts_with("added"), "{lines:?}");
         let manifest = std::fs::read_to_string(dir.path().join("Cargo.toml")).unwrap();

@@ -41,14 +41,8 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostS
 
 /// Whether the host links an import of this name (used to name unsupported imports precisely).
 pub(crate) fn is_provided_import(name: &str) -> bool {
-    const WASI_PACKAGES: &[&str] = &[
-        "wasi:io/",
-        "wasi:clocks/",
-        "wasi:random/",
-        "wasi:cli/",
-        "wasi:filesystem/",
-        "wasi:sockets/",
-    ];
+    const WASI_PACKAGES: &[&str] =
+        &["wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:cli/", "wasi:filesystem/", "wasi:sockets/"];
     if name == "hyphae:plugin/host@0.1.0" || name == "hyphae:plugin/types@0.1.0" {
         return true;
     }

@@ -29,10 +29,7 @@ pub(crate) struct ArtifactCache {
 
 impl ArtifactCache {
     pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
-        ArtifactCache {
-            dir,
-            engine_key: engine_key(engine),
-        }
+        ArtifactCache { dir, engine_key: engine_key(engine) }
     }
 
     /// Path of the entry for a component with this content digest (hex).
@@ -43,12 +40,7 @@ impl ArtifactCache {
 
     /// Returns the component, from the cache when a valid entry exists, else compiled (and stored).
     /// Compilation errors are returned as is; cache I/O problems are logged and bypassed.
-    pub fn load(
-        &self,
-        engine: &Engine,
-        bytes: &[u8],
-        digest_hex: &str,
-    ) -> wasmtime::Result<(Component, CacheOutcome)> {
+    pub fn load(&self, engine: &Engine, bytes: &[u8], digest_hex: &str) -> wasmtime::Result<(Component, CacheOutcome)> {
         let Some(path) = self.entry_path(digest_hex) else {
             return Ok((Component::new(engine, bytes)?, CacheOutcome::Compiled));
         };

@@ -30,12 +30,7 @@ pub(crate) struct Limits {
 
 /// A store for one call: memory limit, and an epoch callback that yields to the async runtime
 /// every tick and traps once the deadline passes or the call is cancelled.
-pub(crate) fn new_store(
-    engine: &Engine,
-    info: CallInfo,
-    limits: &Limits,
-    deadline: Instant,
-) -> Store<HostState> {
+pub(crate) fn new_store(engine: &Engine, info: CallInfo, limits: &Limits, deadline: Instant) -> Store<HostState> {
     let mut store = Store::new(engine, HostState::new(info, limits.memory));
     store.limiter(|state| &mut state.limiter);
     store.set_epoch_deadline(1);
@@ -55,11 +50,7 @@ pub(crate) fn new_store(
 
 /// Backstop for a guest blocked inside a host call (where epochs are not observed): the call's
 /// future is dropped, which stops the guest, shortly after the deadline or at cancellation.
-pub(crate) async fn guarded<F: Future>(
-    fut: F,
-    deadline: Instant,
-    limits: &Limits,
-) -> Result<F::Output, Interrupt> {
+pub(crate) async fn guarded<F: Future>(fut: F, deadline: Instant, limits: &Limits) -> Result<F::Output, Interrupt> {
     let backstop = tokio::time::Instant::from_std(deadline + Duration::from_millis(20));
     let cancelled = async {
         match &limits.cancel {
@@ -81,16 +72,10 @@ pub(crate) fn interrupted(agent_type: &str, why: Interrupt, state: &mut HostStat
 }
 
 /// Maps an error out of wasmtime (a trap, a limit, an interruption) to a failure.
-pub(crate) fn from_error(
-    agent_type: &str,
-    err: wasmtime::Error,
-    state: &mut HostState,
-) -> TaskFailure {
+pub(crate) fn from_error(agent_type: &str, err: wasmtime::Error, state: &mut HostState) -> TaskFailure {
     let stderr = state.stderr.peek_text();
     state.drain_stdio();
-    let backtrace = err
-        .downcast_ref::<WasmBacktrace>()
-        .map(|bt| format!("{bt}"));
+    let backtrace = err.downcast_ref::<WasmBacktrace>().map(|bt| format!("{bt}"));
     if let Some(why) = err.downcast_ref::<Interrupt>() {
         return failure_for_interrupt(agent_type, *why, backtrace);
     }
@@ -113,9 +98,8 @@ pub(crate) fn from_error(
         Some(trap) => trap.to_string(),
         None => format!("{err:#}"),
     };
-    let exit = err
-        .downcast_ref::<wasmtime_wasi::I32Exit>()
-        .map(|code| format!("the plugin exited with status {}", code.0));
+    let exit =
+        err.downcast_ref::<wasmtime_wasi::I32Exit>().map(|code| format!("the plugin exited with status {}", code.0));
     let why = exit
         .or_else(|| state.log.last_errors.last().cloned())
         .or_else(|| last_lines(&stderr, 5))
@@ -133,18 +117,11 @@ pub(crate) fn from_error(
     }
 }
 
-fn failure_for_interrupt(
-    agent_type: &str,
-    why: Interrupt,
-    backtrace: Option<String>,
-) -> TaskFailure {
+fn failure_for_interrupt(agent_type: &str, why: Interrupt, backtrace: Option<String>) -> TaskFailure {
     match why {
         Interrupt::Timeout(t) => TaskFailure {
             error_type: "timeout".into(),
-            message: format!(
-                "plugin '{agent_type}' did not finish within {} ms and was stopped",
-                t.as_millis()
-            ),
+            message: format!("plugin '{agent_type}' did not finish within {} ms and was stopped", t.as_millis()),
             retryable: true,
             detail: Some(json!({ "timeout_ms": t.as_millis() as u64, "backtrace": backtrace })),
         },
@@ -158,11 +135,7 @@ fn failure_for_interrupt(
 }
 
 /// Checks an executor's output: within the size bound and valid JSON.
-pub(crate) fn check_output(
-    agent_type: &str,
-    output: String,
-    max_bytes: usize,
-) -> Result<String, TaskFailure> {
+pub(crate) fn check_output(agent_type: &str, output: String, max_bytes: usize) -> Result<String, TaskFailure> {
     if output.len() > max_bytes {
         return Err(TaskFailure {
             error_type: "output_too_large".into(),
@@ -197,9 +170,7 @@ pub(crate) fn guest_error(err: super::bindings::wit::TaskError) -> TaskFailure {
         error_type: err.error_type,
         message: err.message,
         retryable: err.kind == ErrorKind::Retryable,
-        detail: err
-            .detail
-            .map(|d| serde_json::from_str::<Value>(&d).unwrap_or(Value::String(d))),
+        detail: err.detail.map(|d| serde_json::from_str::<Value>(&d).unwrap_or(Value::String(d))),
     }
 }
 
@@ -224,22 +195,9 @@ mod tests {
 
     #[test]
     fn output_is_checked_for_size_and_json() {
-        assert_eq!(
-            check_output("t", "{\"a\":1}".into(), 100).unwrap(),
-            "{\"a\":1}"
-        );
-        assert_eq!(
-            check_output("t", "x".repeat(200), 100)
-                .unwrap_err()
-                .error_type,
-            "output_too_large"
-        );
-        assert_eq!(
-            check_output("t", "not json".into(), 100)
-                .unwrap_err()
-                .error_type,
-            "invalid_output"
-        );
+        assert_eq!(check_output("t", "{\"a\":1}".into(), 100).unwrap(), "{\"a\":1}");
+        assert_eq!(check_output("t", "x".repeat(200), 100).unwrap_err().error_type, "output_too_large");
+        assert_eq!(check_output("t", "not json".into(), 100).unwrap_err().error_type, "invalid_output");
     }
 
     #[test]

@@ -23,13 +23,7 @@ struct Buffer {
 
 impl CapturePipe {
     pub fn new(capacity: usize) -> Self {
-        CapturePipe {
-            inner: Arc::new(Mutex::new(Buffer {
-                data: Vec::new(),
-                capacity,
-                dropped: 0,
-            })),
-        }
+        CapturePipe { inner: Arc::new(Mutex::new(Buffer { data: Vec::new(), capacity, dropped: 0 })) }
     }
 
     fn write(&self, bytes: &[u8]) {
@@ -97,11 +91,7 @@ impl OutputStream for CapturePipe {
 }
 
 impl tokio::io::AsyncWrite for CapturePipe {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         self.write(buf);
         Poll::Ready(Ok(buf.len()))
     }

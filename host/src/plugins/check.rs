@@ -12,21 +12,11 @@ use super::PluginError;
 /// what it is. A file the host would refuse gives a report with `problem` set; only an unreadable
 /// file or an engine that cannot start is an `Err`.
 pub async fn check_file(path: &Path) -> Result<PluginReport, PluginError> {
-    let bytes = tokio::fs::read(path)
-        .await
-        .map_err(|e| PluginError::io(path, &e))?;
-    let config = RuntimeConfig {
-        cache_dir: None,
-        pooling: false,
-        watch: false,
-        max_instances: 1,
-        ..RuntimeConfig::default()
-    };
+    let bytes = tokio::fs::read(path).await.map_err(|e| PluginError::io(path, &e))?;
+    let config =
+        RuntimeConfig { cache_dir: None, pooling: false, watch: false, max_instances: 1, ..RuntimeConfig::default() };
     let shared = Arc::new(Shared::new(config)?);
-    let stem = display_name(path)
-        .strip_suffix(".wasm")
-        .map(str::to_string)
-        .unwrap_or_else(|| display_name(path));
+    let stem = display_name(path).strip_suffix(".wasm").map(str::to_string).unwrap_or_else(|| display_name(path));
     let validator_for = stem.strip_suffix(".validator").map(str::to_string);
     let digest = loader::digest_of(&bytes);
     let mut report = PluginReport {
@@ -47,9 +37,7 @@ pub async fn check_file(path: &Path) -> Result<PluginReport, PluginError> {
                     report.agent_type = declared;
                 }
             } else if plugin.validator.is_none() {
-                report.problem = Some(PluginError::NotAValidator {
-                    file: display_name(path),
-                });
+                report.problem = Some(PluginError::NotAValidator { file: display_name(path) });
             }
             report.world = world_of(&plugin.roles).to_string();
             report.roles = plugin.roles.clone();

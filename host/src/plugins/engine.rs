@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, WasmBacktraceDetails,
-};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, WasmBacktraceDetails};
 
 use super::PluginError;
 
@@ -23,17 +21,10 @@ pub enum Allocation {
 }
 
 /// Builds the engine: pooled if `pooling` and the pool can be reserved, else on demand.
-pub(crate) fn build(
-    pooling: bool,
-    max_instances: u32,
-    max_memory: usize,
-) -> Result<(Engine, Allocation), PluginError> {
+pub(crate) fn build(pooling: bool, max_instances: u32, max_memory: usize) -> Result<(Engine, Allocation), PluginError> {
     if pooling {
         let mut config = base_config();
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(
-            max_instances,
-            max_memory,
-        )));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(max_instances, max_memory)));
         match Engine::new(&config) {
             Ok(engine) => return Ok((engine, Allocation::Pooling)),
             Err(err) => tracing::warn!(%err, max_instances,
@@ -42,9 +33,7 @@ pub(crate) fn build(
                  use pooling"),
         }
     }
-    let engine = Engine::new(&base_config()).map_err(|e| PluginError::Engine {
-        reason: format!("{e:#}"),
-    })?;
+    let engine = Engine::new(&base_config()).map_err(|e| PluginError::Engine { reason: format!("{e:#}") })?;
     Ok((engine, Allocation::OnDemand))
 }
 
@@ -83,7 +72,5 @@ pub(crate) fn start_ticker(engine: &Engine) -> Result<(), PluginError> {
             }
         })
         .map(|_| ())
-        .map_err(|e| PluginError::Engine {
-            reason: format!("cannot start the epoch thread: {e}"),
-        })
+        .map_err(|e| PluginError::Engine { reason: format!("cannot start the epoch thread: {e}") })
 }

@@ -41,11 +41,7 @@ pub enum PluginError {
         "`{file}` exports `{interface}` with the wrong shape ({reason}): rebuild it against \
          the `hyphae:plugin@0.1.0` WIT package of this host"
     )]
-    BadExport {
-        file: String,
-        interface: String,
-        reason: String,
-    },
+    BadExport { file: String, interface: String, reason: String },
     /// The component imports something the host does not provide.
     #[error(
         "`{file}` imports `{import}`, which the host does not provide: plugins may import only \
@@ -67,11 +63,7 @@ pub enum PluginError {
         "`{file}` declares agent type `{declared}` but is installed as `{expected}`: install it \
          under `{declared}` or change the agent type it reports from `describe`"
     )]
-    AgentTypeMismatch {
-        file: String,
-        declared: String,
-        expected: String,
-    },
+    AgentTypeMismatch { file: String, declared: String, expected: String },
     /// An agent type that cannot be used as a file name.
     #[error(
         "`{name}` is not a valid agent type: use letters, digits, `-` and `_` (at most 128 \
@@ -82,9 +74,7 @@ pub enum PluginError {
     #[error("no plugins directory is configured: start the host with a plugins directory")]
     NoPluginsDir,
     /// Another file already serves the agent type.
-    #[error(
-        "agent type `{agent_type}` is already served by `{other}`: remove one of the two files"
-    )]
+    #[error("agent type `{agent_type}` is already served by `{other}`: remove one of the two files")]
     Conflict { agent_type: String, other: String },
     /// The wasmtime engine could not be created.
     #[error("cannot start the WebAssembly engine: {reason}")]
@@ -93,9 +83,6 @@ pub enum PluginError {
 
 impl PluginError {
     pub(crate) fn io(path: impl Into<PathBuf>, err: &std::io::Error) -> Self {
-        PluginError::Io {
-            path: path.into(),
-            reason: err.to_string(),
-        }
+        PluginError::Io { path: path.into(), reason: err.to_string() }
     }
 }

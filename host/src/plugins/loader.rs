@@ -43,9 +43,7 @@ pub(crate) struct Partial {
 
 /// File name for messages.
 pub(crate) fn display_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
 }
 
 /// `sha256:<hex>` of `bytes`.
@@ -85,27 +83,13 @@ pub(crate) async fn load(
     let (engine, cache) = (shared.engine.clone(), shared.cache.clone());
     let compiled = tokio::task::spawn_blocking(move || cache.load(&engine, &bytes, &hex_digest))
         .await
-        .map_err(|e| PluginError::Invalid {
-            file: file.clone(),
-            reason: format!("compilation did not complete: {e}"),
-        })
-        .and_then(|r| {
-            r.map_err(|e| PluginError::Invalid {
-                file: file.clone(),
-                reason: format!("{e:#}"),
-            })
-        });
+        .map_err(|e| PluginError::Invalid { file: file.clone(), reason: format!("compilation did not complete: {e}") })
+        .and_then(|r| r.map_err(|e| PluginError::Invalid { file: file.clone(), reason: format!("{e:#}") }));
     let (component, cache_outcome) = compiled.map_err(|e| (e, None))?;
     let (imports, exports) = names(shared, &component);
-    let partial = || Partial {
-        imports: imports.clone(),
-        exports: exports.clone(),
-    };
-    let linked =
-        link(shared, &file, &component, &imports, &exports).map_err(|e| (e, Some(partial())))?;
-    let info = probe(shared, &file, &linked)
-        .await
-        .map_err(|e| (e, Some(partial())))?;
+    let partial = || Partial { imports: imports.clone(), exports: exports.clone() };
+    let linked = link(shared, &file, &component, &imports, &exports).map_err(|e| (e, Some(partial())))?;
+    let info = probe(shared, &file, &linked).await.map_err(|e| (e, Some(partial())))?;
     Ok(LoadedPlugin {
         digest,
         info,
@@ -122,14 +106,8 @@ pub(crate) async fn load(
 /// Import and export names of a component.
 fn names(shared: &Shared, component: &Component) -> (Vec<String>, Vec<String>) {
     let ty = component.component_type();
-    let imports = ty
-        .imports(&shared.engine)
-        .map(|(n, _)| n.to_string())
-        .collect();
-    let exports = ty
-        .exports(&shared.engine)
-        .map(|(n, _)| n.to_string())
-        .collect();
+    let imports = ty.imports(&shared.engine).map(|(n, _)| n.to_string()).collect();
+    let exports = ty.exports(&shared.engine).map(|(n, _)| n.to_string()).collect();
     (imports, exports)
 }
 
@@ -150,84 +128,47 @@ fn link(
     exports: &[String],
 ) -> Result<Linked, PluginError> {
     if let Some(bad) = imports.iter().find(|i| !bindings::is_provided_import(i)) {
-        return Err(PluginError::UnsupportedImport {
-            file: file.into(),
-            import: bad.clone(),
-        });
+        return Err(PluginError::UnsupportedImport { file: file.into(), import: bad.clone() });
     }
-    let pre =
-        shared
-            .linker
-            .instantiate_pre(component)
-            .map_err(|e| PluginError::ImportMismatch {
-                file: file.into(),
-                reason: format!("{e:#}"),
-            })?;
+    let pre = shared
+        .linker
+        .instantiate_pre(component)
+        .map_err(|e| PluginError::ImportMismatch { file: file.into(), reason: format!("{e:#}") })?;
     let bad_export = |interface: &str, e: wasmtime::Error| PluginError::BadExport {
         file: file.into(),
         interface: interface.into(),
         reason: format!("{e:#}"),
     };
     let has = |name: &str| exports.iter().any(|e| e == name);
-    let executor = has(EXECUTOR)
-        .then(|| executor::GuestIndices::new(&pre).map_err(|e| bad_export(EXECUTOR, e)))
-        .transpose()?;
-    let validator = has(VALIDATOR)
-        .then(|| validator::GuestIndices::new(&pre).map_err(|e| bad_export(VALIDATOR, e)))
-        .transpose()?;
-    let metadata = has(METADATA)
-        .then(|| metadata::GuestIndices::new(&pre).map_err(|e| bad_export(METADATA, e)))
-        .transpose()?;
+    let executor =
+        has(EXECUTOR).then(|| executor::GuestIndices::new(&pre).map_err(|e| bad_export(EXECUTOR, e))).transpose()?;
+    let validator =
+        has(VALIDATOR).then(|| validator::GuestIndices::new(&pre).map_err(|e| bad_export(VALIDATOR, e))).transpose()?;
+    let metadata =
+        has(METADATA).then(|| metadata::GuestIndices::new(&pre).map_err(|e| bad_export(METADATA, e))).transpose()?;
     if executor.is_none() && validator.is_none() {
         let list = if exports.is_empty() {
             "nothing".to_string()
         } else {
-            exports
-                .iter()
-                .map(|e| format!("`{e}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            exports.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")
         };
-        return Err(PluginError::NoRoles {
-            file: file.into(),
-            exports: list,
-        });
+        return Err(PluginError::NoRoles { file: file.into(), exports: list });
     }
     let mut roles = Vec::new();
     executor.is_some().then(|| roles.push(Role::Executor));
     validator.is_some().then(|| roles.push(Role::Validator));
     metadata.is_some().then(|| roles.push(Role::Metadata));
-    Ok(Linked {
-        pre,
-        executor,
-        validator,
-        metadata,
-        roles,
-    })
+    Ok(Linked { pre, executor, validator, metadata, roles })
 }
 
 /// Instantiates once: type-checks every exported role and calls `describe`.
-async fn probe(
-    shared: &Shared,
-    file: &str,
-    linked: &Linked,
-) -> Result<Option<PluginInfo>, PluginError> {
+async fn probe(shared: &Shared, file: &str, linked: &Linked) -> Result<Option<PluginInfo>, PluginError> {
     let _permit = shared.permits.acquire().await;
-    let limits = Limits {
-        memory: shared.config.default_memory_limit,
-        timeout: PROBE_TIMEOUT,
-        cancel: None,
-    };
+    let limits = Limits { memory: shared.config.default_memory_limit, timeout: PROBE_TIMEOUT, cancel: None };
     let deadline = Instant::now() + PROBE_TIMEOUT;
-    let info = CallInfo {
-        agent_type: file.to_string(),
-        ..CallInfo::default()
-    };
+    let info = CallInfo { agent_type: file.to_string(), ..CallInfo::default() };
     let mut store = call::new_store(&shared.engine, info, &limits, deadline);
-    let startup = |reason: String| PluginError::Startup {
-        file: file.into(),
-        reason,
-    };
+    let startup = |reason: String| PluginError::Startup { file: file.into(), reason };
     let bad_export = |interface: &str, e: wasmtime::Error| PluginError::BadExport {
         file: file.into(),
         interface: interface.into(),
@@ -240,19 +181,15 @@ async fn probe(
             .await
             .map_err(|e| Err(startup(format!("instantiation failed: {e:#}"))))?;
         if let Some(ix) = &linked.executor {
-            ix.load(&mut store, &instance)
-                .map_err(|e| Err(bad_export(EXECUTOR, e)))?;
+            ix.load(&mut store, &instance).map_err(|e| Err(bad_export(EXECUTOR, e)))?;
         }
         if let Some(ix) = &linked.validator {
-            ix.load(&mut store, &instance)
-                .map_err(|e| Err(bad_export(VALIDATOR, e)))?;
+            ix.load(&mut store, &instance).map_err(|e| Err(bad_export(VALIDATOR, e)))?;
         }
         let Some(ix) = &linked.metadata else {
             return Ok(None);
         };
-        let guest = ix
-            .load(&mut store, &instance)
-            .map_err(|e| Err(bad_export(METADATA, e)))?;
+        let guest = ix.load(&mut store, &instance).map_err(|e| Err(bad_export(METADATA, e)))?;
         guest
             .call_describe(&mut store)
             .await
@@ -273,8 +210,6 @@ async fn probe(
             let failure = call::from_error(file, trap, store.data_mut());
             Err(startup(format!("`describe` failed: {}", failure.message)))
         }
-        Err(why) => Err(startup(format!(
-            "instantiation or `describe` stopped: {why}"
-        ))),
+        Err(why) => Err(startup(format!("instantiation or `describe` stopped: {why}"))),
     }
 }

@@ -74,11 +74,9 @@ impl FileEntry {
     fn agent_type(&self) -> String {
         match (&self.target, &self.loaded) {
             (Target::ValidatorFor(name), _) => name.clone(),
-            (Target::Plugin(stem), Ok(p)) => p
-                .info
-                .as_ref()
-                .and_then(|i| i.agent_type.clone())
-                .unwrap_or_else(|| stem.clone()),
+            (Target::Plugin(stem), Ok(p)) => {
+                p.info.as_ref().and_then(|i| i.agent_type.clone()).unwrap_or_else(|| stem.clone())
+            }
             (Target::Plugin(stem), Err(_)) => stem.clone(),
         }
     }
@@ -125,18 +123,10 @@ impl Registry {
             self.inner.ready.store(true, Ordering::Release);
             return Ok(());
         };
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(|e| PluginError::io(&dir, &e))?;
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| PluginError::io(&dir, &e))?;
         let mut paths = Vec::new();
-        let mut entries = tokio::fs::read_dir(&dir)
-            .await
-            .map_err(|e| PluginError::io(&dir, &e))?;
-        while let Some(entry) = entries
-            .next_entry()
-            .await
-            .map_err(|e| PluginError::io(&dir, &e))?
-        {
+        let mut entries = tokio::fs::read_dir(&dir).await.map_err(|e| PluginError::io(&dir, &e))?;
+        while let Some(entry) = entries.next_entry().await.map_err(|e| PluginError::io(&dir, &e))? {
             let path = entry.path();
             if Target::of(&path).is_some() && path.is_file() {
                 paths.push(path);
@@ -182,20 +172,13 @@ impl Registry {
 
     /// The digest of the executor version now serving `agent_type`.
     pub fn digest(&self, agent_type: &str) -> Option<String> {
-        self.read()
-            .executors
-            .get(agent_type)
-            .map(|p| p.digest.clone())
+        self.read().executors.get(agent_type).map(|p| p.digest.clone())
     }
 
     /// Status of every plugin file, loaded or failed, sorted by path.
     pub fn list(&self) -> Vec<PluginStatus> {
         let tables = self.read();
-        tables
-            .files
-            .iter()
-            .map(|(path, entry)| status(path, entry, tables.conflicts.get(path)))
-            .collect()
+        tables.files.iter().map(|(path, entry)| status(path, entry, tables.conflicts.get(path))).collect()
     }
 
     /// Status of one plugin file.
@@ -214,11 +197,7 @@ impl Registry {
         match tokio::fs::read(path).await {
             Ok(bytes) => {
                 let digest = loader::digest_of(&bytes);
-                let unchanged = self
-                    .read()
-                    .files
-                    .get(path)
-                    .is_some_and(|e| e.digest == digest && e.loaded.is_ok());
+                let unchanged = self.read().files.get(path).is_some_and(|e| e.digest == digest && e.loaded.is_ok());
                 if !unchanged {
                     let loaded = self.load_bytes(&target, path, bytes).await;
                     self.insert(path, target, digest, loaded);
@@ -234,24 +213,15 @@ impl Registry {
 
     /// Checks `bytes` as the plugin of `agent_type`, writes it atomically as `AGENT_TYPE.wasm` in
     /// the plugins directory and puts it in service (replacing any previous version).
-    pub async fn install(
-        &self,
-        agent_type: &str,
-        bytes: &[u8],
-    ) -> Result<PluginStatus, PluginError> {
+    pub async fn install(&self, agent_type: &str, bytes: &[u8]) -> Result<PluginStatus, PluginError> {
         if !valid_agent_type(agent_type) {
-            return Err(PluginError::InvalidAgentType {
-                name: agent_type.into(),
-            });
+            return Err(PluginError::InvalidAgentType { name: agent_type.into() });
         }
         let dir = self.dir().ok_or(PluginError::NoPluginsDir)?.to_path_buf();
         let path = dir.join(format!("{agent_type}.wasm"));
         let target = Target::Plugin(agent_type.to_string());
         let _guard = self.inner.load_lock.lock().await;
-        let plugin = self
-            .load_bytes(&target, &path, bytes.to_vec())
-            .await
-            .map_err(|(e, _)| e)?;
+        let plugin = self.load_bytes(&target, &path, bytes.to_vec()).await.map_err(|(e, _)| e)?;
         if let Some(declared) = plugin.info.as_ref().and_then(|i| i.agent_type.as_ref()) {
             if declared != agent_type {
                 return Err(PluginError::AgentTypeMismatch {
@@ -281,10 +251,7 @@ impl Registry {
     ) -> Result<Arc<LoadedPlugin>, (PluginError, Option<Partial>)> {
         let plugin = loader::load(&self.inner.shared, path, bytes).await?;
         if matches!(target, Target::ValidatorFor(_)) && plugin.validator.is_none() {
-            let partial = Partial {
-                imports: plugin.imports.clone(),
-                exports: plugin.exports.clone(),
-            };
+            let partial = Partial { imports: plugin.imports.clone(), exports: plugin.exports.clone() };
             let file = loader::display_name(path);
             return Err((PluginError::NotAValidator { file }, Some(partial)));
         }
@@ -304,14 +271,7 @@ impl Registry {
             tracing::warn!(path = %path.display(), "plugin refused: {err}");
         }
         let mut tables = self.write();
-        tables.files.insert(
-            path.to_path_buf(),
-            FileEntry {
-                target,
-                digest,
-                loaded,
-            },
-        );
+        tables.files.insert(path.to_path_buf(), FileEntry { target, digest, loaded });
         tables.resolve();
     }
 
@@ -362,9 +322,7 @@ impl Tables {
             }
             if plugin.validator.is_some() {
                 if let Some((_, other)) = validators.get(&agent_type) {
-                    if plugin.executor.is_none()
-                        && !other.to_string_lossy().ends_with(".validator.wasm")
-                    {
+                    if plugin.executor.is_none() && !other.to_string_lossy().ends_with(".validator.wasm") {
                         conflicts.insert(path.clone(), conflict(&agent_type, other));
                     }
                     continue;
@@ -379,11 +337,7 @@ impl Tables {
 }
 
 fn status(path: &Path, entry: &FileEntry, conflict: Option<&PluginError>) -> PluginStatus {
-    let roles = if conflict.is_some() {
-        Vec::new()
-    } else {
-        entry.roles()
-    };
+    let roles = if conflict.is_some() { Vec::new() } else { entry.roles() };
     let error = match (&entry.loaded, conflict) {
         (Err((err, _)), _) => Some(err.to_string()),
         (Ok(_), Some(c)) => Some(c.to_string()),
@@ -395,39 +349,22 @@ fn status(path: &Path, entry: &FileEntry, conflict: Option<&PluginError>) -> Plu
         world: world_of(&roles).to_string(),
         roles,
         digest: entry.digest.clone(),
-        state: if error.is_none() {
-            PluginState::Loaded
-        } else {
-            PluginState::Failed
-        },
+        state: if error.is_none() { PluginState::Loaded } else { PluginState::Failed },
         error,
         info: entry.loaded.as_ref().ok().and_then(|p| p.info.clone()),
-        from_cache: entry
-            .loaded
-            .as_ref()
-            .is_ok_and(|p| p.cache == CacheOutcome::Hit),
+        from_cache: entry.loaded.as_ref().is_ok_and(|p| p.cache == CacheOutcome::Hit),
     }
 }
 
 /// Whether `name` can be an agent type: letters, digits, `-`, `_`, at most 128 characters
 /// (agent types become file names).
 pub fn valid_agent_type(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 async fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), PluginError> {
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        loader::display_name(path),
-        std::process::id()
-    ));
-    tokio::fs::write(&tmp, bytes)
-        .await
-        .map_err(|e| PluginError::io(&tmp, &e))?;
+    let tmp = dir.join(format!(".{}.{}.tmp", loader::display_name(path), std::process::id()));
+    tokio::fs::write(&tmp, bytes).await.map_err(|e| PluginError::io(&tmp, &e))?;
     if let Err(e) = tokio::fs::rename(&tmp, path).await {
         let _ = tokio::fs::remove_file(&tmp).await;
         return Err(PluginError::io(path, &e));
@@ -443,10 +380,7 @@ mod tests {
     fn file_names_map_to_targets() {
         let t = |n: &str| Target::of(Path::new(n));
         assert_eq!(t("/p/echo.wasm"), Some(Target::Plugin("echo".into())));
-        assert_eq!(
-            t("/p/echo.validator.wasm"),
-            Some(Target::ValidatorFor("echo".into()))
-        );
+        assert_eq!(t("/p/echo.validator.wasm"), Some(Target::ValidatorFor("echo".into())));
         assert_eq!(t("/p/.echo.wasm.1.tmp"), None);
         assert_eq!(t("/p/.hidden.wasm"), None);
         assert_eq!(t("/p/readme.md"), None);

@@ -78,9 +78,8 @@ impl Shared {
             .unwrap_or(config.default_memory_limit);
         let (engine, allocation) = engine::build(config.pooling, config.max_instances, max_memory)?;
         engine::start_ticker(&engine)?;
-        let linker = bindings::linker(&engine).map_err(|e| PluginError::Engine {
-            reason: format!("cannot link the host interfaces: {e:#}"),
-        })?;
+        let linker = bindings::linker(&engine)
+            .map_err(|e| PluginError::Engine { reason: format!("cannot link the host interfaces: {e:#}") })?;
         Ok(Shared {
             cache: ArtifactCache::new(&engine, config.cache_dir.clone()),
             permits: Semaphore::new(config.max_instances.max(1) as usize),
@@ -93,12 +92,7 @@ impl Shared {
 
     fn limits(&self, agent_type: &str, opts: &CallOptions) -> Limits {
         Limits {
-            memory: self
-                .config
-                .memory_limits
-                .get(agent_type)
-                .copied()
-                .unwrap_or(self.config.default_memory_limit),
+            memory: self.config.memory_limits.get(agent_type).copied().unwrap_or(self.config.default_memory_limit),
             timeout: opts.timeout.unwrap_or(self.config.default_timeout),
             cancel: opts.cancel.clone(),
         }
@@ -117,10 +111,7 @@ impl Runtime {
     /// [`Runtime::start`]) to load the plugins directory.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, PluginError> {
         let shared = Arc::new(Shared::new(config)?);
-        Ok(Runtime {
-            registry: Registry::new(shared.clone()),
-            shared,
-        })
+        Ok(Runtime { registry: Registry::new(shared.clone()), shared })
     }
 
     /// Creates the runtime, loads the plugins directory and, if configured, starts watching it.
@@ -161,12 +152,7 @@ impl Runtime {
             };
         };
         let (result, log, duration) = self.run_executor(&plugin, ctx, &opts).await;
-        Execution {
-            digest: plugin.digest.clone(),
-            result,
-            log,
-            duration,
-        }
+        Execution { digest: plugin.digest.clone(), result, log, duration }
     }
 
     async fn run_executor(
@@ -188,11 +174,7 @@ impl Runtime {
         let mut store = call::new_store(&self.shared.engine, info, &limits, deadline);
         let wit_ctx = to_wit(ctx);
         let Some(indices) = &plugin.executor else {
-            return (
-                Err(no_plugin(&agent_type, "executor")),
-                Vec::new(),
-                start.elapsed(),
-            );
+            return (Err(no_plugin(&agent_type, "executor")), Vec::new(), start.elapsed());
         };
         let work = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
@@ -201,9 +183,7 @@ impl Runtime {
         };
         let outcome = call::guarded(work, deadline, &limits).await;
         let result = match outcome {
-            Ok(Ok(Ok(output))) => {
-                call::check_output(&agent_type, output, self.shared.config.max_output_bytes)
-            }
+            Ok(Ok(Ok(output))) => call::check_output(&agent_type, output, self.shared.config.max_output_bytes),
             Ok(Ok(Err(guest))) => Err(call::guest_error(guest)),
             Ok(Err(err)) => Err(call::from_error(&agent_type, err, store.data_mut())),
             Err(why) => Err(call::interrupted(&agent_type, why, store.data_mut())),
@@ -212,12 +192,7 @@ impl Runtime {
     }
 
     /// Asks the validator of `agent_type` (if one is loaded) about a handoff message (JSON text).
-    pub async fn validate(
-        &self,
-        agent_type: &str,
-        handoff_json: &str,
-        opts: CallOptions,
-    ) -> Validation {
+    pub async fn validate(&self, agent_type: &str, handoff_json: &str, opts: CallOptions) -> Validation {
         let Some(plugin) = self.registry.validator(agent_type) else {
             return Validation::NoValidator;
         };
@@ -227,10 +202,7 @@ impl Runtime {
         let limits = self.shared.limits(agent_type, &opts);
         let _permit = self.shared.permits.acquire().await;
         let deadline = Instant::now() + limits.timeout;
-        let info = CallInfo {
-            agent_type: agent_type.to_string(),
-            ..CallInfo::default()
-        };
+        let info = CallInfo { agent_type: agent_type.to_string(), ..CallInfo::default() };
         let mut store = call::new_store(&self.shared.engine, info, &limits, deadline);
         let work = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
@@ -239,15 +211,9 @@ impl Runtime {
         };
         match call::guarded(work, deadline, &limits).await {
             Ok(Ok(Ok(()))) => Validation::Accepted,
-            Ok(Ok(Err(issues))) => Validation::Rejected(
-                issues
-                    .into_iter()
-                    .map(|i| Issue {
-                        path: i.path,
-                        message: i.message,
-                    })
-                    .collect(),
-            ),
+            Ok(Ok(Err(issues))) => {
+                Validation::Rejected(issues.into_iter().map(|i| Issue { path: i.path, message: i.message }).collect())
+            }
             Ok(Err(err)) => Validation::Failed(call::from_error(agent_type, err, store.data_mut())),
             Err(why) => Validation::Failed(call::interrupted(agent_type, why, store.data_mut())),
         }
@@ -270,10 +236,7 @@ fn to_wit(ctx: TaskContext) -> wit::TaskContext {
     wit::TaskContext {
         workflow_id: ctx.workflow_id,
         task_id: ctx.task_id,
-        agent: wit::Agent {
-            id: ctx.agent_id,
-            agent_type: ctx.agent_type,
-        },
+        agent: wit::Agent { id: ctx.agent_id, agent_type: ctx.agent_type },
         attempt: ctx.attempt,
         input: ctx.input,
         variables: ctx.variables,
@@ -284,10 +247,7 @@ fn to_wit(ctx: TaskContext) -> wit::TaskContext {
             .into_iter()
             .map(|p| wit::PreviousResult {
                 task_id: p.task_id,
-                agent: wit::Agent {
-                    id: p.agent_id,
-                    agent_type: p.agent_type,
-                },
+                agent: wit::Agent { id: p.agent_id, agent_type: p.agent_type },
                 status: match p.status {
                     super::DependencyStatus::Completed => wit::DependencyStatus::Completed,
                     super::DependencyStatus::Failed => wit::DependencyStatus::Failed,

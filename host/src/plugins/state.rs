@@ -41,10 +41,7 @@ impl HostState {
     pub fn new(info: CallInfo, memory_limit: usize) -> Self {
         let stdout = CapturePipe::new(MAX_STDIO_BYTES);
         let stderr = CapturePipe::new(MAX_STDIO_BYTES);
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .build();
+        let wasi = WasiCtxBuilder::new().stdout(stdout.clone()).stderr(stderr.clone()).build();
         HostState {
             wasi,
             table: ResourceTable::new(),
@@ -121,10 +118,7 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -144,36 +138,20 @@ pub(crate) struct MemoryLimiter {
 
 impl MemoryLimiter {
     fn new(limit: usize) -> Self {
-        MemoryLimiter {
-            limit,
-            exceeded: None,
-        }
+        MemoryLimiter { limit, exceeded: None }
     }
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.exceeded = Some((self.limit, desired));
-            return Err(wasmtime::Error::new(MemoryLimitExceeded {
-                limit: self.limit,
-                desired,
-            }));
+            return Err(wasmtime::Error::new(MemoryLimitExceeded { limit: self.limit, desired }));
         }
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         // Tables hold function references: a million entries is far beyond any real plugin.
         Ok(desired <= 1_000_000)
     }
@@ -202,11 +180,7 @@ impl LogSink {
             return;
         }
         self.bytes += message.len();
-        self.lines.push(LogLine {
-            at_us: now_us(),
-            level: level.to_string(),
-            message,
-        });
+        self.lines.push(LogLine { at_us: now_us(), level: level.to_string(), message });
     }
 
     /// The log lines, with a note of how many were dropped past the bounds.
@@ -239,10 +213,7 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 }
 
 fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -259,11 +230,7 @@ mod tests {
         assert_eq!(sink.last_errors, vec!["boom".to_string()]);
         let lines = sink.finish();
         assert_eq!(lines.len(), MAX_LOG_LINES + 1);
-        assert!(lines
-            .last()
-            .unwrap()
-            .message
-            .starts_with("6 more log lines dropped"));
+        assert!(lines.last().unwrap().message.starts_with("6 more log lines dropped"));
     }
 
     #[test]

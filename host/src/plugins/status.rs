@@ -20,10 +20,7 @@ pub enum Role {
 
 /// The world of the `hyphae:plugin` package that a set of roles corresponds to.
 pub fn world_of(roles: &[Role]) -> &'static str {
-    match (
-        roles.contains(&Role::Executor),
-        roles.contains(&Role::Validator),
-    ) {
+    match (roles.contains(&Role::Executor), roles.contains(&Role::Validator)) {
         (true, true) => "agent-plugin",
         (true, false) => "executor-plugin",
         (false, true) => "validator-plugin",

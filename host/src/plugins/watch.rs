@@ -28,19 +28,16 @@ impl Registry {
                 .into(),
         })?;
         let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-                Ok(event) => {
-                    for path in event.paths {
-                        let _ = tx.send(path);
-                    }
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(event) => {
+                for path in event.paths {
+                    let _ = tx.send(path);
                 }
-                Err(err) => tracing::warn!(%err, "plugins directory watch error"),
-            })
-            .map_err(|e| watch_error(&dir, e))?;
-        watcher
-            .watch(&dir, RecursiveMode::NonRecursive)
-            .map_err(|e| watch_error(&dir, e))?;
+            }
+            Err(err) => tracing::warn!(%err, "plugins directory watch error"),
+        })
+        .map_err(|e| watch_error(&dir, e))?;
+        watcher.watch(&dir, RecursiveMode::NonRecursive).map_err(|e| watch_error(&dir, e))?;
         *self.inner.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(watcher);
         handle.spawn(apply_changes(Arc::downgrade(&self.inner), rx));
         tracing::info!(dir = %dir.display(), "watching the plugins directory");
@@ -49,10 +46,7 @@ impl Registry {
 }
 
 fn watch_error(dir: &std::path::Path, err: notify::Error) -> PluginError {
-    PluginError::Io {
-        path: dir.to_path_buf(),
-        reason: format!("cannot watch the plugins directory: {err}"),
-    }
+    PluginError::Io { path: dir.to_path_buf(), reason: format!("cannot watch the plugins directory: {err}") }
 }
 
 /// Collects changed paths until the directory settles, then refreshes each.

@@ -10,6 +10,7 @@ mod control;
 mod outcome;
 mod read;
 mod rows;
+mod stats;
 mod submit;
 mod versions;
 mod workers;

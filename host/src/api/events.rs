@@ -1,0 +1,202 @@
+//! Coordination events: per workflow and agent, handoff chains, timelines, statistics, retention.
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{ApiPath, ApiQuery};
+use super::workflows::page_size;
+use super::AppState;
+use crate::events::{AgentEventsQuery, Event, EventQuery, EventType, Statistics, Timeline};
+
+/// Parse a comma-separated list of event types; an unknown name is a 400 listing the known ones.
+pub fn parse_types(list: Option<&str>) -> ApiResult<Vec<EventType>> {
+    let Some(list) = list else { return Ok(Vec::new()) };
+    list.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            EventType::parse(t).ok_or_else(|| {
+                let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+                ApiError::bad_request(
+                    "invalid_event_type",
+                    format!("unknown event type `{t}`: use {}", known.join(", ")),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Filter of a workflow's events.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Only these event types (comma-separated).
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub types: Option<String>,
+    /// Only events of this task.
+    pub task_id: Option<String>,
+    /// Only events after this position (`seq`).
+    pub after: Option<i64>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<i64>,
+}
+
+/// A page of events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    /// Oldest first.
+    pub events: Vec<Event>,
+    /// Pass as `after` to read on; absent when this page was the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<i64>,
+}
+
+/// Events of a workflow, oldest first.
+#[utoipa::path(get, path = "/v1/workflows/{id}/events", tag = "events",
+    params(("id" = String, Path, description = "Workflow id"), EventsQuery),
+    responses((status = 200, body = EventList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn workflow_events(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+) -> ApiResult<Json<EventList>> {
+    let limit = page_size(q.limit);
+    let query = EventQuery {
+        types: parse_types(q.types.as_deref())?,
+        task_id: q.task_id.filter(|t| !t.is_empty()),
+        after: q.after.unwrap_or(0).max(0),
+        limit,
+    };
+    let store = s.engine.store();
+    let events = store.workflow_events(&id, &query).await?;
+    if events.is_empty() && query.after > 0 {
+        store.last_event_seq(&id).await?; // 404 for an unknown workflow
+    }
+    let next_after = (events.len() as i64 == limit).then(|| events.last().map(|e| e.seq)).flatten();
+    Ok(Json(EventList { events, next_after }))
+}
+
+/// A workflow's events grouped as lifecycle, tasks, handoffs and failures.
+#[utoipa::path(get, path = "/v1/workflows/{id}/timeline", tag = "events",
+    params(("id" = String, Path, description = "Workflow id")),
+    responses((status = 200, body = Timeline), (status = 404, body = ErrorBody)))]
+pub async fn timeline(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Timeline>> {
+    Ok(Json(s.engine.store().timeline(&id).await?))
+}
+
+/// The handoffs of a workflow.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HandoffChain {
+    pub workflow_id: String,
+    /// `handoff` events in order.
+    pub handoffs: Vec<Event>,
+}
+
+/// The handoff chain of a workflow, in order.
+#[utoipa::path(get, path = "/v1/workflows/{id}/handoffs", tag = "events",
+    params(("id" = String, Path, description = "Workflow id")),
+    responses((status = 200, body = HandoffChain), (status = 404, body = ErrorBody)))]
+pub async fn handoffs(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<HandoffChain>> {
+    let handoffs = s.engine.store().handoff_chain(&id).await?;
+    Ok(Json(HandoffChain { workflow_id: id, handoffs }))
+}
+
+/// Filter of an agent's events.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AgentQuery {
+    /// Only these event types (comma-separated).
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub types: Option<String>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<i64>,
+}
+
+/// Events in which an agent took part.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentEvents {
+    pub agent_id: String,
+    /// Oldest first.
+    pub events: Vec<Event>,
+}
+
+/// Events in which an agent took part (as actor, source or target), oldest first.
+#[utoipa::path(get, path = "/v1/agents/{agent_id}/events", tag = "events",
+    params(("agent_id" = String, Path, description = "Agent id"), AgentQuery),
+    responses((status = 200, body = AgentEvents), (status = 400, body = ErrorBody)))]
+pub async fn agent_events(
+    State(s): State<AppState>,
+    ApiPath(agent_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<AgentQuery>,
+) -> ApiResult<Json<AgentEvents>> {
+    let query = AgentEventsQuery { types: parse_types(q.types.as_deref())?, limit: page_size(q.limit) };
+    let events = s.engine.store().agent_events(&agent_id, &query).await?;
+    Ok(Json(AgentEvents { agent_id, events }))
+}
+
+/// Scope of the statistics.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsQuery {
+    /// Statistics of this workflow only (all workflows when absent).
+    pub workflow_id: Option<String>,
+}
+
+/// Statistics over the events of one workflow or all.
+#[utoipa::path(get, path = "/v1/stats", tag = "events", params(StatsQuery),
+    responses((status = 200, body = Statistics), (status = 404, body = ErrorBody)))]
+pub async fn stats(State(s): State<AppState>, ApiQuery(q): ApiQuery<StatsQuery>) -> ApiResult<Json<Statistics>> {
+    let id = q.workflow_id.filter(|w| !w.is_empty());
+    Ok(Json(s.engine.store().statistics(id.as_deref()).await?))
+}
+
+/// Retention: which events to delete.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RetentionQuery {
+    /// Delete events older than this many days (>= 0; fractions allowed).
+    pub older_than_days: f64,
+}
+
+/// What a retention run deleted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    pub deleted: u64,
+    pub older_than_days: f64,
+}
+
+/// Delete events older than N days.
+#[utoipa::path(delete, path = "/v1/events", tag = "events", params(RetentionQuery),
+    responses((status = 200, body = Deleted), (status = 400, body = ErrorBody)))]
+pub async fn retention(State(s): State<AppState>, ApiQuery(q): ApiQuery<RetentionQuery>) -> ApiResult<Json<Deleted>> {
+    let days = q.older_than_days;
+    if !days.is_finite() || !(0.0..=1e6).contains(&days) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("older_than_days must be a number of days between 0 and 1000000, not {days}"),
+        ));
+    }
+    let deleted = s.engine.store().delete_events_older_than(days).await?;
+    Ok(Json(Deleted { deleted, older_than_days: days }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_lists() {
+        assert_eq!(
+            parse_types(Some("handoff, task_failed,")).unwrap(),
+            vec![EventType::Handoff, EventType::TaskFailed]
+        );
+        assert!(parse_types(None).unwrap().is_empty());
+        let err = parse_types(Some("handof")).unwrap_err();
+        assert!(err.message.contains("handof") && err.message.contains("handoff"));
+    }
+}

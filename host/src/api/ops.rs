@@ -1,0 +1,145 @@
+//! Operations: liveness, readiness, Prometheus metrics, worker health and the OpenAPI document.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::AppState;
+use crate::store::WorkerRecord;
+
+/// Liveness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the process answers.
+    pub status: String,
+    pub version: String,
+}
+
+/// Liveness: the process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
+}
+
+/// Status of one component of the host.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ComponentStatus {
+    /// `ok` or `failed`.
+    pub status: String,
+    /// What is wrong (and what to do), or facts about the component.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Readiness, per component.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: String,
+    pub components: BTreeMap<String, ComponentStatus>,
+}
+
+fn ok(detail: serde_json::Value) -> ComponentStatus {
+    ComponentStatus { status: "ok".into(), message: None, detail: Some(detail) }
+}
+
+fn failed(message: String) -> ComponentStatus {
+    ComponentStatus { status: "failed".into(), message: Some(message), detail: None }
+}
+
+/// Readiness: the database answers and the plugins directory has been loaded (503 otherwise,
+/// with the failing component).
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Readiness), (status = 503, description = "Not ready", body = Readiness)))]
+pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let mut components = BTreeMap::new();
+    let start = Instant::now();
+    let db = match tokio::time::timeout(Duration::from_secs(2), s.engine.store().ping()).await {
+        Ok(Ok(())) => ok(serde_json::json!({
+            "dialect": format!("{:?}", s.engine.store().dialect()).to_lowercase(),
+            "latency_ms": start.elapsed().as_secs_f64() * 1000.0,
+        })),
+        Ok(Err(e)) => failed(format!("the database does not answer: {e}")),
+        Err(_) => failed("the database did not answer within 2 s".into()),
+    };
+    components.insert("database".to_string(), db);
+    let plugins = s.plugins.list();
+    let loaded = plugins.iter().filter(|p| p.state == "loaded").count();
+    let plugin_status = if !s.plugins.loaded() {
+        failed("the plugins directory is still being loaded".into())
+    } else {
+        let failed_files: Vec<_> = plugins.iter().filter(|p| p.state != "loaded").map(|p| p.file.clone()).collect();
+        ok(serde_json::json!({ "loaded": loaded, "failed": failed_files }))
+    };
+    components.insert("plugins".to_string(), plugin_status);
+    components.insert(
+        "engine".to_string(),
+        ok(serde_json::json!({ "worker_id": s.engine.worker_id(), "running_tasks": s.engine.running_tasks() })),
+    );
+    let ready = components.values().all(|c| c.status == "ok");
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(Readiness { status: if ready { "ready" } else { "not_ready" }.into(), components }))
+}
+
+/// Prometheus metrics (OpenMetrics text): workflows and tasks by status, queue depth, task
+/// durations, retries, failures, plugin instantiation time, events written.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
+pub async fn metrics(State(s): State<AppState>) -> Response {
+    let gauges = match s.engine.store().status_gauges().await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::warn!("metrics: cannot read workflow and task counts: {e}");
+            Default::default()
+        }
+    };
+    let body = s.metrics.render(&gauges);
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
+}
+
+/// Host workers and their heartbeat health.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Workers {
+    /// Missed heartbeats after which a worker is FAILED.
+    pub miss_threshold: u32,
+    pub workers: Vec<WorkerRecord>,
+}
+
+/// Heartbeat health of every host worker (HEALTHY, DEGRADED, CRITICAL, FAILED).
+#[utoipa::path(get, path = "/v1/workers", tag = "operations",
+    responses((status = 200, body = Workers), (status = 503, body = ErrorBody)))]
+pub async fn workers(State(s): State<AppState>) -> ApiResult<Json<Workers>> {
+    let threshold = s.engine.config().miss_threshold;
+    let workers = s.engine.store().workers(threshold).await?;
+    Ok(Json(Workers { miss_threshold: threshold, workers }))
+}
+
+/// The OpenAPI 3.1 document of this API.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI document", body = Object)))]
+pub async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(super::openapi())
+}
+
+/// Response to a handler that panicked: a 500 in the usual error shape.
+pub fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
+    let what = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!("request handler panicked: {what}");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the host failed to handle this request; see its log")
+        .into_response()
+}

@@ -1,0 +1,90 @@
+//! `/v1/plugins`: list the plugins in service and install new ones.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::Json;
+use futures::future::BoxFuture;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{body_error, ApiPath};
+use super::AppState;
+
+/// A plugin file as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PluginView {
+    /// Agent type served (for `NAME.validator.wasm`: the type it validates for).
+    pub agent_type: String,
+    /// File in the plugins directory.
+    pub file: String,
+    /// Roles in service: `executor`, `validator`, `metadata`.
+    pub roles: Vec<String>,
+    /// The `hyphae:plugin` world the roles correspond to.
+    pub world: String,
+    /// Content digest `sha256:<hex>`.
+    pub digest: String,
+    /// `loaded` or `failed`.
+    pub state: String,
+    /// What is wrong and what to do, when `state` is `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Version the plugin reports about itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Description the plugin reports about itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// What the API needs from the plugin registry.
+pub trait PluginAdmin: Send + Sync + 'static {
+    /// Every plugin file, loaded or failed.
+    fn list(&self) -> Vec<PluginView>;
+    /// Whether the initial load of the plugins directory has completed.
+    fn loaded(&self) -> bool;
+    /// Check `bytes` as the plugin of `agent_type` and put it in service; a refusal is a 4xx
+    /// [`ApiError`] that says why.
+    fn install(&self, agent_type: String, bytes: Bytes) -> BoxFuture<'_, ApiResult<PluginView>>;
+}
+
+/// Plugins in service.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PluginList {
+    pub plugins: Vec<PluginView>,
+}
+
+/// List plugins: agent type, world, digest, state or error.
+#[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
+    responses((status = 200, body = PluginList)))]
+pub async fn list(State(s): State<AppState>) -> Json<PluginList> {
+    Json(PluginList { plugins: s.plugins.list() })
+}
+
+/// Install a component as the plugin of an agent type (the body is the `.wasm` file). It is
+/// checked first and refused with the reason (422) if the host cannot run it.
+#[utoipa::path(put, path = "/v1/plugins/{agent_type}", tag = "plugins",
+    params(("agent_type" = String, Path, description = "Agent type the plugin serves")),
+    request_body(content = Vec<u8>, content_type = "application/wasm", description = "WebAssembly component"),
+    responses(
+        (status = 201, description = "Installed and in service", body = PluginView),
+        (status = 400, description = "Invalid agent type or empty body", body = ErrorBody),
+        (status = 413, description = "Component larger than the upload limit", body = ErrorBody),
+        (status = 422, description = "The component was refused; the message says why", body = ErrorBody),
+    ))]
+pub async fn install(
+    State(s): State<AppState>,
+    ApiPath(agent_type): ApiPath<String>,
+    req: Request,
+) -> ApiResult<(StatusCode, Json<PluginView>)> {
+    let bytes = Bytes::from_request(req, &()).await.map_err(body_error)?;
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "the request body is empty: send the component file, e.g. `curl -T plugin.wasm URL`",
+        ));
+    }
+    let view = s.plugins.install(agent_type, bytes).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}

@@ -1,0 +1,65 @@
+//! The plugin runtime's registry as the API's [`PluginAdmin`].
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use futures::future::BoxFuture;
+use serde_json::json;
+
+use super::error::{ApiError, ApiResult};
+use super::plugins::{PluginAdmin, PluginView};
+use crate::plugins::{PluginError, PluginState, PluginStatus, Registry};
+
+impl From<PluginStatus> for PluginView {
+    fn from(p: PluginStatus) -> PluginView {
+        let roles = p.roles.iter().map(|r| serde_json::to_value(r).ok().and_then(|v| v.as_str().map(String::from)));
+        PluginView {
+            agent_type: p.agent_type,
+            file: p.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            roles: roles.flatten().collect(),
+            world: p.world,
+            digest: p.digest,
+            state: match p.state {
+                PluginState::Loaded => "loaded",
+                PluginState::Failed => "failed",
+            }
+            .into(),
+            error: p.error,
+            version: p.info.as_ref().map(|i| i.version.clone()).filter(|v| !v.is_empty()),
+            description: p.info.map(|i| i.description).filter(|d| !d.is_empty()),
+        }
+    }
+}
+
+/// Why an install was refused, as an API error: the client's fault (4xx) unless the host could
+/// not write the file.
+fn refused(agent_type: &str, e: PluginError) -> ApiError {
+    let (status, code) = match &e {
+        PluginError::InvalidAgentType { .. } => (StatusCode::BAD_REQUEST, "invalid_agent_type"),
+        PluginError::NoPluginsDir => (StatusCode::CONFLICT, "no_plugins_dir"),
+        PluginError::Conflict { .. } => (StatusCode::CONFLICT, "plugin_conflict"),
+        PluginError::Io { .. } | PluginError::Engine { .. } => {
+            return ApiError::internal("cannot install the plugin", &e);
+        }
+        _ => (StatusCode::UNPROCESSABLE_ENTITY, "plugin_refused"),
+    };
+    ApiError::new(status, code, e.to_string()).details(json!({ "agent_type": agent_type }))
+}
+
+impl PluginAdmin for Registry {
+    fn list(&self) -> Vec<PluginView> {
+        Registry::list(self).into_iter().map(PluginView::from).collect()
+    }
+
+    fn loaded(&self) -> bool {
+        self.ready()
+    }
+
+    fn install(&self, agent_type: String, bytes: Bytes) -> BoxFuture<'_, ApiResult<PluginView>> {
+        Box::pin(async move {
+            Registry::install(self, &agent_type, &bytes)
+                .await
+                .map(PluginView::from)
+                .map_err(|e| refused(&agent_type, e))
+        })
+    }
+}

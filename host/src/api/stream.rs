@@ -1,0 +1,146 @@
+//! `/v1/workflows/{id}/events/stream`: a workflow's events as server-sent events, live.
+//!
+//! Each event's SSE `id` is its position (`seq`), so a client resumes with `Last-Event-ID` (or
+//! `?after=N`). The stream ends with an `end` event once the workflow is terminal and every event
+//! has been sent.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures::Stream;
+use serde::Deserialize;
+use tokio::sync::broadcast;
+use utoipa::IntoParams;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{ApiPath, ApiQuery};
+use super::AppState;
+use crate::events::{Event, EventQuery};
+
+/// Events read from the store per round.
+const BATCH: i64 = 500;
+/// Longest wait for a notice before looking again (changes made by other hosts).
+const POLL: Duration = Duration::from_secs(1);
+
+/// Where the stream starts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// Send events after this position (default 0: from the start). `Last-Event-ID` wins.
+    pub after: Option<i64>,
+}
+
+/// Stream a workflow's events (server-sent events; `id` = position, `data` = the event as JSON),
+/// from a position, live, ending with an `end` event when the workflow is terminal.
+#[utoipa::path(get, path = "/v1/workflows/{id}/events/stream", tag = "events",
+    params(
+        ("id" = String, Path, description = "Workflow id"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this position"),
+        StreamQuery,
+    ),
+    responses(
+        (status = 200, description = "`text/event-stream` of events", content_type = "text/event-stream", body = String),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn event_stream(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<StreamQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let after = match headers.get("last-event-id") {
+        Some(v) => v.to_str().ok().and_then(|v| v.trim().parse::<i64>().ok()).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_last_event_id",
+                "the Last-Event-ID header must be an event position (integer)",
+            )
+        })?,
+        None => q.after.unwrap_or(0),
+    }
+    .max(0);
+    // Subscribe before the first read, so no change between the read and the wait is missed.
+    let notices = s.engine.subscribe();
+    s.engine.store().last_event_seq(&id).await?; // 404 before the stream starts
+    Ok(Sse::new(events(s, id, after, notices)).keep_alive(KeepAlive::default()))
+}
+
+fn events(
+    s: AppState,
+    id: String,
+    mut pos: i64,
+    mut notices: broadcast::Receiver<crate::engine::Notice>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    async_stream::stream! {
+        let store = s.engine.store().clone();
+        let mut terminal_seen = false;
+        loop {
+            let q = EventQuery { after: pos, limit: BATCH, ..Default::default() };
+            let batch = match store.workflow_events(&id, &q).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(workflow_id = %id, "event stream stopped: {e}");
+                    yield Ok(error_event(&e.to_string()));
+                    break;
+                }
+            };
+            let n = batch.len() as i64;
+            for e in batch {
+                pos = e.seq;
+                yield Ok(sse_event(&e));
+            }
+            if n == BATCH {
+                continue;
+            }
+            if terminal_seen {
+                // Status was terminal before this read: every event is now sent.
+                let status = store.workflow_status(&id).await.map(|s| s.to_string()).unwrap_or_default();
+                yield Ok(SseEvent::default().event("end").data(serde_json::json!({ "status": status, "last_seq": pos }).to_string()));
+                break;
+            }
+            match store.workflow_status(&id).await {
+                Ok(status) if status.is_terminal() => {
+                    terminal_seen = true;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    yield Ok(error_event(&e.to_string()));
+                    break;
+                }
+            }
+            wait_for_change(&mut notices, &id).await;
+        }
+    }
+}
+
+/// Wait for a notice about workflow `id` (or any lag), at most [`POLL`].
+async fn wait_for_change(notices: &mut broadcast::Receiver<crate::engine::Notice>, id: &str) {
+    let _ = tokio::time::timeout(POLL, async {
+        loop {
+            match notices.recv().await {
+                Ok(n) if n.workflow_id == id => return,
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Err(broadcast::error::RecvError::Closed) => {
+                    // Engine stopped: fall back to polling.
+                    tokio::time::sleep(POLL).await;
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+}
+
+fn sse_event(e: &Event) -> SseEvent {
+    let data = serde_json::to_string(e).unwrap_or_else(|_| "{}".into());
+    SseEvent::default().id(e.seq.to_string()).data(data)
+}
+
+fn error_event(message: &str) -> SseEvent {
+    SseEvent::default().event("error").data(serde_json::json!({ "message": message }).to_string())
+}

@@ -1,0 +1,197 @@
+//! `/v1/workflows`: submit, list, inspect and control workflows, and read their versions.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::AppState;
+use crate::store::{
+    Control, ControlOutcome, Page, StoreError, Submitted, TaskState, VersionInfo, VersionState, WorkflowFilter,
+    WorkflowState, WorkflowSummary,
+};
+use crate::workflow::{WorkflowSpec, WorkflowStatus};
+
+/// Default page size of listings.
+pub const DEFAULT_LIMIT: i64 = 100;
+/// Largest page size of listings.
+pub const MAX_LIMIT: i64 = 1000;
+
+/// Page size from a query: default 100, clamped to 1..=1000.
+pub fn page_size(limit: Option<i64>) -> i64 {
+    limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+}
+
+/// Submit a workflow. It is validated before anything is stored; a matching `idempotency_key`
+/// returns the earlier workflow with 200.
+#[utoipa::path(post, path = "/v1/workflows", tag = "workflows", request_body = WorkflowSpec,
+    responses(
+        (status = 201, description = "Stored (and started unless `start` is false)", body = Submitted),
+        (status = 200, description = "The idempotency key matched an earlier submission", body = Submitted),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid workflow: cycle, unknown dependency or agent type ...", body = ErrorBody),
+    ))]
+pub async fn submit(
+    State(s): State<AppState>,
+    ApiJson(spec): ApiJson<WorkflowSpec>,
+) -> ApiResult<(StatusCode, Json<Submitted>)> {
+    let submitted = s.engine.submit(spec).await?;
+    let status = if submitted.existing { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(submitted)))
+}
+
+/// Filter of the workflow listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only workflows in this status.
+    pub status: Option<String>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// List workflows, newest first.
+#[utoipa::path(get, path = "/v1/workflows", tag = "workflows", params(ListQuery),
+    responses((status = 200, body = Page<WorkflowSummary>), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Page<WorkflowSummary>>> {
+    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(name) => Some(name.parse::<WorkflowStatus>().map_err(|_| {
+            let known: Vec<&str> = WorkflowStatus::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::bad_request("invalid_status", format!("unknown status `{name}`: use one of {}", known.join(", ")))
+        })?),
+    };
+    let filter = WorkflowFilter { status, limit: page_size(q.limit), cursor: q.cursor.filter(|c| !c.is_empty()) };
+    Ok(Json(s.engine.store().list_workflows(&filter).await?))
+}
+
+/// A workflow with the state of every task.
+#[utoipa::path(get, path = "/v1/workflows/{id}", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id")),
+    responses((status = 200, body = WorkflowState), (status = 404, body = ErrorBody)))]
+pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<WorkflowState>> {
+    Ok(Json(s.engine.store().workflow(&id).await?))
+}
+
+/// One task with its attempts (plugin digest, error, log).
+#[utoipa::path(get, path = "/v1/workflows/{id}/tasks/{task_id}", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id"), ("task_id" = String, Path, description = "Task id")),
+    responses((status = 200, body = TaskState), (status = 404, body = ErrorBody)))]
+pub async fn task(
+    State(s): State<AppState>,
+    ApiPath((id, task_id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<TaskState>> {
+    match s.engine.store().task(&id, &task_id).await? {
+        Some(t) => Ok(Json(t)),
+        None => Err(ApiError::not_found(
+            "task_not_found",
+            format!("workflow `{id}` has no task `{task_id}`: see its tasks with GET /v1/workflows/{id}"),
+        )),
+    }
+}
+
+async fn control(s: &AppState, id: &str, op: Control) -> ApiResult<Json<ControlOutcome>> {
+    Ok(Json(s.engine.control(id, op).await?))
+}
+
+/// Pause: no new task starts; running tasks finish.
+#[utoipa::path(post, path = "/v1/workflows/{id}/pause", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id")),
+    responses((status = 200, body = ControlOutcome), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn pause(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<ControlOutcome>> {
+    control(&s, &id, Control::Pause).await
+}
+
+/// Resume (or start) a paused or pending workflow.
+#[utoipa::path(post, path = "/v1/workflows/{id}/resume", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id")),
+    responses((status = 200, body = ControlOutcome), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn resume(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<ControlOutcome>> {
+    control(&s, &id, Control::Resume).await
+}
+
+/// Cancel: running tasks are interrupted, the rest become `cancelled`.
+#[utoipa::path(post, path = "/v1/workflows/{id}/cancel", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id")),
+    responses((status = 200, body = ControlOutcome), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<ControlOutcome>> {
+    control(&s, &id, Control::Cancel).await
+}
+
+/// Body of a rollback.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// Version whose task states to restore.
+    pub version: i64,
+}
+
+/// Roll back to a version: task states become those at that version and the workflow is left
+/// `paused`; resume re-runs what was not done. The workflow must be paused (or settled) first.
+#[utoipa::path(post, path = "/v1/workflows/{id}/rollback", tag = "workflows", request_body = RollbackRequest,
+    params(("id" = String, Path, description = "Workflow id")),
+    responses(
+        (status = 200, body = ControlOutcome),
+        (status = 400, description = "Malformed body or no such version", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Running: pause it first", body = ErrorBody),
+    ))]
+pub async fn rollback(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<RollbackRequest>,
+) -> ApiResult<Json<ControlOutcome>> {
+    match s.engine.control(&id, Control::Rollback(body.version)).await {
+        Ok(out) => Ok(Json(out)),
+        Err(e @ StoreError::VersionNotFound(..)) => Err(ApiError::bad_request(
+            "invalid_version",
+            format!("cannot roll back: {e}; list its versions with GET /v1/workflows/{id}/versions"),
+        )
+        .details(serde_json::json!({ "version": body.version }))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Range of a version listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VersionsQuery {
+    /// Only versions after this one.
+    pub after: Option<i64>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<i64>,
+}
+
+/// Versions of a workflow, oldest first.
+#[utoipa::path(get, path = "/v1/workflows/{id}/versions", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id"), VersionsQuery),
+    responses((status = 200, body = Vec<VersionInfo>), (status = 404, body = ErrorBody)))]
+pub async fn versions(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<VersionsQuery>,
+) -> ApiResult<Json<Vec<VersionInfo>>> {
+    let after = q.after.unwrap_or(0).max(0);
+    Ok(Json(s.engine.store().versions(&id, after, page_size(q.limit)).await?))
+}
+
+/// The state of a workflow at one version.
+#[utoipa::path(get, path = "/v1/workflows/{id}/versions/{version}", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id"), ("version" = i64, Path, description = "Version")),
+    responses((status = 200, body = VersionState), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn version(
+    State(s): State<AppState>,
+    ApiPath((id, version)): ApiPath<(String, i64)>,
+) -> ApiResult<Json<VersionState>> {
+    Ok(Json(s.engine.store().state_at(&id, version).await?))
+}

@@ -1,0 +1,322 @@
+//! `hyphae submit | status | events | cancel`: clients of a running host.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use reqwest::{Client, Method, Response, StatusCode};
+use serde_json::Value;
+
+use super::exit::{self, CommandResult, Failure};
+use super::run::read_workflow;
+use super::table::{self, Table};
+
+/// Where the host is.
+#[derive(Debug, Clone, Args)]
+pub struct HostUrl {
+    /// URL of the running host.
+    #[arg(long, env = "HYPHAE_URL", default_value = "http://127.0.0.1:8080", value_name = "URL")]
+    pub url: String,
+    /// Print the host's JSON answer instead of a short table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `hyphae submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Workflow file (JSON).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub host: HostUrl,
+}
+
+/// Options of `hyphae status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Workflow id.
+    pub id: String,
+    #[command(flatten)]
+    pub host: HostUrl,
+}
+
+/// Options of `hyphae events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Workflow id.
+    pub id: String,
+    /// Keep streaming new events until the workflow ends.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Only these event types (comma-separated).
+    #[arg(long = "type", value_name = "TYPES")]
+    pub types: Option<String>,
+    #[command(flatten)]
+    pub host: HostUrl,
+}
+
+/// Options of `hyphae cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Workflow id.
+    pub id: String,
+    #[command(flatten)]
+    pub host: HostUrl,
+}
+
+struct Api {
+    client: Client,
+    base: String,
+}
+
+impl Api {
+    fn new(host: &HostUrl, timeout: Option<Duration>) -> Result<Api, Failure> {
+        let mut b = Client::builder().connect_timeout(Duration::from_secs(5));
+        if let Some(t) = timeout {
+            b = b.timeout(t);
+        }
+        let client = b.build().map_err(|e| Failure::software(format!("cannot create an HTTP client: {e}")))?;
+        Ok(Api { client, base: host.url.trim_end_matches('/').to_string() })
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response, Failure> {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        req.send().await.map_err(|e| self.unreachable(e))
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> Failure {
+        if e.is_connect() || e.is_timeout() {
+            Failure::unavailable(format!(
+                "could not reach the host at {}: start it with `hyphae serve`, or point to it with --url / HYPHAE_URL",
+                self.base
+            ))
+        } else if e.is_builder() {
+            Failure::new(exit::USAGE, format!("invalid host URL `{}`: {e}", self.base))
+        } else {
+            Failure::unavailable(format!("request to {} failed: {e}", self.base))
+        }
+    }
+
+    /// Send and decode a JSON answer; a host error becomes a failure with its message.
+    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(StatusCode, Value), Failure> {
+        let resp = self.send(method, path, body).await?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| self.unreachable(e))?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status.is_success() {
+            return Ok((status, value));
+        }
+        Err(host_error(status, &value))
+    }
+}
+
+/// A failure from a host's error answer: 4xx is the input's fault (65), 5xx the host's (69).
+fn host_error(status: StatusCode, body: &Value) -> Failure {
+    let err = &body["error"];
+    let message = err["message"].as_str().map(String::from).unwrap_or_else(|| format!("{body}"));
+    let code = err["code"].as_str().unwrap_or("error");
+    let text = format!("the host answered {status}: {message} ({code})");
+    if status.is_client_error() {
+        Failure::data(text)
+    } else {
+        Failure::unavailable(text)
+    }
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+pub(super) async fn submit(args: SubmitArgs) -> CommandResult {
+    let spec = read_workflow(&args.file)?;
+    let body = serde_json::to_value(&spec).map_err(|e| Failure::software(e.to_string()))?;
+    let api = Api::new(&args.host, Some(Duration::from_secs(60)))?;
+    let (status, v) = api.call(Method::POST, "/v1/workflows", Some(&body)).await?;
+    if args.host.json {
+        print_json(&v);
+    } else {
+        let id = v["workflow_id"].as_str().unwrap_or("?");
+        let how = if status == StatusCode::OK { " (already submitted with this idempotency key)" } else { "" };
+        println!("workflow {id} {}{how}", v["status"].as_str().unwrap_or("?"));
+        println!("follow it with: hyphae events {id} --follow");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn status(args: StatusArgs) -> CommandResult {
+    let api = Api::new(&args.host, Some(Duration::from_secs(30)))?;
+    let (_, v) = api.call(Method::GET, &format!("/v1/workflows/{}", args.id), None).await?;
+    if args.host.json {
+        print_json(&v);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let s = |v: &Value| v.as_str().unwrap_or("-").to_string();
+    println!(
+        "workflow {} {}  version {}{}\n",
+        s(&v["workflow_id"]),
+        s(&v["status"]),
+        v["version"],
+        v["name"].as_str().map(|n| format!("  ({n})")).unwrap_or_default()
+    );
+    let mut t = Table::new(&["TASK", "AGENT TYPE", "STATUS", "ATTEMPTS", "DURATION"]);
+    for task in v["tasks"].as_array().into_iter().flatten() {
+        let took = table::millis_between(task["started_at"].as_str(), task["finished_at"].as_str());
+        t.row(vec![
+            s(&task["task_id"]),
+            s(&task["agent_type"]),
+            s(&task["status"]),
+            task["attempt"].to_string(),
+            took.map(table::duration).unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    print!("{}", t.render());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn cancel(args: CancelArgs) -> CommandResult {
+    let api = Api::new(&args.host, Some(Duration::from_secs(30)))?;
+    let (_, v) = api.call(Method::POST, &format!("/v1/workflows/{}/cancel", args.id), None).await?;
+    if args.host.json {
+        print_json(&v);
+    } else {
+        println!("workflow {} {} (version {})", args.id, v["status"].as_str().unwrap_or("?"), v["version"]);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn event_line(e: &Value) -> String {
+    let opt = |k: &str| e[k].as_str().map(|v| format!(" {k}={v}")).unwrap_or_default();
+    let err = e["error"]["message"].as_str().map(|m| format!(" error=\"{m}\"")).unwrap_or_default();
+    format!(
+        "{:>5} {} {}{}{}{}{}",
+        e["seq"],
+        e["timestamp"].as_str().unwrap_or(""),
+        e["event_type"].as_str().unwrap_or("?"),
+        opt("task_id"),
+        opt("agent_id"),
+        opt("status"),
+        err
+    )
+}
+
+fn show_event(e: &Value, json: bool) {
+    if json {
+        println!("{e}");
+    } else {
+        println!("{}", event_line(e));
+    }
+}
+
+pub(super) async fn events(args: EventsArgs) -> CommandResult {
+    let types = args.types.as_deref().map(|t| format!("&type={t}")).unwrap_or_default();
+    if args.follow {
+        return follow(&args).await;
+    }
+    let api = Api::new(&args.host, Some(Duration::from_secs(60)))?;
+    let mut after = 0;
+    loop {
+        let path = format!("/v1/workflows/{}/events?limit=1000&after={after}{types}", args.id);
+        let (_, v) = api.call(Method::GET, &path, None).await?;
+        for e in v["events"].as_array().into_iter().flatten() {
+            show_event(e, args.host.json);
+        }
+        match v["next_after"].as_i64() {
+            Some(n) => after = n,
+            None => return Ok(ExitCode::SUCCESS),
+        }
+    }
+}
+
+/// Stream events over SSE, reconnecting from the last position if the connection drops.
+async fn follow(args: &EventsArgs) -> CommandResult {
+    let api = Api::new(&args.host, None)?;
+    let wanted: Vec<&str> = args.types.as_deref().map(|t| t.split(',').map(str::trim).collect()).unwrap_or_default();
+    let mut last = 0i64;
+    let mut retries = 0;
+    loop {
+        let url = format!("{}/v1/workflows/{}/events/stream?after={last}", api.base, args.id);
+        let resp = match api.client.get(&url).header("accept", "text/event-stream").send().await {
+            Ok(r) => r,
+            Err(e) if retries < 5 && last > 0 => {
+                retries += 1;
+                tracing::debug!("reconnecting after {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            Err(e) => return Err(api.unreachable(e)),
+        };
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            return Err(host_error(status, &body));
+        }
+        retries = 0;
+        let mut resp = resp;
+        let mut buf = String::new();
+        let mut frame = Frame::default();
+        loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(c)) => c,
+                Ok(None) | Err(_) => break, // dropped: reconnect from `last`
+            };
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(i) = buf.find('\n') {
+                let line: String = buf.drain(..=i).collect();
+                let line = line.trim_end_matches(['\n', '\r']);
+                if !line.is_empty() {
+                    frame.push(line);
+                    continue;
+                }
+                let f = std::mem::take(&mut frame);
+                match f.event.as_deref() {
+                    Some("end") => return Ok(ExitCode::SUCCESS),
+                    Some("error") => return Err(Failure::unavailable(format!("the event stream failed: {}", f.data))),
+                    _ if f.data.is_empty() => {}
+                    _ => {
+                        let e: Value = serde_json::from_str(&f.data).unwrap_or(Value::String(f.data));
+                        if let Some(seq) = e["seq"].as_i64() {
+                            last = seq;
+                        }
+                        let t = e["event_type"].as_str().unwrap_or("");
+                        if wanted.is_empty() || wanted.contains(&t) {
+                            show_event(&e, args.host.json);
+                        }
+                    }
+                }
+            }
+        }
+        retries += 1;
+        if retries > 5 {
+            return Err(Failure::unavailable(format!("lost the event stream from {}", api.base)));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// One server-sent event being read.
+#[derive(Default)]
+struct Frame {
+    event: Option<String>,
+    data: String,
+}
+
+impl Frame {
+    fn push(&mut self, line: &str) {
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "event" => self.event = Some(value.to_string()),
+            "data" => {
+                if !self.data.is_empty() {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Starting the parts of a host from a [`Config`]: store, plugin runtime, engine.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::engine::{Engine, EngineConfig};
+use futures::future::BoxFuture;
+
+use crate::plugins::{
+    default_cache_dir, CallOptions, Execution, PluginState, Runtime, RuntimeConfig, Sandbox, TaskContext, Validation,
+};
+use crate::store::Store;
+use crate::telemetry::Metrics;
+
+use super::exit::Failure;
+
+/// A started host: engine (with its store), plugin runtime and metrics.
+pub struct Host {
+    pub engine: Engine,
+    pub runtime: Runtime,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Open the database, load the plugins directory and start the engine.
+pub async fn start(config: &Config, engine_config: EngineConfig) -> Result<Host, Failure> {
+    let store = Store::connect(&config.db).await.map_err(|e| {
+        Failure::unavailable(format!(
+            "cannot open the database `{}`: {e}: check `--db` (or HYPHAE_DB, or `db` in the config file)",
+            config.db
+        ))
+    })?;
+    let runtime_config = RuntimeConfig {
+        plugins_dir: Some(config.plugins_dir.clone()),
+        cache_dir: Some(config.cache_dir.clone().unwrap_or_else(default_cache_dir)),
+        watch: config.watch_plugins,
+        ..RuntimeConfig::default()
+    };
+    let runtime = Runtime::start(runtime_config).await.map_err(|e| {
+        Failure::config(format!(
+            "cannot load plugins from `{}`: {e}: check `--plugins-dir` (or HYPHAE_PLUGINS_DIR)",
+            config.plugins_dir.display()
+        ))
+    })?;
+    let metrics = Arc::new(Metrics::new());
+    let sandbox: Arc<dyn Sandbox> = Arc::new(RuntimeSandbox(runtime.clone()));
+    let engine = Engine::start(engine_config, store, sandbox, metrics.clone())
+        .await
+        .map_err(|e| Failure::unavailable(format!("cannot start the engine on `{}`: {e}", config.db)))?;
+    Ok(Host { engine, runtime, metrics })
+}
+
+/// One line per plugin file: what it serves, or why it failed.
+pub fn plugin_lines(runtime: &Runtime) -> Vec<String> {
+    runtime
+        .registry()
+        .list()
+        .into_iter()
+        .map(|p| {
+            let file = p.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            match p.state {
+                PluginState::Loaded => format!("{} ({}, {file})", p.agent_type, p.world),
+                PluginState::Failed => format!("{file}: FAILED: {}", p.error.unwrap_or_default()),
+            }
+        })
+        .collect()
+}
+
+/// The plugin runtime as the engine's sandbox.
+struct RuntimeSandbox(Runtime);
+
+impl Sandbox for RuntimeSandbox {
+    fn has_executor(&self, agent_type: &str) -> bool {
+        self.0.registry().has_executor(agent_type)
+    }
+
+    fn execute(&self, ctx: TaskContext, opts: CallOptions) -> BoxFuture<'_, Execution> {
+        Box::pin(self.0.execute(ctx, opts))
+    }
+
+    fn validate<'a>(&'a self, agent_type: &'a str, handoff: &'a str, opts: CallOptions) -> BoxFuture<'a, Validation> {
+        Box::pin(self.0.validate(agent_type, handoff, opts))
+    }
+}
