@@ -1,5 +1,7 @@
 //! The integration tests: one binary, one module per area.
 
 mod api;
+mod engine;
+mod harness;
 mod plugins;
 mod support;

@@ -4,11 +4,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
-use futures::future::BoxFuture;
-
-use crate::plugins::{
-    default_cache_dir, CallOptions, Execution, PluginState, Runtime, RuntimeConfig, Sandbox, TaskContext, Validation,
-};
+use crate::plugins::{default_cache_dir, PluginState, Runtime, RuntimeConfig, Sandbox};
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
@@ -42,7 +38,7 @@ pub async fn start(config: &Config, engine_config: EngineConfig) -> Result<Host,
         ))
     })?;
     let metrics = Arc::new(Metrics::new());
-    let sandbox: Arc<dyn Sandbox> = Arc::new(RuntimeSandbox(runtime.clone()));
+    let sandbox: Arc<dyn Sandbox> = Arc::new(runtime.clone());
     let engine = Engine::start(engine_config, store, sandbox, metrics.clone())
         .await
         .map_err(|e| Failure::unavailable(format!("cannot start the engine on `{}`: {e}", config.db)))?;
@@ -63,21 +59,4 @@ pub fn plugin_lines(runtime: &Runtime) -> Vec<String> {
             }
         })
         .collect()
-}
-
-/// The plugin runtime as the engine's sandbox.
-struct RuntimeSandbox(Runtime);
-
-impl Sandbox for RuntimeSandbox {
-    fn has_executor(&self, agent_type: &str) -> bool {
-        self.0.registry().has_executor(agent_type)
-    }
-
-    fn execute(&self, ctx: TaskContext, opts: CallOptions) -> BoxFuture<'_, Execution> {
-        Box::pin(self.0.execute(ctx, opts))
-    }
-
-    fn validate<'a>(&'a self, agent_type: &'a str, handoff: &'a str, opts: CallOptions) -> BoxFuture<'a, Validation> {
-        Box::pin(self.0.validate(agent_type, handoff, opts))
-    }
 }

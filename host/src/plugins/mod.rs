@@ -15,6 +15,7 @@ mod registry;
 mod runtime;
 mod state;
 mod status;
+mod sandbox;
 mod watch;
 
 use std::time::Duration;
