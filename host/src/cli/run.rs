@@ -93,7 +93,7 @@ async fn run_workflow(engine: &Engine, spec: WorkflowSpec, args: &RunArgs) -> Co
             _ = wait_for(&mut notices, &id) => {}
             _ = tokio::signal::ctrl_c(), if !cancelled => {
                 cancelled = true;
-                eprintln!("interrupted: cancelling workflow {id} (press Ctrl-C again to stop at once)");
+                eprintln!("interrupted: cancelling workflow {id}");
                 engine.control(&id, Control::Cancel).await.map_err(|e| Failure::software(format!("cannot cancel: {e}")))?;
             }
         }
