@@ -69,10 +69,16 @@ componentize="$here/componentize/target/release/componentize"
 say "building plugins for $target"
 (cd "$here" && env "${wasm_env[@]}" "${wasm_cargo[@]}")
 
-# Plugin crates: workspace members built as cdylib.
+# Plugin crates: cdylib crates listed in the workspace's `members`.
+members="$(grep -E '^members *=' "$here/Cargo.toml")"
 plugins=()
 for manifest in "$here"/*/Cargo.toml; do
     grep -q 'crate-type *= *\["cdylib"\]' "$manifest" || continue
+    dir="$(basename "$(dirname "$manifest")")"
+    if [[ "$members" != *"\"$dir\""* ]]; then
+        echo "build.sh: skipping $dir/: not in \`members\` of $here/Cargo.toml" >&2
+        continue
+    fi
     plugins+=("$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n1)")
 done
 

@@ -1,14 +1,16 @@
 //! Benchmarks of the host, by section: `cargo bench --bench bench [-- SECTION...]`.
 //!
-//! Each section prints its own figures. Sections: `plugins`.
+//! Each section prints its own figures. Sections: `plugins`, `engine`.
 
+#[path = "sections/engine.rs"]
+mod engine;
 #[path = "sections/plugins.rs"]
 mod plugins;
 
 /// A named group of benchmarks.
 type Section = (&'static str, fn());
 
-const SECTIONS: &[Section] = &[("plugins", plugins::run)];
+const SECTIONS: &[Section] = &[("plugins", plugins::run), ("engine", engine::run)];
 
 fn main() {
     // `cargo bench` passes `--bench`; anything else not starting with `-` selects sections.

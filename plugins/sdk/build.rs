@@ -14,8 +14,7 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     for world in ["executor-plugin", "validator-plugin", "agent-plugin"] {
         let id = resolve.select_world(&[pkg], Some(world)).expect(world);
-        let bytes = wit_component::metadata::encode(&resolve, id, StringEncoding::UTF8, None)
-            .expect("encode world");
+        let bytes = wit_component::metadata::encode(&resolve, id, StringEncoding::UTF8, None).expect("encode world");
         fs::write(out.join(format!("{world}.bin")), bytes).unwrap();
     }
 }

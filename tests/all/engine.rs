@@ -155,7 +155,9 @@ async fn timeout_interrupts_and_retries(b: Backend) {
 
 async fn cancel_while_running(b: Backend) {
     let (h, _d) = host(b).await;
-    let id = h.submit(json!({"tasks": [t("long", "testkit", &[], sleep(30_000)), t("next", "echo", &["long"], json!({}))]})).await;
+    let id = h
+        .submit(json!({"tasks": [t("long", "testkit", &[], sleep(30_000)), t("next", "echo", &["long"], json!({}))]}))
+        .await;
     while h.engine.running_tasks() == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -262,7 +264,8 @@ async fn pipeline_with_handoffs(b: Backend) {
     assert!(err["detail"]["issues"][0]["path"].as_str().unwrap().contains("previous_results"), "{err}");
     // The schema validator paired with text-stats refuses a handoff that breaks the requirements.
     let mut stats = t("stats", "text-stats", &["a"], json!({"text": "x"}));
-    stats["metadata"] = json!({"requirements": {"schema": {"type": "object", "required": ["ticket"]}, "applies_to": "/context"}});
+    stats["metadata"] =
+        json!({"requirements": {"schema": {"type": "object", "required": ["ticket"]}, "applies_to": "/context"}});
     let s = h.run(json!({"tasks": [t("a", "echo", &[], json!({})), stats]})).await;
     assert_status(&s, WorkflowStatus::Failed);
     let err = &s.tasks[1].error.as_ref().unwrap();
@@ -274,8 +277,10 @@ async fn persistence_across_restart(b: Backend) {
     let (url, _d) = database(b).await;
     let id = {
         let h = Host::start(&url, test_config()).await;
-        let id = h.submit(json!({"tasks": [t("a", "echo", &[], json!({})), t("b", "testkit", &["a"], sleep(400)),
-                                           t("c", "echo", &["b"], json!({}))]})).await;
+        let id = h
+            .submit(json!({"tasks": [t("a", "echo", &[], json!({})), t("b", "testkit", &["a"], sleep(400)),
+                                           t("c", "echo", &["b"], json!({}))]}))
+            .await;
         while h.engine.running_tasks() == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

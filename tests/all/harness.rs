@@ -1,7 +1,6 @@
 //! Running engines for the tests: databases (a fresh SQLite file, or a fresh PostgreSQL database),
 //! hosts with the example plugins, and helpers to wait for outcomes.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,8 +49,6 @@ pub async fn database(backend: Backend) -> (String, Option<tempfile::TempDir>) {
 /// A host: engine and plugin runtime on one database.
 pub struct Host {
     pub engine: Engine,
-    pub runtime: Runtime,
-    pub plugins: PathBuf,
     _plugins_dir: tempfile::TempDir,
 }
 
@@ -79,10 +76,9 @@ impl Host {
         rc.cache_dir = Some(support::repo_root().join("target").join("test-plugin-cache"));
         let runtime = Runtime::start(rc).await.expect("plugins load");
         let store = Store::connect(url).await.expect("database opens");
-        let engine = Engine::start(config, store, Arc::new(runtime.clone()), Arc::new(Metrics::new()))
-            .await
-            .expect("engine starts");
-        Host { engine, runtime, plugins: dir.path().to_path_buf(), _plugins_dir: dir }
+        let engine =
+            Engine::start(config, store, Arc::new(runtime), Arc::new(Metrics::new())).await.expect("engine starts");
+        Host { engine, _plugins_dir: dir }
     }
 
     /// Submit a workflow given as JSON; panics if refused.

@@ -3,5 +3,6 @@
 mod api;
 mod engine;
 mod harness;
+mod hosts;
 mod plugins;
 mod support;

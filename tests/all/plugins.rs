@@ -2,9 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use hyphae::plugins::{
-    check_file, CallOptions, PluginError, PluginState, Role, Runtime, RuntimeConfig, Validation,
-};
+use hyphae::plugins::{check_file, CallOptions, PluginError, PluginState, Role, Runtime, RuntimeConfig, Validation};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -23,29 +21,17 @@ fn failure(exec: &hyphae::plugins::Execution) -> &hyphae::plugins::TaskFailure {
 
 async fn runtime(agent_types: &[&str]) -> (Runtime, tempfile::TempDir) {
     let dir = plugins_dir(agent_types);
-    let rt = Runtime::start(config(dir.path()))
-        .await
-        .expect("runtime starts");
+    let rt = Runtime::start(config(dir.path())).await.expect("runtime starts");
     (rt, dir)
 }
 
 fn timeout(ms: u64) -> CallOptions {
-    CallOptions {
-        timeout: Some(Duration::from_millis(ms)),
-        cancel: None,
-    }
+    CallOptions { timeout: Some(Duration::from_millis(ms)), cancel: None }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_example_runs() {
-    let all = [
-        "echo",
-        "fib",
-        "text-stats",
-        "testkit",
-        "schema-validator",
-        "reviewer",
-    ];
+    let all = ["echo", "fib", "text-stats", "testkit", "schema-validator", "reviewer"];
     let (rt, _dir) = runtime(&all).await;
     assert!(rt.registry().ready());
     for status in rt.registry().list() {
@@ -53,43 +39,21 @@ async fn every_example_runs() {
         assert!(status.digest.starts_with("sha256:"), "{status:?}");
     }
 
-    let exec = rt
-        .execute(
-            task("echo", json!({"hello": "world"})),
-            CallOptions::default(),
-        )
-        .await;
+    let exec = rt.execute(task("echo", json!({"hello": "world"})), CallOptions::default()).await;
     assert_eq!(output(&exec)["input"], json!({"hello": "world"}));
     assert_eq!(exec.digest, rt.registry().digest("echo").unwrap());
 
-    let exec = rt
-        .execute(task("fib", json!({"n": 20})), CallOptions::default())
-        .await;
+    let exec = rt.execute(task("fib", json!({"n": 20})), CallOptions::default()).await;
     assert_eq!(output(&exec)["value"], json!(6765));
 
     let text = "Rust is fast. Rust is safe.";
-    let exec = rt
-        .execute(
-            task("text-stats", json!({"text": text})),
-            CallOptions::default(),
-        )
-        .await;
+    let exec = rt.execute(task("text-stats", json!({"text": text})), CallOptions::default()).await;
     assert_eq!(output(&exec)["word_count"], json!(6));
 
-    let exec = rt
-        .execute(
-            task("testkit", json!({"action": "echo"})),
-            CallOptions::default(),
-        )
-        .await;
+    let exec = rt.execute(task("testkit", json!({"action": "echo"})), CallOptions::default()).await;
     assert_eq!(output(&exec)["task_id"], json!("task-1"));
 
-    let exec = rt
-        .execute(
-            task("reviewer", json!({"text": "This is really very good."})),
-            CallOptions::default(),
-        )
-        .await;
+    let exec = rt.execute(task("reviewer", json!({"text": "This is really very good."})), CallOptions::default()).await;
     assert!(output(&exec).get("verdict").is_some(), "{:?}", exec.result);
 
     // Validators: the schema validator, and the reviewer (executor and validator in one).
@@ -101,27 +65,16 @@ async fn every_example_runs() {
                                     "applies_to": "/context"}},
         "context": {}
     });
-    match rt
-        .validate(
-            "schema-validator",
-            &handoff.to_string(),
-            CallOptions::default(),
-        )
-        .await
-    {
+    match rt.validate("schema-validator", &handoff.to_string(), CallOptions::default()).await {
         Validation::Rejected(issues) => assert!(!issues.is_empty()),
         other => panic!("expected a rejection, got {other:?}"),
     }
     let mut ok = handoff.clone();
     ok["context"] = json!({"task_description": "x"});
-    let verdict = rt
-        .validate("schema-validator", &ok.to_string(), CallOptions::default())
-        .await;
+    let verdict = rt.validate("schema-validator", &ok.to_string(), CallOptions::default()).await;
     assert!(matches!(verdict, Validation::Accepted), "{verdict:?}");
     let empty = json!({"source": {"agent_id": "s"}, "context": {"previous_results": []}});
-    let verdict = rt
-        .validate("reviewer", &empty.to_string(), CallOptions::default())
-        .await;
+    let verdict = rt.validate("reviewer", &empty.to_string(), CallOptions::default()).await;
     assert!(matches!(verdict, Validation::Rejected(_)), "{verdict:?}");
     let verdict = rt.validate("echo", "{}", CallOptions::default()).await;
     assert!(matches!(verdict, Validation::NoValidator), "{verdict:?}");
@@ -130,9 +83,7 @@ async fn every_example_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_agent_type_is_no_plugin() {
     let (rt, _dir) = runtime(&["echo"]).await;
-    let exec = rt
-        .execute(task("nobody", json!({})), CallOptions::default())
-        .await;
+    let exec = rt.execute(task("nobody", json!({})), CallOptions::default()).await;
     let f = failure(&exec);
     assert_eq!(f.error_type, "no_plugin");
     assert!(!f.retryable);
@@ -143,31 +94,15 @@ async fn unknown_agent_type_is_no_plugin() {
 async fn guest_errors_logs_and_progress_reach_the_host() {
     let (rt, _dir) = runtime(&["testkit"]).await;
     let exec = rt
-        .execute(
-            task(
-                "testkit",
-                json!({"action": "fatal", "error_type": "bad_thing"}),
-            ),
-            CallOptions::default(),
-        )
+        .execute(task("testkit", json!({"action": "fatal", "error_type": "bad_thing"})), CallOptions::default())
         .await;
     let f = failure(&exec);
     assert_eq!(f.error_type, "bad_thing");
     assert!(!f.retryable);
-    let exec = rt
-        .execute(
-            task("testkit", json!({"action": "error"})),
-            CallOptions::default(),
-        )
-        .await;
+    let exec = rt.execute(task("testkit", json!({"action": "error"})), CallOptions::default()).await;
     assert!(failure(&exec).retryable);
 
-    let exec = rt
-        .execute(
-            task("testkit", json!({"action": "progress", "steps": 4})),
-            CallOptions::default(),
-        )
-        .await;
+    let exec = rt.execute(task("testkit", json!({"action": "progress", "steps": 4})), CallOptions::default()).await;
     assert!(exec.result.is_ok(), "{:?}", exec.result);
     let levels: Vec<&str> = exec.log.iter().map(|l| l.level.as_str()).collect();
     assert!(levels.contains(&"progress"), "{levels:?}");
@@ -178,46 +113,28 @@ async fn guest_errors_logs_and_progress_reach_the_host() {
 async fn endless_loop_is_stopped_at_its_deadline() {
     let (rt, _dir) = runtime(&["testkit", "echo"]).await;
     let start = Instant::now();
-    let exec = rt
-        .execute(task("testkit", json!({"action": "loop"})), timeout(300))
-        .await;
+    let exec = rt.execute(task("testkit", json!({"action": "loop"})), timeout(300)).await;
     let elapsed = start.elapsed();
     let f = failure(&exec);
     assert_eq!(f.error_type, "timeout");
     assert!(f.retryable);
-    assert!(
-        elapsed <= Duration::from_millis(400),
-        "stopped after {elapsed:?}"
-    );
+    assert!(elapsed <= Duration::from_millis(400), "stopped after {elapsed:?}");
     // The host goes on.
-    let exec = rt
-        .execute(task("echo", json!(1)), CallOptions::default())
-        .await;
+    let exec = rt.execute(task("echo", json!(1)), CallOptions::default()).await;
     assert_eq!(output(&exec)["input"], json!(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sleeping_guest_is_stopped_at_its_deadline_and_cancellation_stops_a_loop() {
     let (rt, _dir) = runtime(&["testkit"]).await;
-    let exec = rt
-        .execute(
-            task("testkit", json!({"action": "sleep", "ms": 5000})),
-            timeout(200),
-        )
-        .await;
+    let exec = rt.execute(task("testkit", json!({"action": "sleep", "ms": 5000})), timeout(200)).await;
     assert_eq!(failure(&exec).error_type, "timeout");
 
     let token = CancellationToken::new();
-    let opts = CallOptions {
-        timeout: Some(Duration::from_secs(10)),
-        cancel: Some(token.clone()),
-    };
+    let opts = CallOptions { timeout: Some(Duration::from_secs(10)), cancel: Some(token.clone()) };
     let call = tokio::spawn({
         let rt = rt.clone();
-        async move {
-            rt.execute(task("testkit", json!({"action": "loop"})), opts)
-                .await
-        }
+        async move { rt.execute(task("testkit", json!({"action": "loop"})), opts).await }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     token.cancel();
@@ -231,50 +148,24 @@ async fn memory_bomb_stops_at_the_limit_and_the_host_continues() {
     let mut cfg = config(dir.path());
     cfg.memory_limits.insert("testkit".into(), 32 << 20);
     let rt = Runtime::start(cfg).await.unwrap();
-    let exec = rt
-        .execute(
-            task("testkit", json!({"action": "alloc", "mib": 256})),
-            CallOptions::default(),
-        )
-        .await;
+    let exec = rt.execute(task("testkit", json!({"action": "alloc", "mib": 256})), CallOptions::default()).await;
     let f = failure(&exec);
     assert_eq!(f.error_type, "out_of_memory", "{f:?}");
     assert!(f.message.contains("32 MiB"), "{}", f.message);
-    let exec = rt
-        .execute(
-            task("testkit", json!({"action": "alloc", "mib": 4})),
-            CallOptions::default(),
-        )
-        .await;
+    let exec = rt.execute(task("testkit", json!({"action": "alloc", "mib": 4})), CallOptions::default()).await;
     assert!(exec.result.is_ok(), "{:?}", exec.result);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panic_message_is_in_the_failure() {
     let (rt, _dir) = runtime(&["testkit"]).await;
-    let exec = rt
-        .execute(
-            task("testkit", json!({"action": "panic", "message": "boom"})),
-            CallOptions::default(),
-        )
-        .await;
+    let exec = rt.execute(task("testkit", json!({"action": "panic", "message": "boom"})), CallOptions::default()).await;
     let f = failure(&exec);
     assert_eq!(f.error_type, "trap");
-    assert!(
-        f.message.starts_with("plugin 'testkit' trapped: "),
-        "{}",
-        f.message
-    );
-    assert!(
-        f.message.contains("panicked at") && f.message.contains("boom"),
-        "{}",
-        f.message
-    );
+    assert!(f.message.starts_with("plugin 'testkit' trapped: "), "{}", f.message);
+    assert!(f.message.contains("panicked at") && f.message.contains("boom"), "{}", f.message);
     let detail = f.detail.as_ref().unwrap();
-    assert!(
-        detail["trap"].is_string() && detail["backtrace"].is_string(),
-        "{detail}"
-    );
+    assert!(detail["trap"].is_string() && detail["backtrace"].is_string(), "{detail}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,12 +174,7 @@ async fn huge_output_is_refused() {
     let mut cfg = config(dir.path());
     cfg.max_output_bytes = 1 << 20;
     let rt = Runtime::start(cfg).await.unwrap();
-    let exec = rt
-        .execute(
-            task("testkit", json!({"action": "output", "mib": 2})),
-            CallOptions::default(),
-        )
-        .await;
+    let exec = rt.execute(task("testkit", json!({"action": "output", "mib": 2})), CallOptions::default()).await;
     let f = failure(&exec);
     assert_eq!(f.error_type, "output_too_large");
     assert!(!f.retryable);
@@ -298,21 +184,9 @@ async fn huge_output_is_refused() {
 fn bad_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let wat = |text: &str| wat::parse_str(text).expect("valid WAT");
     vec![
-        (
-            "not-wasm",
-            b"#!/bin/sh\necho hi\n".to_vec(),
-            "is not a WebAssembly binary",
-        ),
-        (
-            "core",
-            wat("(module (func (export \"f\")))"),
-            "is a core WebAssembly module, not a component",
-        ),
-        (
-            "empty",
-            wat("(component)"),
-            "exports neither `hyphae:plugin/executor@0.1.0`",
-        ),
+        ("not-wasm", b"#!/bin/sh\necho hi\n".to_vec(), "is not a WebAssembly binary"),
+        ("core", wat("(module (func (export \"f\")))"), "is a core WebAssembly module, not a component"),
+        ("empty", wat("(component)"), "exports neither `hyphae:plugin/executor@0.1.0`"),
         (
             "wrong-shape",
             wat(r#"(component
@@ -347,39 +221,24 @@ async fn bad_files_are_refused_with_their_reason() {
         assert!(error.contains(reason), "{name}: {error}");
         assert!(!rt.registry().has_executor(name));
 
-        let report = check_file(&dir.path().join(format!("{name}.wasm")))
-            .await
-            .unwrap();
+        let report = check_file(&dir.path().join(format!("{name}.wasm"))).await.unwrap();
         let problem = report.problem.expect("a problem").to_string();
         assert!(problem.contains(reason), "{name}: {problem}");
     }
     // The host keeps serving.
-    let exec = rt
-        .execute(task("echo", json!(2)), CallOptions::default())
-        .await;
+    let exec = rt.execute(task("echo", json!(2)), CallOptions::default()).await;
     assert_eq!(output(&exec)["input"], json!(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_reports_roles_imports_and_exports() {
-    let report = check_file(&support::plugins_dist().join("reviewer.wasm"))
-        .await
-        .unwrap();
+    let report = check_file(&support::plugins_dist().join("reviewer.wasm")).await.unwrap();
     assert!(report.problem.is_none(), "{:?}", report.problem);
     assert_eq!(report.agent_type, "reviewer");
     assert_eq!(report.world, "agent-plugin");
-    assert_eq!(
-        report.roles,
-        vec![Role::Executor, Role::Validator, Role::Metadata]
-    );
-    assert!(report
-        .imports
-        .iter()
-        .any(|i| i == "hyphae:plugin/host@0.1.0"));
-    assert!(report
-        .exports
-        .iter()
-        .any(|e| e == "hyphae:plugin/validator@0.1.0"));
+    assert_eq!(report.roles, vec![Role::Executor, Role::Validator, Role::Metadata]);
+    assert!(report.imports.iter().any(|i| i == "hyphae:plugin/host@0.1.0"));
+    assert!(report.exports.iter().any(|e| e == "hyphae:plugin/validator@0.1.0"));
     assert!(report.digest.starts_with("sha256:"));
 }
 
@@ -393,19 +252,12 @@ fn cli_check_prints_the_report_and_fails_on_a_problem() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(
-        stdout.contains("agent type: echo") && stdout.contains("executor-plugin"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("agent type: echo") && stdout.contains("executor-plugin"), "{stdout}");
 
     let dir = tempfile::tempdir().unwrap();
     let core = dir.path().join("core.wasm");
     std::fs::write(&core, wat::parse_str("(module)").unwrap()).unwrap();
-    let out = std::process::Command::new(exe)
-        .args(["plugin", "check"])
-        .arg(&core)
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(exe).args(["plugin", "check"]).arg(&core).output().unwrap();
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("wasm-tools component new"), "{stdout}");
@@ -423,26 +275,15 @@ async fn hot_swap_keeps_calls_in_flight_and_remove_unloads() {
 
     let in_flight = tokio::spawn({
         let rt = rt.clone();
-        async move {
-            rt.execute(
-                task("swap", json!({"action": "sleep", "ms": 700})),
-                CallOptions::default(),
-            )
-            .await
-        }
+        async move { rt.execute(task("swap", json!({"action": "sleep", "ms": 700})), CallOptions::default()).await }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let tmp = dir.path().join("swap.tmp");
     std::fs::write(&tmp, support::component("echo")).unwrap();
     std::fs::rename(&tmp, &path).unwrap();
-    eventually("the new version", || {
-        rt.registry().digest("swap").is_some_and(|d| d != old)
-    })
-    .await;
+    eventually("the new version", || rt.registry().digest("swap").is_some_and(|d| d != old)).await;
     let new = rt.registry().digest("swap").unwrap();
-    let exec = rt
-        .execute(task("swap", json!(3)), CallOptions::default())
-        .await;
+    let exec = rt.execute(task("swap", json!(3)), CallOptions::default()).await;
     assert_eq!(exec.digest, new);
     assert_eq!(output(&exec)["input"], json!(3));
 
@@ -452,9 +293,7 @@ async fn hot_swap_keeps_calls_in_flight_and_remove_unloads() {
 
     std::fs::remove_file(&path).unwrap();
     eventually("the unload", || !rt.registry().has_executor("swap")).await;
-    let exec = rt
-        .execute(task("swap", json!(4)), CallOptions::default())
-        .await;
+    let exec = rt.execute(task("swap", json!(4)), CallOptions::default()).await;
     assert_eq!(failure(&exec).error_type, "no_plugin");
     assert!(rt.registry().list().is_empty());
 }
@@ -462,58 +301,34 @@ async fn hot_swap_keeps_calls_in_flight_and_remove_unloads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validator_files_pair_with_any_agent_type_and_install_works() {
     let dir = plugins_dir(&["echo"]);
-    std::fs::write(
-        dir.path().join("echo.validator.wasm"),
-        support::component("schema-validator"),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("echo.validator.wasm"), support::component("schema-validator")).unwrap();
     let rt = Runtime::start(config(dir.path())).await.unwrap();
     assert!(rt.registry().has_validator("echo"));
     let handoff = json!({"target": {"requirements": {"schema": {"type": "string"}}}});
-    let verdict = rt
-        .validate("echo", &handoff.to_string(), CallOptions::default())
-        .await;
+    let verdict = rt.validate("echo", &handoff.to_string(), CallOptions::default()).await;
     assert!(matches!(verdict, Validation::Rejected(_)), "{verdict:?}");
 
-    let status = rt
-        .registry()
-        .install("fresh", &support::component("fib"))
-        .await
-        .unwrap();
+    let status = rt.registry().install("fresh", &support::component("fib")).await.unwrap();
     assert_eq!(status.state, PluginState::Loaded);
     assert!(dir.path().join("fresh.wasm").is_file());
-    let exec = rt
-        .execute(task("fresh", json!({"n": 10})), CallOptions::default())
-        .await;
+    let exec = rt.execute(task("fresh", json!({"n": 10})), CallOptions::default()).await;
     assert_eq!(output(&exec)["value"], json!(55));
 
     let err = rt.registry().install("broken", b"nope").await.unwrap_err();
     assert!(matches!(err, PluginError::NotWasm { .. }), "{err}");
     assert!(!dir.path().join("broken.wasm").exists());
-    let err = rt
-        .registry()
-        .install("../x", &support::component("fib"))
-        .await
-        .unwrap_err();
+    let err = rt.registry().install("../x", &support::component("fib")).await.unwrap_err();
     assert!(matches!(err, PluginError::InvalidAgentType { .. }), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_calls_succeed() {
     let dir = plugins_dir(&["echo"]);
-    let rt = Runtime::start(RuntimeConfig {
-        max_instances: 64,
-        ..config(dir.path())
-    })
-    .await
-    .unwrap();
+    let rt = Runtime::start(RuntimeConfig { max_instances: 64, ..config(dir.path()) }).await.unwrap();
     let calls: Vec<_> = (0..1000)
         .map(|i| {
             let rt = rt.clone();
-            tokio::spawn(async move {
-                rt.execute(task("echo", json!(i)), CallOptions::default())
-                    .await
-            })
+            tokio::spawn(async move { rt.execute(task("echo", json!(i)), CallOptions::default()).await })
         })
         .collect();
     for (i, call) in calls.into_iter().enumerate() {
@@ -526,17 +341,12 @@ async fn a_thousand_concurrent_calls_succeed() {
 async fn compiled_plugins_are_cached_and_bad_entries_rebuilt() {
     let dir = plugins_dir(&["fib"]);
     let cache = tempfile::tempdir().unwrap();
-    let cfg = RuntimeConfig {
-        cache_dir: Some(cache.path().to_path_buf()),
-        ..config(dir.path())
-    };
+    let cfg = RuntimeConfig { cache_dir: Some(cache.path().to_path_buf()), ..config(dir.path()) };
     let load = || async {
         let rt = Runtime::start(cfg.clone()).await.unwrap();
         let status = rt.registry().list().remove(0);
         assert_eq!(status.state, PluginState::Loaded, "{status:?}");
-        let exec = rt
-            .execute(task("fib", json!({"n": 12})), CallOptions::default())
-            .await;
+        let exec = rt.execute(task("fib", json!({"n": 12})), CallOptions::default()).await;
         assert_eq!(output(&exec)["value"], json!(144));
         status
     };
@@ -546,10 +356,7 @@ async fn compiled_plugins_are_cached_and_bad_entries_rebuilt() {
     assert!(second.from_cache);
     assert_eq!(first.digest, second.digest);
 
-    let entries: Vec<_> = std::fs::read_dir(cache.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let entries: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     let entry = &entries[0];
 
@@ -563,9 +370,7 @@ async fn compiled_plugins_are_cached_and_bad_entries_rebuilt() {
 
     // Incompatible: an artifact of another engine configuration, with a valid checksum.
     let other = wasmtime::Engine::default();
-    let artifact = other
-        .precompile_component(&support::component("fib"))
-        .unwrap();
+    let artifact = other.precompile_component(&support::component("fib")).unwrap();
     let mut data = artifact.clone();
     use sha2::Digest;
     data.extend_from_slice(&sha2::Sha256::digest(&artifact));

@@ -9,10 +9,7 @@ use hyphae::plugins::{RuntimeConfig, TaskContext};
 
 /// Root of the repository.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
 }
 
 /// Directory of the example components: `$HYPHAE_PLUGINS_DIST` if set, else `plugins/dist` after
@@ -88,10 +85,7 @@ pub fn task(agent_type: &str, input: serde_json::Value) -> TaskContext {
 pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
+        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -13,9 +13,9 @@ mod error;
 mod loader;
 mod registry;
 mod runtime;
+mod sandbox;
 mod state;
 mod status;
-mod sandbox;
 mod watch;
 
 use std::time::Duration;

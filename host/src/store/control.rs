@@ -122,7 +122,7 @@ impl Store {
                 if to < 1 || to > version {
                     return Err(StoreError::VersionNotFound(workflow_id.to_string(), to));
                 }
-                let target = self.state_at_on(&mut *tx, workflow_id, to).await?;
+                let target = self.state_at_on(&mut tx, workflow_id, to).await?;
                 self.restore(&mut tx, workflow_id, &target.tasks, &mut changes).await?;
                 let meta = json!({ "to_version": to, "from_version": version });
                 events.push(NewEvent::new(EventType::WorkflowRolledBack).status("paused").metadata(meta));

@@ -94,7 +94,7 @@ impl Store {
     }
 
     /// Pool for reads.
-    pub(crate) fn reader(&self) -> &AnyPool {
+    pub fn reader(&self) -> &AnyPool {
         &self.read
     }
 

@@ -190,14 +190,6 @@ pub fn placeholders(rows: usize, cols: usize) -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn placeholders_number_across_rows() {
-        assert_eq!(super::placeholders(2, 2), "($1, $2), ($3, $4)");
-    }
-}
-
 /// On PostgreSQL, tell every host (on commit) that these workflows changed, so ready tasks start
 /// within milliseconds on some host and event streams on any host see new events.
 pub async fn notify_hosts(conn: &mut AnyConnection, dialect: super::Dialect, workflow_ids: Vec<&str>) -> Result<()> {
@@ -211,4 +203,12 @@ pub async fn notify_hosts(conn: &mut AnyConnection, dialect: super::Dialect, wor
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_number_across_rows() {
+        assert_eq!(super::placeholders(2, 2), "($1, $2), ($3, $4)");
+    }
 }

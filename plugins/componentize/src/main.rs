@@ -80,9 +80,7 @@ fn check(file: &str) -> Result<()> {
         bail!("{name}: unexpected import {bad} (allowed: {})", ALLOWED_IMPORTS.join(" "));
     }
     let export = |e: &str| format!("hyphae:plugin/{e}@");
-    if let Some(bad) =
-        exports.iter().find(|e| !PLUGIN_EXPORTS.iter().any(|p| e.starts_with(&export(p))))
-    {
+    if let Some(bad) = exports.iter().find(|e| !PLUGIN_EXPORTS.iter().any(|p| e.starts_with(&export(p)))) {
         bail!("{name}: unexpected export {bad}");
     }
     let has = |p: &str| exports.iter().any(|e| e.starts_with(&export(p)));

@@ -33,8 +33,7 @@ impl Executor for Reviewer {
         let text = match input.text {
             Some(text) => text,
             None => {
-                let texts: Vec<&str> =
-                    ctx.previous_outputs().filter_map(|o| o.get("text")?.as_str()).collect();
+                let texts: Vec<&str> = ctx.previous_outputs().filter_map(|o| o.get("text")?.as_str()).collect();
                 if texts.is_empty() {
                     return Err(TaskError::invalid_input("no text in input or previous results"));
                 }
@@ -83,10 +82,7 @@ impl Validator for Reviewer {
 
 /// Sentences: text between `.`, `!` and `?`, with at least one letter or digit.
 fn sentences(text: &str) -> Vec<&str> {
-    text.split(['.', '!', '?'])
-        .map(str::trim)
-        .filter(|s| s.chars().any(char::is_alphanumeric))
-        .collect()
+    text.split(['.', '!', '?']).map(str::trim).filter(|s| s.chars().any(char::is_alphanumeric)).collect()
 }
 
 fn review(sentences: &[&str], max_words: usize) -> Vec<Value> {
@@ -99,9 +95,12 @@ fn review(sentences: &[&str], max_words: usize) -> Vec<Value> {
             .map(str::to_lowercase)
             .collect();
         if words.len() > max_words {
-            let excerpt: String = sentence.chars().take(60).collect();
+            let mut excerpt: String = sentence.chars().take(60).collect();
+            if excerpt.len() < sentence.len() {
+                excerpt.push_str("...");
+            }
             issues.push(json!({ "kind": "long_sentence", "sentence": n, "words": words.len(),
-                "message": format!("{} words (at most {max_words}): \"{excerpt}...\"", words.len()) }));
+                "message": format!("{} words (at most {max_words}): \"{excerpt}\"", words.len()) }));
         }
         for pair in words.windows(2).filter(|p| p[0] == p[1]) {
             issues.push(json!({ "kind": "repeated_word", "sentence": n, "word": pair[0],

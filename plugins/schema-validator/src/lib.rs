@@ -33,9 +33,8 @@ impl Validator for SchemaValidator {
                 return Err(vec![Issue::new(format!("{REQUIREMENTS}/applies_to"), msg)]);
             }
         };
-        let validator = jsonschema::validator_for(schema).map_err(|e| {
-            vec![Issue::new(format!("{REQUIREMENTS}/schema"), format!("invalid JSON Schema: {e}"))]
-        })?;
+        let validator = jsonschema::validator_for(schema)
+            .map_err(|e| vec![Issue::new(format!("{REQUIREMENTS}/schema"), format!("invalid JSON Schema: {e}"))])?;
         let Some(instance) = handoff.pointer(applies_to) else {
             let msg = "missing: target.requirements.applies_to names this value";
             return Err(vec![Issue::new(applies_to, msg)]);

@@ -9,6 +9,7 @@
 //! use hyphae_plugin_sdk::{export_executor, json, Executor, TaskContext, TaskError, Value};
 //! use serde::Deserialize;
 //!
+//! /// `{"n": 30}`
 //! #[derive(Deserialize)]
 //! struct Input {
 //!     n: u32,
@@ -19,18 +20,26 @@
 //! impl Executor for Fib {
 //!     fn execute(ctx: TaskContext) -> Result<Value, TaskError> {
 //!         let Input { n } = ctx.input()?; // bad input: fatal `invalid_input`
-//!         if n > 40 {
-//!             return Err(TaskError::fatal("invalid_input", "n must be at most 40"));
-//!         }
-//!         fn fib(n: u32) -> u64 {
-//!             if n < 2 { n as u64 } else { fib(n - 1) + fib(n - 2) }
+//!         if n > 93 {
+//!             return Err(TaskError::invalid_input(format!("n = {n}: at most 93")));
 //!         }
 //!         Ok(json!({ "n": n, "value": fib(n) }))
 //!     }
 //! }
 //!
+//! fn fib(n: u32) -> u64 {
+//!     if n < 2 {
+//!         n as u64
+//!     } else {
+//!         fib(n - 1) + fib(n - 2)
+//!     }
+//! }
+//!
 //! export_executor!(Fib);
 //! ```
+//!
+//! Its `Cargo.toml` declares `crate-type = ["cdylib"]` and depends on `hyphae-plugin-sdk` and
+//! `serde`.
 //!
 //! Build the crate as a `cdylib` for `wasm32-unknown-unknown` and turn the module into a component
 //! (`plugins/build.sh` does both). [`export_validator!`] and [`export_agent!`] work the same way
@@ -117,8 +126,13 @@ macro_rules! export_agent {
     };
 }
 
+// The `__export_*` helpers below implement the generated `Guest` traits on private unit structs and
+// invoke wit-bindgen's per-interface export glue. Exports exist only on wasm32: native builds (unit
+// tests of plugin logic) just check that the plugin type implements the right trait.
+
 #[doc(hidden)]
 #[macro_export]
+#[rustfmt::skip] // rustfmt mangles the `with_types_in` syntax of wit-bindgen's macros
 macro_rules! __export_metadata {
     ($plugin:ty, $trait:path) => {
         #[cfg(target_arch = "wasm32")]
@@ -127,9 +141,8 @@ macro_rules! __export_metadata {
             impl $crate::__private::MetadataGuest for HyphaeMetadata {
                 fn describe() -> $crate::__private::WitPluginInfo {
                     let info = <$plugin as $trait>::describe();
-                    let (version, description) =
-                        (env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION"));
-                    $crate::__private::describe(info, version, description)
+                    let version = env!("CARGO_PKG_VERSION");
+                    $crate::__private::describe(info, version, env!("CARGO_PKG_DESCRIPTION"))
                 }
             }
             $crate::__export_hyphae_plugin_metadata_0_1_0_cabi!(HyphaeMetadata with_types_in
@@ -140,6 +153,7 @@ macro_rules! __export_metadata {
 
 #[doc(hidden)]
 #[macro_export]
+#[rustfmt::skip]
 macro_rules! __export_executor {
     ($plugin:ty) => {
         #[cfg(not(target_arch = "wasm32"))]
@@ -162,6 +176,7 @@ macro_rules! __export_executor {
 
 #[doc(hidden)]
 #[macro_export]
+#[rustfmt::skip]
 macro_rules! __export_validator {
     ($plugin:ty) => {
         #[cfg(not(target_arch = "wasm32"))]
@@ -180,7 +195,6 @@ macro_rules! __export_validator {
     };
 }
 
-/// Exports only exist on wasm32 (native builds, for unit tests, check the trait bounds only).
 /// Puts the world's component-type metadata into the plugin's module (see `build.rs`).
 #[doc(hidden)]
 #[macro_export]

@@ -58,13 +58,13 @@ macro_rules! __log_warn { ($($arg:tt)+) => { $crate::__log!(Warn, $($arg)+) }; }
 #[macro_export]
 macro_rules! __log_error { ($($arg:tt)+) => { $crate::__log!(Error, $($arg)+) }; }
 
-/// `log::trace!("fmt", args..)`: a line at trace level.
-pub use crate::__log_trace as trace;
 /// `log::debug!("fmt", args..)`: a line at debug level.
 pub use crate::__log_debug as debug;
-/// `log::info!("fmt", args..)`: a line at info level.
-pub use crate::__log_info as info;
-/// `log::warn!("fmt", args..)`: a line at warn level.
-pub use crate::__log_warn as warn;
 /// `log::error!("fmt", args..)`: a line at error level.
 pub use crate::__log_error as error;
+/// `log::info!("fmt", args..)`: a line at info level.
+pub use crate::__log_info as info;
+/// `log::trace!("fmt", args..)`: a line at trace level.
+pub use crate::__log_trace as trace;
+/// `log::warn!("fmt", args..)`: a line at warn level.
+pub use crate::__log_warn as warn;

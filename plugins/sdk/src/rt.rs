@@ -16,8 +16,7 @@ pub use wit_bindgen;
 
 /// Component-type metadata of each world, encoded by `build.rs`.
 pub const EXECUTOR_WORLD: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/executor-plugin.bin"));
-pub const VALIDATOR_WORLD: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/validator-plugin.bin"));
+pub const VALIDATOR_WORLD: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/validator-plugin.bin"));
 pub const AGENT_WORLD: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/agent-plugin.bin"));
 
 /// Copies `bytes` into an array, for the `static` holding a world's custom section.
@@ -85,8 +84,7 @@ fn json(field: &str, text: &str) -> Result<Value, TaskError> {
     if text.is_empty() {
         return Ok(Value::Null);
     }
-    serde_json::from_str(text)
-        .map_err(|e| TaskError::fatal("invalid_context", format!("{field} is not JSON: {e}")))
+    serde_json::from_str(text).map_err(|e| TaskError::fatal("invalid_context", format!("{field} is not JSON: {e}")))
 }
 
 fn agent(a: wit::Agent) -> Agent {

@@ -8,8 +8,8 @@
 //! `progress` (`steps`) reports progress and logs at every level. Anything else: fatal
 //! `invalid_input`.
 
-use hyphae_plugin_sdk::{export_executor, json, log, progress, Executor, TaskContext, TaskError};
 use hyphae_plugin_sdk::Value;
+use hyphae_plugin_sdk::{export_executor, json, log, progress, Executor, TaskContext, TaskError};
 use serde::Deserialize;
 
 wit_bindgen::generate!({ path: "wit", world: "hyphae:testkit/imports", generate_all });
@@ -45,15 +45,13 @@ impl Executor for Testkit {
                 let elapsed_ms = (monotonic_clock::now() - start) / 1_000_000;
                 Ok(json!({ "slept_ms": ms, "elapsed_ms": elapsed_ms }))
             }
-            Action::FailTimes { times } if ctx.attempt <= times => Err(TaskError::retryable(
-                "flaky",
-                format!("attempt {} fails (failing {times} times)", ctx.attempt),
-            )),
+            Action::FailTimes { times } if ctx.attempt <= times => {
+                Err(TaskError::retryable("flaky", format!("attempt {} fails (failing {times} times)", ctx.attempt)))
+            }
             Action::FailTimes { .. } => Ok(json!({ "attempt": ctx.attempt })),
-            Action::Fatal { error_type, message } => Err(TaskError::fatal(
-                text(error_type, "fatal_test"),
-                text(message, "testkit: fatal error on request"),
-            )),
+            Action::Fatal { error_type, message } => {
+                Err(TaskError::fatal(text(error_type, "fatal_test"), text(message, "testkit: fatal error on request")))
+            }
             Action::Error { error_type, message } => Err(TaskError::retryable(
                 text(error_type, "test_error"),
                 text(message, "testkit: retryable error on request"),

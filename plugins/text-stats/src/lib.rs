@@ -23,11 +23,11 @@ fn default_top() -> usize {
 
 /// Words too common to be keywords.
 const STOP_WORDS: &[&str] = &[
-    "the", "and", "for", "are", "but", "not", "you", "all", "any", "can", "had", "her", "was",
-    "one", "our", "out", "has", "him", "his", "how", "its", "may", "who", "did", "yet", "this",
-    "that", "with", "from", "they", "them", "then", "than", "there", "their", "what", "when",
-    "which", "will", "would", "could", "should", "have", "been", "were", "into", "also", "such",
-    "these", "those", "some", "more", "most", "very", "just", "only", "over", "each", "about",
+    "the", "and", "for", "are", "but", "not", "you", "all", "any", "can", "had", "her", "was", "one", "our", "out",
+    "has", "him", "his", "how", "its", "may", "who", "did", "yet", "this", "that", "with", "from", "they", "them",
+    "then", "than", "there", "their", "what", "when", "which", "will", "would", "could", "should", "have", "been",
+    "were", "into", "also", "such", "these", "those", "some", "more", "most", "very", "just", "only", "over", "each",
+    "about",
 ];
 
 struct TextStats;
@@ -38,8 +38,7 @@ impl Executor for TextStats {
         let (text, source) = match input.text {
             Some(text) => (text, "input"),
             None => {
-                let texts: Vec<&str> =
-                    ctx.previous_outputs().filter_map(|o| o.get("text")?.as_str()).collect();
+                let texts: Vec<&str> = ctx.previous_outputs().filter_map(|o| o.get("text")?.as_str()).collect();
                 if texts.is_empty() {
                     return Err(TaskError::invalid_input(
                         "no text: give input.text, or depend on a task whose output has `text`",

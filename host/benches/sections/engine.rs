@@ -1,0 +1,155 @@
+//! Engine benchmarks: per-step overhead of a chain, throughput of a wide workflow, cost of event
+//! tracking, storage per event, and query latency. SQLite always; PostgreSQL too when
+//! `HYPHAE_BENCH_POSTGRES` names a database url to use (it must be empty or a Hyphae database).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyphae::engine::{Engine, EngineConfig};
+use hyphae::events::{AgentEventsQuery, EventQuery};
+use hyphae::plugins::{Runtime, RuntimeConfig};
+use hyphae::store::Store;
+use hyphae::telemetry::Metrics;
+use hyphae::workflow::WorkflowSpec;
+use serde_json::{json, Value};
+
+fn dist() -> PathBuf {
+    std::env::var_os("HYPHAE_PLUGINS_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist"))
+}
+
+pub fn run() {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sqlite = dir.path().join("bench.db").to_string_lossy().into_owned();
+        bench_backend("sqlite", &sqlite).await;
+        if let Ok(pg) = std::env::var("HYPHAE_BENCH_POSTGRES") {
+            bench_backend("postgres", &pg).await;
+        }
+    });
+}
+
+async fn start(url: &str) -> Engine {
+    let config = RuntimeConfig { plugins_dir: Some(dist()), watch: false, ..RuntimeConfig::default() };
+    let runtime = Runtime::start(config).await.expect("plugins load (run plugins/build.sh first)");
+    let store = Store::connect(url).await.expect("database opens");
+    let config = EngineConfig { max_concurrent_tasks: 64, ..EngineConfig::default() };
+    Engine::start(config, store, Arc::new(runtime), Arc::new(Metrics::new())).await.expect("engine starts")
+}
+
+async fn run_workflow(e: &Engine, spec: Value) -> (String, Duration) {
+    let spec: WorkflowSpec = serde_json::from_value(spec).expect("spec");
+    let started = Instant::now();
+    let id = e.submit(spec).await.expect("accepted").workflow_id;
+    let status = e.wait_settled(&id).await.expect("settles");
+    assert_eq!(status.as_str(), "completed");
+    (id, started.elapsed())
+}
+
+fn chain(n: usize) -> Value {
+    let tasks: Vec<Value> = (0..n)
+        .map(|i| {
+            let deps: Vec<String> = if i == 0 { vec![] } else { vec![format!("s{}", i - 1)] };
+            json!({"task_id": format!("s{i}"), "agent_type": "fib", "dependencies": deps, "input": {"n": 10}})
+        })
+        .collect();
+    json!({"tasks": tasks})
+}
+
+fn wide(n: usize) -> Value {
+    let tasks: Vec<Value> =
+        (0..n).map(|i| json!({"task_id": format!("t{i}"), "agent_type": "echo", "input": {"i": i}})).collect();
+    json!({"max_parallel_tasks": 10000, "tasks": tasks})
+}
+
+async fn bench_backend(name: &str, url: &str) {
+    let e = start(url).await;
+    // Warm up caches and connections.
+    run_workflow(&e, chain(5)).await;
+
+    let mut per_step = Vec::new();
+    for _ in 0..5 {
+        let (id, total) = run_workflow(&e, chain(40)).await;
+        let q = EventQuery { types: vec![hyphae::events::EventType::ExecutionEnd], limit: 1000, ..Default::default() };
+        let plugin_ms: f64 =
+            e.store().workflow_events(&id, &q).await.unwrap().iter().filter_map(|ev| ev.duration_ms).sum();
+        per_step.push((total.as_secs_f64() * 1000.0 - plugin_ms) / 40.0);
+    }
+    per_step.sort_by(f64::total_cmp);
+    println!(
+        "{name}: chain of 40 fib(10): overhead per step median {:.3} ms (min {:.3}, max {:.3})",
+        per_step[2], per_step[0], per_step[4]
+    );
+
+    let (_, took) = run_workflow(&e, wide(10_000)).await;
+    println!(
+        "{name}: 10,000 independent tasks: {:.2} s, {:.0} tasks/s",
+        took.as_secs_f64(),
+        10_000.0 / took.as_secs_f64()
+    );
+
+    let mut on = Vec::new();
+    let mut off = Vec::new();
+    for _ in 0..3 {
+        e.store().set_events_enabled(false);
+        off.push(run_workflow(&e, wide(2_000)).await.1.as_secs_f64());
+        e.store().set_events_enabled(true);
+        on.push(run_workflow(&e, wide(2_000)).await.1.as_secs_f64());
+    }
+    on.sort_by(f64::total_cmp);
+    off.sort_by(f64::total_cmp);
+    println!(
+        "{name}: tracking overhead (2,000 tasks, events on vs off, medians): {:.1} %",
+        (on[1] / off[1] - 1.0) * 100.0
+    );
+
+    if name == "sqlite" {
+        let bytes = events_bytes(&e).await;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(e.store().reader()).await.unwrap();
+        if let Some(bytes) = bytes {
+            println!(
+                "{name}: storage: {:.0} bytes per event, {:.2} MB per 1,000 events (table + indexes, {count} events)",
+                bytes as f64 / count as f64,
+                bytes as f64 / count as f64 * 1000.0 / 1e6
+            );
+        }
+    }
+
+    let (id, _) = run_workflow(&e, wide(100)).await; // about 500 events
+    let n = e.store().last_event_seq(&id).await.unwrap();
+    let q = EventQuery { limit: 10_000, ..Default::default() };
+    let ev = time_ms(|| async { e.store().workflow_events(&id, &q).await.unwrap().len() }).await;
+    let tl = time_ms(|| async { e.store().timeline(&id).await.unwrap().total_events }).await;
+    let aq = AgentEventsQuery { limit: 20_000, ..Default::default() };
+    let total_agent = e.store().agent_events("echo", &aq).await.unwrap().len();
+    let ag = time_ms(|| async { e.store().agent_events("echo", &aq).await.unwrap().len() }).await;
+    println!("{name}: queries: workflow events ({n}) {ev:.2} ms, timeline {tl:.2} ms, agent events ({total_agent}) {ag:.2} ms");
+    e.shutdown().await;
+}
+
+/// Median of 20 runs, in ms.
+async fn time_ms<F, Fut>(f: F) -> f64
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
+    let mut t = Vec::new();
+    for _ in 0..20 {
+        let s = Instant::now();
+        std::hint::black_box(f().await);
+        t.push(s.elapsed().as_secs_f64() * 1000.0);
+    }
+    t.sort_by(f64::total_cmp);
+    t[10]
+}
+
+/// Bytes the events table and its indexes take (SQLite's dbstat), if available.
+async fn events_bytes(e: &Engine) -> Option<i64> {
+    sqlx::query_scalar("SELECT SUM(pgsize) FROM dbstat WHERE name = 'events' OR name LIKE 'events_by_%' OR name LIKE 'sqlite_autoindex_events%'")
+        .fetch_one(e.store().reader())
+        .await
+        .ok()
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite: builds the example plugins, makes sure a PostgreSQL server is reachable
+# (the suite creates its own databases on it), then runs every unit and integration test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> building the example plugins"
+plugins/build.sh
+
+PG_BIN=/usr/lib/postgresql/15/bin
+export HYPHAE_TEST_POSTGRES="${HYPHAE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
+pg_up() { psql "$HYPHAE_TEST_POSTGRES" -qtAc 'SELECT 1' >/dev/null 2>&1; }
+if ! pg_up; then
+    echo "==> PostgreSQL not reachable at $HYPHAE_TEST_POSTGRES; trying to start it"
+    if command -v pg_ctlcluster >/dev/null 2>&1 && ls /etc/postgresql/*/main >/dev/null 2>&1; then
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    fi
+fi
+if ! pg_up; then
+    if [ ! -x "$PG_BIN/initdb" ]; then
+        echo "error: no PostgreSQL server and no $PG_BIN/initdb; install it: apt-get install -y postgresql-15" >&2
+        exit 1
+    fi
+    echo "==> starting a throwaway PostgreSQL cluster in target/pg"
+    rm -rf target/pg && mkdir -p target/pg
+    run_pg() { if [ "$(id -u)" = 0 ]; then chown -R postgres target/pg; su postgres -c "$*"; else sh -c "$*"; fi; }
+    run_pg "$PG_BIN/initdb -D $PWD/target/pg/data -U postgres -A trust >/dev/null"
+    run_pg "$PG_BIN/pg_ctl -D $PWD/target/pg/data -o '-p 55432 -k /tmp' -l $PWD/target/pg/log -w start >/dev/null"
+    export HYPHAE_TEST_POSTGRES="postgres://postgres@127.0.0.1:55432/postgres"
+    pg_up || { echo "error: the throwaway PostgreSQL cluster did not start (see target/pg/log)" >&2; exit 1; }
+fi
+
+export HYPHAE_PLUGINS_DIST="$PWD/plugins/dist"
+echo "==> running the tests (PostgreSQL at $HYPHAE_TEST_POSTGRES)"
+cargo test --workspace "$@"
