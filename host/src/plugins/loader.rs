@@ -213,3 +213,27 @@ async fn probe(shared: &Shared, file: &str, linked: &Linked) -> Result<Option<Pl
         Err(why) => Err(startup(format!("instantiation or `describe` stopped: {why}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_names_what_the_bytes_are() {
+        assert!(matches!(classify("a.wasm", b"hello"), Err(PluginError::NotWasm { .. })));
+        let core = b"\0asm\x01\0\0\0";
+        assert!(matches!(classify("a.wasm", core), Err(PluginError::CoreModule { .. })));
+        let component = b"\0asm\x0d\0\x01\0";
+        assert!(classify("a.wasm", component).is_ok());
+        let unknown = b"\0asm\x07\0\x09\0";
+        assert!(matches!(classify("a.wasm", unknown), Err(PluginError::Invalid { .. })));
+    }
+
+    #[test]
+    fn digests_are_sha256_hex() {
+        assert_eq!(
+            digest_of(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}

@@ -116,8 +116,9 @@ impl Registry {
         self.inner.shared.config.plugins_dir.as_deref()
     }
 
-    /// Loads every `*.wasm` file of the plugins directory (creating the directory if missing).
-    /// Bad files are listed as failed; only an unreadable directory is an error.
+    /// Loads every `*.wasm` file of the plugins directory (creating the directory if missing) and
+    /// unloads files that are gone. Bad files are listed as failed; only an unreadable directory
+    /// is an error.
     pub async fn load_dir(&self) -> Result<(), PluginError> {
         let Some(dir) = self.dir().map(Path::to_path_buf) else {
             self.inner.ready.store(true, Ordering::Release);
@@ -133,6 +134,16 @@ impl Registry {
             }
         }
         paths.sort();
+        let gone: Vec<PathBuf> = self
+            .read()
+            .files
+            .keys()
+            .filter(|known| !paths.contains(known))
+            .cloned()
+            .collect();
+        for path in gone {
+            self.unload(&path);
+        }
         for path in paths {
             self.refresh(&path).await;
         }

@@ -118,10 +118,16 @@ impl Runtime {
     /// Must run inside a Tokio runtime.
     pub async fn start(config: RuntimeConfig) -> Result<Runtime, PluginError> {
         let runtime = Runtime::new(config)?;
-        runtime.registry.load_dir().await?;
         if runtime.shared.config.watch {
+            // Watch first: a file added while the directory is being loaded is not missed.
+            if let Some(dir) = runtime.registry.dir() {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| PluginError::io(dir, &e))?;
+            }
             runtime.registry.watch()?;
         }
+        runtime.registry.load_dir().await?;
         Ok(runtime)
     }
 
