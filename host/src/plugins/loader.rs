@@ -231,9 +231,6 @@ mod tests {
 
     #[test]
     fn digests_are_sha256_hex() {
-        assert_eq!(
-            digest_of(b""),
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(digest_of(b""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 }

@@ -134,13 +134,7 @@ impl Registry {
             }
         }
         paths.sort();
-        let gone: Vec<PathBuf> = self
-            .read()
-            .files
-            .keys()
-            .filter(|known| !paths.contains(known))
-            .cloned()
-            .collect();
+        let gone: Vec<PathBuf> = self.read().files.keys().filter(|known| !paths.contains(known)).cloned().collect();
         for path in gone {
             self.unload(&path);
         }

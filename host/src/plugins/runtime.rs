@@ -121,9 +121,7 @@ impl Runtime {
         if runtime.shared.config.watch {
             // Watch first: a file added while the directory is being loaded is not missed.
             if let Some(dir) = runtime.registry.dir() {
-                tokio::fs::create_dir_all(dir)
-                    .await
-                    .map_err(|e| PluginError::io(dir, &e))?;
+                tokio::fs::create_dir_all(dir).await.map_err(|e| PluginError::io(dir, &e))?;
             }
             runtime.registry.watch()?;
         }
