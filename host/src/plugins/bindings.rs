@@ -11,8 +11,8 @@ wasmtime::component::bindgen!({
 });
 
 pub(crate) use exports::hyphae::plugin::{executor, metadata, validator};
-pub(crate) use hyphae::plugin::host::LogLevel;
-pub(crate) use hyphae::plugin::types as wit;
+pub(crate) use self::hyphae::plugin::host::LogLevel;
+pub(crate) use self::hyphae::plugin::types as wit;
 
 /// Fully qualified names of the interfaces of the contract.
 pub(crate) const EXECUTOR: &str = "hyphae:plugin/executor@0.1.0";
