@@ -285,13 +285,22 @@ mod tests {
 
     #[test]
     fn classify_names_what_the_bytes_are() {
-        assert!(matches!(classify("a.wasm", b"hello"), Err(PluginError::NotWasm { .. })));
+        assert!(matches!(
+            classify("a.wasm", b"hello"),
+            Err(PluginError::NotWasm { .. })
+        ));
         let core = b"\0asm\x01\0\0\0";
-        assert!(matches!(classify("a.wasm", core), Err(PluginError::CoreModule { .. })));
+        assert!(matches!(
+            classify("a.wasm", core),
+            Err(PluginError::CoreModule { .. })
+        ));
         let component = b"\0asm\x0d\0\x01\0";
         assert!(classify("a.wasm", component).is_ok());
         let unknown = b"\0asm\x07\0\x09\0";
-        assert!(matches!(classify("a.wasm", unknown), Err(PluginError::Invalid { .. })));
+        assert!(matches!(
+            classify("a.wasm", unknown),
+            Err(PluginError::Invalid { .. })
+        ));
     }
 
     #[test]
