@@ -10,18 +10,18 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub(crate) use exports::hyphae::plugin::{executor, metadata, validator};
 pub(crate) use self::hyphae::plugin::host::LogLevel;
 pub(crate) use self::hyphae::plugin::types as wit;
+pub(crate) use exports::hyphae::plugin::{executor, metadata, validator};
 
 /// Fully qualified names of the interfaces of the contract.
 pub(crate) const EXECUTOR: &str = "hyphae:plugin/executor@0.1.0";
 pub(crate) const VALIDATOR: &str = "hyphae:plugin/validator@0.1.0";
 pub(crate) const METADATA: &str = "hyphae:plugin/metadata@0.1.0";
 
-impl hyphae::plugin::types::Host for HostState {}
+impl self::hyphae::plugin::types::Host for HostState {}
 
-impl hyphae::plugin::host::Host for HostState {
+impl self::hyphae::plugin::host::Host for HostState {
     fn log(&mut self, level: LogLevel, message: String) {
         self.log_from_guest(level, message);
     }
