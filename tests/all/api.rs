@@ -13,6 +13,7 @@ use hyphae::config::Config;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+use crate::harness::{database, Backend};
 use crate::support;
 
 /// Every route of the API: (method, path as in the OpenAPI document).
@@ -47,11 +48,13 @@ struct App {
     router: Router,
     host: Host,
     _dir: tempfile::TempDir,
+    _db_dir: Option<tempfile::TempDir>,
 }
 
 /// A host on a fresh SQLite file with the example plugins, and its router.
-async fn app_with(tune: impl FnOnce(&mut Config)) -> App {
+async fn app_with(backend: Backend, tune: impl FnOnce(&mut Config)) -> App {
     let dir = tempfile::tempdir().unwrap();
+    let (db, db_dir) = database(backend).await;
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     for name in ["echo", "fib", "text-stats", "testkit", "reviewer"] {
@@ -59,7 +62,7 @@ async fn app_with(tune: impl FnOnce(&mut Config)) -> App {
             .unwrap();
     }
     let mut config = Config {
-        db: dir.path().join("hyphae.db").display().to_string(),
+        db,
         plugins_dir: plugins,
         cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")),
         watch_plugins: false,
@@ -74,11 +77,11 @@ async fn app_with(tune: impl FnOnce(&mut Config)) -> App {
         metrics: host.metrics.clone(),
         config: Arc::new(config),
     };
-    App { router: api::router(state), host, _dir: dir }
+    App { router: api::router(state), host, _dir: dir, _db_dir: db_dir }
 }
 
-async fn app() -> App {
-    app_with(|_| {}).await
+async fn app(backend: Backend) -> App {
+    app_with(backend, |_| {}).await
 }
 
 impl App {
@@ -145,9 +148,8 @@ fn assert_error(status: StatusCode, v: &Value, want: StatusCode, code: &str) {
     assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
 }
 
-#[tokio::test]
-async fn workflow_routes_serve_state_history_and_events() {
-    let app = app().await;
+async fn workflow_routes_serve_state_history_and_events(backend: Backend) {
+    let app = app(backend).await;
     let id = app.submit(pipeline()).await;
     assert_eq!(app.settle(&id).await, "completed");
 
@@ -230,9 +232,8 @@ async fn workflow_routes_serve_state_history_and_events() {
     assert_eq!(again["workflow_id"], first.as_str());
 }
 
-#[tokio::test]
-async fn control_routes_pause_resume_roll_back_and_cancel() {
-    let app = app().await;
+async fn control_routes_pause_resume_roll_back_and_cancel(backend: Backend) {
+    let app = app(backend).await;
     let mut spec = json!({ "start": false, "tasks": [
         { "task_id": "a", "agent_type": "echo" },
         { "task_id": "b", "agent_type": "echo", "dependencies": ["a"] }
@@ -268,9 +269,8 @@ async fn control_routes_pause_resume_roll_back_and_cancel() {
     assert_error(s, &v, StatusCode::NOT_FOUND, "workflow_not_found");
 }
 
-#[tokio::test]
-async fn client_errors_are_4xx_and_store_nothing() {
-    let app = app_with(|c| c.max_body_bytes = 64 << 10).await;
+async fn client_errors_are_4xx_and_store_nothing(backend: Backend) {
+    let app = app_with(backend, |c| c.max_body_bytes = 64 << 10).await;
     let raw = |body: &str, ct: Option<&str>| {
         let mut req = Request::builder().method(Method::POST).uri("/v1/workflows");
         if let Some(ct) = ct {
@@ -350,9 +350,8 @@ async fn client_errors_are_4xx_and_store_nothing() {
     assert!(v["deleted"].as_u64().unwrap() > 0, "{v}");
 }
 
-#[tokio::test]
-async fn operations_routes_report_health_metrics_and_workers() {
-    let app = app().await;
+async fn operations_routes_report_health_metrics_and_workers(backend: Backend) {
+    let app = app(backend).await;
     let id = app.submit(json!({ "tasks": [{ "task_id": "a", "agent_type": "fib", "input": { "n": 10 } }] })).await;
     app.settle(&id).await;
     let (s, v) = app.get("/healthz").await;
@@ -381,9 +380,8 @@ async fn operations_routes_report_health_metrics_and_workers() {
     assert_eq!(v["components"]["database"]["status"], "failed", "{v}");
 }
 
-#[tokio::test]
-async fn plugin_routes_list_and_install_checked_components() {
-    let app = app().await;
+async fn plugin_routes_list_and_install_checked_components(backend: Backend) {
+    let app = app(backend).await;
     let (s, v) = app.get("/v1/plugins").await;
     assert_eq!(s, StatusCode::OK);
     let plugins = v["plugins"].as_array().unwrap();
@@ -439,9 +437,8 @@ fn sse_frames(body: &str) -> Vec<(Option<i64>, Option<String>, String)> {
         .collect()
 }
 
-#[tokio::test]
-async fn event_stream_delivers_every_event_in_order_and_resumes() {
-    let app = app().await;
+async fn event_stream_delivers_every_event_in_order_and_resumes(backend: Backend) {
+    let app = app(backend).await;
     let id = app
         .submit(json!({ "tasks": [
             { "task_id": "wait", "agent_type": "testkit", "input": { "action": "sleep", "ms": 300 } },
@@ -482,9 +479,8 @@ async fn event_stream_delivers_every_event_in_order_and_resumes() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
 
-#[tokio::test]
-async fn openapi_document_is_valid_and_lists_every_route() {
-    let app = app().await;
+async fn openapi_document_is_valid_and_lists_every_route(backend: Backend) {
+    let app = app(backend).await;
     let (s, doc) = app.get("/openapi.json").await;
     assert_eq!(s, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{}", doc["openapi"]);
@@ -520,3 +516,13 @@ async fn openapi_document_is_valid_and_lists_every_route() {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }
 }
+
+crate::on_both_backends!(
+    workflow_routes_serve_state_history_and_events,
+    control_routes_pause_resume_roll_back_and_cancel,
+    client_errors_are_4xx_and_store_nothing,
+    operations_routes_report_health_metrics_and_workers,
+    plugin_routes_list_and_install_checked_components,
+    event_stream_delivers_every_event_in_order_and_resumes,
+    openapi_document_is_valid_and_lists_every_route,
+);

@@ -325,28 +325,7 @@ async fn concurrent_workflows(b: Backend) {
     }
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite).await
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres).await
-                }
-            )+
-        }
-    };
-}
-
-on_both_backends!(
+crate::on_both_backends!(
     sequential,
     parallel_and_diamond,
     max_parallel_is_respected,

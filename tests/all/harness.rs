@@ -114,3 +114,26 @@ pub fn statuses(state: &WorkflowState) -> Vec<&'static str> {
 pub fn assert_status(state: &WorkflowState, status: WorkflowStatus) {
     assert_eq!(state.status, status, "workflow {} tasks: {:#?}", state.workflow_id, state.tasks);
 }
+
+/// Run each named `async fn(Backend)` of the calling module as a test on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::harness::Backend::Sqlite).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::harness::Backend::Postgres).await
+                }
+            )+
+        }
+    };
+}
