@@ -372,6 +372,9 @@ async fn operations_routes_report_health_metrics_and_workers(backend: Backend) {
     assert!(text.contains(r#"hyphae_workflows{status="failed"} 0"#), "{text}");
     assert!(text.contains("hyphae_queue_depth 0"), "{text}");
     assert!(text.contains(r#"hyphae_tasks_finished_total{agent_type="fib",status="completed"} 1"#), "{text}");
+    assert!(text.contains(r#"hyphae_plugin_instantiation_seconds_count{agent_type="fib"} 1"#), "{text}");
+    let written = text.lines().find_map(|l| l.strip_prefix("hyphae_events_written_total ")).unwrap_or("0");
+    assert!(written.parse::<u64>().unwrap() >= 6, "events are counted: {text}");
 
     // Readiness fails (503, with the component) when the database is gone.
     app.host.engine.store().close().await;

@@ -159,6 +159,9 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
     start.metadata = Some(json!({ "attempt": task.attempt, "timeout_ms": timeout.as_millis() as u64 }));
     events.push(start);
     let exec = inner.sandbox.execute(ctx, opts).await;
+    if let Some(took) = exec.instantiation {
+        inner.metrics.plugin_instantiated(&task.agent_type, took);
+    }
     let mut end = NewEvent::new(EventType::ExecutionEnd).task(&task.task_id, &task.agent_id, &task.agent_type);
     end.duration_ms = Some(exec.duration.as_secs_f64() * 1000.0);
     end.status = Some(if exec.result.is_ok() { "completed" } else { "failed" }.into());

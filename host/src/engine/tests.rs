@@ -46,7 +46,7 @@ impl Sandbox for Script {
                 }
                 _ = cancel.cancelled() => fail("cancelled", false),
             };
-            Execution { digest: "sha256:test".into(), result, log: Vec::new(), duration: sleep }
+            Execution { digest: "sha256:test".into(), result, log: Vec::new(), duration: sleep, instantiation: None }
         })
     }
 

@@ -114,6 +114,8 @@ pub struct Execution {
     pub log: Vec<LogLine>,
     /// Time spent inside the call, instantiation included (waiting for a free slot excluded).
     pub duration: Duration,
+    /// Time to instantiate the component for this call (absent when it was not instantiated).
+    pub instantiation: Option<Duration>,
 }
 
 /// A problem a validator found in a handoff.

@@ -153,10 +153,11 @@ impl Runtime {
                 result: Err(no_plugin(&ctx.agent_type, "executor")),
                 log: Vec::new(),
                 duration: start.elapsed(),
+                instantiation: None,
             };
         };
-        let (result, log, duration) = self.run_executor(&plugin, ctx, &opts).await;
-        Execution { digest: plugin.digest.clone(), result, log, duration }
+        let (result, log, duration, instantiation) = self.run_executor(&plugin, ctx, &opts).await;
+        Execution { digest: plugin.digest.clone(), result, log, duration, instantiation }
     }
 
     async fn run_executor(
@@ -164,7 +165,7 @@ impl Runtime {
         plugin: &LoadedPlugin,
         ctx: TaskContext,
         opts: &CallOptions,
-    ) -> (Result<String, TaskFailure>, Vec<super::LogLine>, Duration) {
+    ) -> (Result<String, TaskFailure>, Vec<super::LogLine>, Duration, Option<Duration>) {
         let agent_type = ctx.agent_type.clone();
         let limits = self.shared.limits(&agent_type, opts);
         let _permit = self.shared.permits.acquire().await;
@@ -178,10 +179,12 @@ impl Runtime {
         let mut store = call::new_store(&self.shared.engine, info, &limits, deadline);
         let wit_ctx = to_wit(ctx);
         let Some(indices) = &plugin.executor else {
-            return (Err(no_plugin(&agent_type, "executor")), Vec::new(), start.elapsed());
+            return (Err(no_plugin(&agent_type, "executor")), Vec::new(), start.elapsed(), None);
         };
+        let mut instantiation = None;
         let work = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instantiation = Some(start.elapsed());
             let guest = indices.load(&mut store, &instance)?;
             guest.call_execute(&mut store, &wit_ctx).await
         };
@@ -192,7 +195,7 @@ impl Runtime {
             Ok(Err(err)) => Err(call::from_error(&agent_type, err, store.data_mut())),
             Err(why) => Err(call::interrupted(&agent_type, why, store.data_mut())),
         };
-        (result, call::take_log(&mut store), start.elapsed())
+        (result, call::take_log(&mut store), start.elapsed(), instantiation)
     }
 
     /// Asks the validator of `agent_type` (if one is loaded) about a handoff message (JSON text).

@@ -62,6 +62,7 @@ impl Store {
         }
         let lease_expires = now + lease.as_micros() as i64;
         let mut claimed = Vec::new();
+        let mut written = 0;
         for (workflow_id, mut task_ids) in by_workflow {
             // Take slots; another host may have taken some meanwhile, so give back any excess.
             let k = task_ids.len() as i64;
@@ -153,10 +154,11 @@ impl Store {
             q.execute(&mut *tx).await?;
             bump_version(&mut tx, &workflow_id, WorkflowStatus::Running, "claimed", &changes).await?;
             if self.events_enabled() {
-                append_events(&mut tx, &workflow_id, events).await?;
+                written += append_events(&mut tx, &workflow_id, events).await?;
             }
         }
         tx.commit().await?;
+        self.count_events(written);
         Ok(claimed)
     }
 

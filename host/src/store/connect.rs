@@ -71,6 +71,13 @@ impl Store {
                 (pool.clone(), pool)
             }
         };
-        Ok(Store { write, read, dialect, url: Arc::from(url), events_enabled: Arc::new(AtomicBool::new(true)) })
+        Ok(Store {
+            write,
+            read,
+            dialect,
+            url: Arc::from(url),
+            events_enabled: Arc::new(AtomicBool::new(true)),
+            events_written: Default::default(),
+        })
     }
 }

@@ -138,11 +138,10 @@ impl Store {
         if matches!(op, Control::Rollback(_)) {
             super::rows::write_snapshot(&mut tx, workflow_id, version, new_status).await?;
         }
-        if self.events_enabled() {
-            append_events(&mut tx, workflow_id, events).await?;
-        }
+        let written = if self.events_enabled() { append_events(&mut tx, workflow_id, events).await? } else { 0 };
         super::rows::notify_hosts(&mut tx, self.dialect, vec![workflow_id]).await?;
         tx.commit().await?;
+        self.count_events(written);
         Ok(ControlOutcome {
             workflow_id: workflow_id.to_string(),
             status: new_status,

@@ -75,6 +75,8 @@ pub struct Store {
     url: Arc<str>,
     /// Whether coordination events are recorded (benchmarks turn it off to measure its cost).
     events_enabled: Arc<AtomicBool>,
+    /// Events written (committed) through this store.
+    events_written: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -101,6 +103,15 @@ impl Store {
     /// Turn recording of coordination events on or off (on by default).
     pub fn set_events_enabled(&self, on: bool) {
         self.events_enabled.store(on, Ordering::Relaxed);
+    }
+
+    /// Events this store has written (committed) since it was opened.
+    pub fn events_written(&self) -> u64 {
+        self.events_written.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_events(&self, n: u64) {
+        self.events_written.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn events_enabled(&self) -> bool {

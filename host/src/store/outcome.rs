@@ -61,8 +61,11 @@ impl Store {
     pub async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Vec<Applied>> {
         let mut tx = self.write.begin().await?;
         let mut applied = Vec::with_capacity(outcomes.len());
+        let mut written = 0;
         for o in outcomes {
-            applied.push(self.record_one(&mut tx, o).await?);
+            let (a, n) = self.record_one(&mut tx, o).await?;
+            applied.push(a);
+            written += n;
         }
         let changed: Vec<&str> = outcomes
             .iter()
@@ -71,10 +74,11 @@ impl Store {
             .collect();
         super::rows::notify_hosts(&mut tx, self.dialect, changed).await?;
         tx.commit().await?;
+        self.count_events(written);
         Ok(applied)
     }
 
-    async fn record_one(&self, conn: &mut AnyConnection, o: &Outcome) -> Result<Applied> {
+    async fn record_one(&self, conn: &mut AnyConnection, o: &Outcome) -> Result<(Applied, u64)> {
         let lock = if self.dialect == Dialect::Postgres { " FOR UPDATE" } else { "" };
         let sql = format!(
             "SELECT agent_id, agent_type, dependents, allow_failure, retry_policy, started_at FROM tasks \
@@ -87,7 +91,7 @@ impl Store {
             .fetch_optional(&mut *conn)
             .await?
         else {
-            return Ok(Applied::Fenced);
+            return Ok((Applied::Fenced, 0));
         };
         let agent_id: String = row.try_get(0)?;
         let agent_type: String = row.try_get(1)?;
@@ -227,10 +231,8 @@ impl Store {
             finished = Some(wf_after);
         }
         bump_version(conn, &o.workflow_id, wf_after, task_status.as_str(), &changes).await?;
-        if self.events_enabled() {
-            append_events(conn, &o.workflow_id, events).await?;
-        }
-        Ok(Applied::Recorded { task_status, workflow_finished: finished, ready, cancelled, retry_at })
+        let written = if self.events_enabled() { append_events(conn, &o.workflow_id, events).await? } else { 0 };
+        Ok((Applied::Recorded { task_status, workflow_finished: finished, ready, cancelled, retry_at }, written))
     }
 
     async fn finish_task(

@@ -112,9 +112,10 @@ const EVENT_COLUMNS: usize = 13;
 const EVENT_CHUNK: usize = 400;
 
 /// Append events to a workflow's log, numbering them after the ones already there.
-pub async fn append_events(conn: &mut AnyConnection, workflow_id: &str, events: Vec<NewEvent>) -> Result<()> {
+/// Returns how many were appended.
+pub async fn append_events(conn: &mut AnyConnection, workflow_id: &str, events: Vec<NewEvent>) -> Result<u64> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let n = events.len() as i64;
     let last: i64 = sqlx::query_scalar(
@@ -166,7 +167,7 @@ pub async fn append_events(conn: &mut AnyConnection, workflow_id: &str, events: 
         }
         q.execute(&mut *conn).await?;
     }
-    Ok(())
+    Ok(n as u64)
 }
 
 /// `($1, $2, ...), ($n+1, ...)` for `rows` rows of `cols` columns: placeholders both SQLite and

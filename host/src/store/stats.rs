@@ -33,6 +33,7 @@ impl Store {
             workflows: fill(WorkflowStatus::ALL.iter().map(|s| s.as_str()).collect(), workflows),
             tasks: fill(TaskStatus::ALL.iter().map(|s| s.as_str()).collect(), tasks),
             queue_depth,
+            events_written: self.events_written(),
         })
     }
 }

@@ -105,6 +105,7 @@ impl Store {
         let version = bump_version(&mut tx, &id, status, "created", &changes).await?;
         super::rows::write_snapshot(&mut tx, &id, version, status).await?;
 
+        let mut written = 0;
         if self.events_enabled() {
             let mut events = Vec::with_capacity(wf.tasks.len() + 2);
             let meta =
@@ -121,10 +122,11 @@ impl Store {
             if wf.start {
                 events.push(NewEvent::new(EventType::WorkflowStarted).status("running"));
             }
-            append_events(&mut tx, &id, events).await?;
+            written = append_events(&mut tx, &id, events).await?;
         }
         super::rows::notify_hosts(&mut tx, self.dialect, vec![id.as_str()]).await?;
         tx.commit().await?;
+        self.count_events(written);
         Ok(Submitted { workflow_id: id, status, version, existing: false })
     }
 }

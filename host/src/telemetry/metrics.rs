@@ -37,6 +37,8 @@ pub struct StatusGauges {
     pub workflows: Vec<(String, i64)>,
     pub tasks: Vec<(String, i64)>,
     pub queue_depth: i64,
+    /// Events written by this host since it started.
+    pub events_written: u64,
 }
 
 /// All metrics of one host.
@@ -139,11 +141,6 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    /// `n` events were written.
-    pub fn events_written(&self, n: u64) {
-        self.events_written.inc_by(n);
-    }
-
     /// Render all metrics in the Prometheus text format, with current status gauges.
     pub fn render(&self, gauges: &StatusGauges) -> String {
         for (status, n) in &gauges.workflows {
@@ -153,6 +150,10 @@ impl Metrics {
             self.tasks.get_or_create(&StatusLabel { status: status.clone() }).set(*n);
         }
         self.queue_depth.set(gauges.queue_depth);
+        let seen = self.events_written.get();
+        if gauges.events_written > seen {
+            self.events_written.inc_by(gauges.events_written - seen);
+        }
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
@@ -168,12 +169,14 @@ mod tests {
         let m = Metrics::new();
         m.task_finished("fib", "completed", Duration::from_millis(3));
         m.failure("timeout");
-        let gauges = StatusGauges { workflows: vec![("running".into(), 2)], tasks: vec![], queue_depth: 5 };
+        let gauges =
+            StatusGauges { workflows: vec![("running".into(), 2)], tasks: vec![], queue_depth: 5, events_written: 7 };
         let text = m.render(&gauges);
         assert!(text.contains(r#"hyphae_tasks_finished_total{agent_type="fib",status="completed"} 1"#), "{text}");
         assert!(text.contains(r#"hyphae_task_failures_total{error_type="timeout"} 1"#), "{text}");
         assert!(text.contains(r#"hyphae_workflows{status="running"} 2"#), "{text}");
         assert!(text.contains("hyphae_queue_depth 5"), "{text}");
+        assert!(text.contains("hyphae_events_written_total 7"), "{text}");
         assert!(text.contains("# EOF"), "{text}");
     }
 }
