@@ -49,7 +49,7 @@ CREATE TABLE tasks (
     finished_at    BIGINT,
     PRIMARY KEY (workflow_id, task_id)
 );
-CREATE INDEX tasks_ready ON tasks (ready_at) WHERE ready_at IS NOT NULL;
+CREATE INDEX tasks_ready ON tasks (ready_at, position) WHERE ready_at IS NOT NULL;
 CREATE INDEX tasks_leased ON tasks (lease_expires) WHERE lease_owner IS NOT NULL;
 
 CREATE TABLE attempts (

@@ -138,17 +138,24 @@ impl Store {
     }
 
     /// Events in which an agent took part (as actor, source or target), oldest first.
+    ///
+    /// Each role is read through its own `(role, ts)` index, so the cost follows `limit`, not the
+    /// number of events the agent has.
     pub async fn agent_events(&self, agent_id: &str, q: &AgentEventsQuery) -> Result<Vec<Event>> {
         let filter = type_filter(&q.types);
-        let sql = format!(
-            "SELECT {COLUMNS} FROM (\
-             SELECT {COLUMNS} FROM events WHERE agent_id = $1{filter} \
-             UNION SELECT {COLUMNS} FROM events WHERE source_agent = $1{filter} \
-             UNION SELECT {COLUMNS} FROM events WHERE target_agent = $1{filter}) e \
-             ORDER BY ts, workflow_id, seq LIMIT $2"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(agent_id).bind(q.limit.max(1)).fetch_all(self.reader()).await?;
-        rows.iter().map(event_from_row).collect()
+        let limit = q.limit.max(1);
+        let mut events = Vec::new();
+        for role in ["agent_id", "source_agent", "target_agent"] {
+            let sql = format!("SELECT {COLUMNS} FROM events WHERE {role} = $1{filter} ORDER BY ts LIMIT $2");
+            let rows = sqlx::query(AssertSqlSafe(sql)).bind(agent_id).bind(limit).fetch_all(self.reader()).await?;
+            for r in &rows {
+                events.push(event_from_row(r)?);
+            }
+        }
+        events.sort_by(|a, b| (&a.timestamp, &a.workflow_id, a.seq).cmp(&(&b.timestamp, &b.workflow_id, b.seq)));
+        events.dedup_by(|a, b| a.workflow_id == b.workflow_id && a.seq == b.seq);
+        events.truncate(limit as usize);
+        Ok(events)
     }
 
     /// The handoffs of a workflow, in order.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::rows::{append_events, bump_version, change, placeholders, Changes, TaskVersionState};
+use super::rows::{change, placeholders, Changes, History, TaskVersionState};
 use super::{now_us, Dialect, Result, Store};
 use crate::events::{EventType, NewEvent};
 use crate::workflow::{RetryPolicy, TaskStatus, WorkflowStatus};
@@ -62,7 +62,7 @@ impl Store {
         }
         let lease_expires = now + lease.as_micros() as i64;
         let mut claimed = Vec::new();
-        let mut written = 0;
+        let mut history = History::default();
         for (workflow_id, mut task_ids) in by_workflow {
             // Take slots; another host may have taken some meanwhile, so give back any excess.
             let k = task_ids.len() as i64;
@@ -88,53 +88,58 @@ impl Store {
             if task_ids.is_empty() {
                 continue;
             }
+            let list: Vec<String> = (0..task_ids.len()).map(|i| format!("${}", i + 5)).collect();
+            let sql = format!(
+                "UPDATE tasks SET status = 'running', attempt = attempt + 1, ready_at = NULL, lease_owner = $2, \
+                 lease_expires = $3, started_at = COALESCE(started_at, $4) \
+                 WHERE workflow_id = $1 AND ready_at IS NOT NULL AND task_id IN ({}) \
+                 RETURNING task_id, agent_id, agent_type, attempt, input, dependencies, retry_policy, timeout_ms, \
+                 allow_failure, metadata, ready_since, started_at, position",
+                list.join(", ")
+            );
+            let mut q =
+                sqlx::query(AssertSqlSafe(sql)).bind(&workflow_id).bind(worker_id).bind(lease_expires).bind(now);
+            for t in &task_ids {
+                q = q.bind(t);
+            }
+            let mut rows = q.fetch_all(&mut *tx).await?;
+            rows.sort_by_key(|r| r.try_get::<i64, _>(12).unwrap_or(0));
             let mut changes = Changes::new();
-            let mut events = Vec::with_capacity(task_ids.len());
-            let mut attempts = Vec::with_capacity(task_ids.len());
-            for task_id in &task_ids {
-                let r = sqlx::query(
-                    "UPDATE tasks SET status = 'running', attempt = attempt + 1, ready_at = NULL, lease_owner = $3, \
-                     lease_expires = $4, started_at = COALESCE(started_at, $5) \
-                     WHERE workflow_id = $1 AND task_id = $2 AND ready_at IS NOT NULL \
-                     RETURNING agent_id, agent_type, attempt, input, dependencies, retry_policy, timeout_ms, \
-                     allow_failure, metadata, ready_since, started_at",
-                )
-                .bind(&workflow_id)
-                .bind(task_id)
-                .bind(worker_id)
-                .bind(lease_expires)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-                let ready_since: Option<i64> = r.try_get(9)?;
+            let mut events = Vec::with_capacity(rows.len());
+            let mut attempts = Vec::with_capacity(rows.len());
+            for r in rows {
+                let ready_since: Option<i64> = r.try_get(10)?;
                 let task = ClaimedTask {
                     workflow_id: workflow_id.clone(),
-                    task_id: task_id.clone(),
-                    agent_id: r.try_get(0)?,
-                    agent_type: r.try_get(1)?,
-                    attempt: r.try_get::<i64, _>(2)? as u32,
-                    input: r.try_get(3)?,
-                    dependencies: serde_json::from_str(&r.try_get::<String, _>(4)?)?,
-                    retry_policy: serde_json::from_str(&r.try_get::<String, _>(5)?)?,
-                    timeout: r.try_get::<Option<i64>, _>(6)?.map(|ms| Duration::from_millis(ms as u64)),
-                    allow_failure: r.try_get::<i64, _>(7)? != 0,
-                    metadata: r.try_get(8)?,
+                    task_id: r.try_get(0)?,
+                    agent_id: r.try_get(1)?,
+                    agent_type: r.try_get(2)?,
+                    attempt: r.try_get::<i64, _>(3)? as u32,
+                    input: r.try_get(4)?,
+                    dependencies: serde_json::from_str(&r.try_get::<String, _>(5)?)?,
+                    retry_policy: serde_json::from_str(&r.try_get::<String, _>(6)?)?,
+                    timeout: r.try_get::<Option<i64>, _>(7)?.map(|ms| Duration::from_millis(ms as u64)),
+                    allow_failure: r.try_get::<i64, _>(8)? != 0,
+                    metadata: r.try_get(9)?,
                     variables: variables.clone(),
                     context: context.clone(),
                     queue_time: Duration::from_micros((now - ready_since.unwrap_or(now)).max(0) as u64),
-                    first_started_us: r.try_get::<Option<i64>, _>(10)?.unwrap_or(now),
+                    first_started_us: r.try_get::<Option<i64>, _>(11)?.unwrap_or(now),
                 };
                 let state =
                     TaskVersionState { status: TaskStatus::Running, attempt: task.attempt, output: None, error: None };
-                change(&mut changes, task_id, state);
+                change(&mut changes, &task.task_id, state);
                 let mut e = NewEvent::new(EventType::TaskStarted)
-                    .task(task_id, &task.agent_id, &task.agent_type)
+                    .task(&task.task_id, &task.agent_id, &task.agent_type)
                     .status("running")
                     .metadata(serde_json::json!({ "attempt": task.attempt, "worker_id": worker_id }));
                 e.at_us = now;
                 events.push(e);
-                attempts.push((task_id.clone(), task.attempt, task.queue_time.as_micros() as i64));
+                attempts.push((task.task_id.clone(), task.attempt, task.queue_time.as_micros() as i64));
                 claimed.push(task);
+            }
+            if attempts.is_empty() {
+                continue;
             }
             let sql = format!(
                 "INSERT INTO attempts (workflow_id, task_id, attempt, worker_id, status, queue_us, started_at) VALUES {}",
@@ -152,13 +157,12 @@ impl Store {
                     .bind(now);
             }
             q.execute(&mut *tx).await?;
-            bump_version(&mut tx, &workflow_id, WorkflowStatus::Running, "claimed", &changes).await?;
-            if self.events_enabled() {
-                written += append_events(&mut tx, &workflow_id, events).await?;
-            }
+            history.version(&workflow_id, WorkflowStatus::Running, "claimed", changes);
+            history.events(&workflow_id, events);
         }
+        let flushed = history.flush(&mut tx, self.events_enabled()).await?;
         tx.commit().await?;
-        self.count_events(written);
+        self.count_events(flushed.events);
         Ok(claimed)
     }
 

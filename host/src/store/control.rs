@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use super::rows::{append_events, bump_version, change, Changes, TaskVersionState};
+use super::rows::{change, Changes, History, TaskVersionState};
 use super::versions::parse_status;
 use super::{now_us, Dialect, Result, Store, StoreError};
 use crate::events::{EventType, NewEvent};
@@ -134,14 +134,17 @@ impl Store {
             .bind(new_status.as_str())
             .execute(&mut *tx)
             .await?;
-        let version = bump_version(&mut tx, workflow_id, new_status, reason, &changes).await?;
+        let mut history = History::default();
+        history.version(workflow_id, new_status, reason, changes);
+        history.events(workflow_id, events);
+        let flushed = history.flush(&mut tx, self.events_enabled()).await?;
+        let version = flushed.versions.first().map(|(_, v)| *v).unwrap_or(version + 1);
         if matches!(op, Control::Rollback(_)) {
             super::rows::write_snapshot(&mut tx, workflow_id, version, new_status).await?;
         }
-        let written = if self.events_enabled() { append_events(&mut tx, workflow_id, events).await? } else { 0 };
         super::rows::notify_hosts(&mut tx, self.dialect, vec![workflow_id]).await?;
         tx.commit().await?;
-        self.count_events(written);
+        self.count_events(flushed.events);
         Ok(ControlOutcome {
             workflow_id: workflow_id.to_string(),
             status: new_status,

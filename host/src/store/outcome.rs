@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use super::rows::{append_events, bump_version, change, json_opt, Changes, TaskVersionState};
-use super::{now_us, Dialect, Result, Store, StoreError};
+use super::rows::{change, json_opt, Changes, History, TaskVersionState};
+use super::{now_us, Dialect, Result, Store};
 use crate::events::{EventError, EventType, NewEvent, Performance};
 use crate::plugins::{LogLine, TaskFailure};
 use crate::workflow::{RetryPolicy, TaskStatus, WorkflowStatus};
@@ -61,12 +61,11 @@ impl Store {
     pub async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Vec<Applied>> {
         let mut tx = self.write.begin().await?;
         let mut applied = Vec::with_capacity(outcomes.len());
-        let mut written = 0;
+        let mut history = History::default();
         for o in outcomes {
-            let (a, n) = self.record_one(&mut tx, o).await?;
-            applied.push(a);
-            written += n;
+            applied.push(self.record_one(&mut tx, o, &mut history).await?);
         }
+        let flushed = history.flush(&mut tx, self.events_enabled()).await?;
         let changed: Vec<&str> = outcomes
             .iter()
             .zip(&applied)
@@ -74,24 +73,47 @@ impl Store {
             .collect();
         super::rows::notify_hosts(&mut tx, self.dialect, changed).await?;
         tx.commit().await?;
-        self.count_events(written);
+        self.count_events(flushed.events);
         Ok(applied)
     }
 
-    async fn record_one(&self, conn: &mut AnyConnection, o: &Outcome) -> Result<(Applied, u64)> {
-        let lock = if self.dialect == Dialect::Postgres { " FOR UPDATE" } else { "" };
-        let sql = format!(
-            "SELECT agent_id, agent_type, dependents, allow_failure, retry_policy, started_at FROM tasks \
-             WHERE workflow_id = $1 AND task_id = $2 AND attempt = $3 AND status = 'running'{lock}"
-        );
-        let Some(row) = sqlx::query(AssertSqlSafe(sql))
-            .bind(&o.workflow_id)
-            .bind(&o.task_id)
-            .bind(o.attempt as i64)
-            .fetch_optional(&mut *conn)
-            .await?
-        else {
-            return Ok((Applied::Fenced, 0));
+    async fn record_one(&self, conn: &mut AnyConnection, o: &Outcome, history: &mut History) -> Result<Applied> {
+        let now = now_us();
+        // Fast path: a completed attempt is recorded by the same statement that checks its fence.
+        let (row, completed) = match &o.result {
+            AttemptResult::Completed(output) => {
+                let row = sqlx::query(
+                    "UPDATE tasks SET status = 'completed', lease_owner = NULL, lease_expires = NULL, \
+                     ready_at = NULL, output = $4, error = NULL, finished_at = $5 \
+                     WHERE workflow_id = $1 AND task_id = $2 AND attempt = $3 AND status = 'running' \
+                     RETURNING agent_id, agent_type, dependents, allow_failure, retry_policy, started_at",
+                )
+                .bind(&o.workflow_id)
+                .bind(&o.task_id)
+                .bind(o.attempt as i64)
+                .bind(output)
+                .bind(now)
+                .fetch_optional(&mut *conn)
+                .await?;
+                (row, true)
+            }
+            AttemptResult::Failed(_) => {
+                let lock = if self.dialect == Dialect::Postgres { " FOR UPDATE" } else { "" };
+                let sql = format!(
+                    "SELECT agent_id, agent_type, dependents, allow_failure, retry_policy, started_at FROM tasks \
+                     WHERE workflow_id = $1 AND task_id = $2 AND attempt = $3 AND status = 'running'{lock}"
+                );
+                let row = sqlx::query(AssertSqlSafe(sql))
+                    .bind(&o.workflow_id)
+                    .bind(&o.task_id)
+                    .bind(o.attempt as i64)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                (row, false)
+            }
+        };
+        let Some(row) = row else {
+            return Ok(Applied::Fenced);
         };
         let agent_id: String = row.try_get(0)?;
         let agent_type: String = row.try_get(1)?;
@@ -99,13 +121,7 @@ impl Store {
         let allow_failure = row.try_get::<i64, _>(3)? != 0;
         let policy: RetryPolicy = serde_json::from_str(&row.try_get::<String, _>(4)?)?;
         let first_started: Option<i64> = row.try_get(5)?;
-        let wf_status: String = sqlx::query_scalar("SELECT status FROM workflows WHERE workflow_id = $1")
-            .bind(&o.workflow_id)
-            .fetch_one(&mut *conn)
-            .await?;
-        let wf_status: WorkflowStatus = wf_status.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?;
 
-        let now = now_us();
         let mut events = o.events.clone();
         let mut changes = Changes::new();
         let mut finished = None;
@@ -117,7 +133,7 @@ impl Store {
 
         let (task_status, attempt_error) = match &o.result {
             AttemptResult::Completed(output) => {
-                self.finish_task(conn, o, TaskStatus::Completed, Some(output), None, now).await?;
+                debug_assert!(completed);
                 let output_value: Value = serde_json::from_str(output).unwrap_or(Value::Null);
                 let state = TaskVersionState {
                     status: TaskStatus::Completed,
@@ -149,8 +165,7 @@ impl Store {
                     detail: f.detail.clone(),
                 };
                 events.push(task_event(EventType::Failure).status("failed").error(event_error.clone()));
-                let may_retry = f.retryable && o.attempt < policy.max_attempts;
-                if may_retry {
+                if f.retryable && o.attempt < policy.max_attempts {
                     let delay = policy.delay(o.attempt);
                     let at = now + delay.as_micros() as i64;
                     retry_at = Some(at);
@@ -164,7 +179,6 @@ impl Store {
                     .bind(error.to_string())
                     .execute(&mut *conn)
                     .await?;
-                    self.release_slot(conn, &o.workflow_id, false).await?;
                     let state = TaskVersionState {
                         status: TaskStatus::Retrying,
                         attempt: o.attempt,
@@ -202,23 +216,27 @@ impl Store {
         self.close_attempt(conn, o, task_status, attempt_error.as_ref(), now).await?;
 
         let settled = task_status == TaskStatus::Completed || (task_status == TaskStatus::Failed && allow_failure);
-        let mut wf_after = wf_status;
-        if settled {
+        if settled && !dependents.is_empty() {
             ready = self.settle_dependents(conn, &o.workflow_id, &dependents, now).await?;
-            let remaining: i64 = sqlx::query_scalar(
-                "UPDATE workflows SET running = running - 1, remaining = remaining - 1 WHERE workflow_id = $1 \
-                 RETURNING remaining",
-            )
-            .bind(&o.workflow_id)
-            .fetch_one(&mut *conn)
-            .await?;
-            if remaining == 0 {
-                wf_after = WorkflowStatus::Completed;
-                self.end_workflow(conn, &o.workflow_id, wf_after, None, now).await?;
-                events.push(NewEvent::new(EventType::WorkflowCompleted).status("completed"));
-                finished = Some(wf_after);
-            }
-        } else if task_status == TaskStatus::Failed {
+        }
+        // Give back the slot (and count the task as settled) in one statement that also tells the
+        // workflow's status and how many tasks remain.
+        let row = sqlx::query(
+            "UPDATE workflows SET running = running - 1, remaining = remaining - $2 WHERE workflow_id = $1 \
+             RETURNING remaining, status",
+        )
+        .bind(&o.workflow_id)
+        .bind(settled as i64)
+        .fetch_one(&mut *conn)
+        .await?;
+        let remaining: i64 = row.try_get(0)?;
+        let mut wf_after = super::versions::parse_status(&row.try_get::<String, _>(1)?)?;
+        if settled && remaining == 0 {
+            wf_after = WorkflowStatus::Completed;
+            self.end_workflow(conn, &o.workflow_id, wf_after, None, now).await?;
+            events.push(NewEvent::new(EventType::WorkflowCompleted).status("completed"));
+            finished = Some(wf_after);
+        } else if task_status == TaskStatus::Failed && !allow_failure {
             wf_after = WorkflowStatus::Failed;
             let reason = json!({ "task_id": o.task_id, "error": attempt_error });
             cancelled =
@@ -230,9 +248,9 @@ impl Store {
             events.push(e);
             finished = Some(wf_after);
         }
-        bump_version(conn, &o.workflow_id, wf_after, task_status.as_str(), &changes).await?;
-        let written = if self.events_enabled() { append_events(conn, &o.workflow_id, events).await? } else { 0 };
-        Ok((Applied::Recorded { task_status, workflow_finished: finished, ready, cancelled, retry_at }, written))
+        history.version(&o.workflow_id, wf_after, task_status.as_str(), changes);
+        history.events(&o.workflow_id, events);
+        Ok(Applied::Recorded { task_status, workflow_finished: finished, ready, cancelled, retry_at })
     }
 
     async fn finish_task(
@@ -283,16 +301,6 @@ impl Store {
         .bind(o.plugin_digest.clone())
         .execute(&mut *conn)
         .await?;
-        Ok(())
-    }
-
-    /// Give back a running slot (and, when `settled`, one remaining task) of a workflow.
-    pub(crate) async fn release_slot(&self, conn: &mut AnyConnection, workflow_id: &str, settled: bool) -> Result<()> {
-        sqlx::query("UPDATE workflows SET running = running - 1, remaining = remaining - $2 WHERE workflow_id = $1")
-            .bind(workflow_id)
-            .bind(settled as i64)
-            .execute(&mut *conn)
-            .await?;
         Ok(())
     }
 

@@ -33,45 +33,6 @@ pub fn json_opt(text: Option<String>) -> Option<Value> {
     text.and_then(|t| serde_json::from_str(&t).ok())
 }
 
-/// Give the workflow its next version, recording `changes` and the workflow status after them.
-/// Every `snapshot_every` versions, a full snapshot is written too, so reading any version replays
-/// at most that many changes and history stays linear in size.
-pub async fn bump_version(
-    conn: &mut AnyConnection,
-    workflow_id: &str,
-    status: WorkflowStatus,
-    reason: &str,
-    changes: &Changes,
-) -> Result<i64> {
-    let now = now_us();
-    let row = sqlx::query(
-        "UPDATE workflows SET version = version + 1, updated_at = $2 WHERE workflow_id = $1 \
-         RETURNING version, snapshot_every",
-    )
-    .bind(workflow_id)
-    .bind(now)
-    .fetch_one(&mut *conn)
-    .await?;
-    let version: i64 = row.try_get(0)?;
-    let every: i64 = row.try_get(1)?;
-    sqlx::query(
-        "INSERT INTO workflow_versions (workflow_id, version, at, status, reason, changes) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(workflow_id)
-    .bind(version)
-    .bind(now)
-    .bind(status.as_str())
-    .bind(reason)
-    .bind(serde_json::to_string(changes)?)
-    .execute(&mut *conn)
-    .await?;
-    if every > 0 && version % every == 0 {
-        write_snapshot(conn, workflow_id, version, status).await?;
-    }
-    Ok(version)
-}
-
 /// Write a full snapshot of the workflow's current state as `version`.
 pub async fn write_snapshot(
     conn: &mut AnyConnection,
@@ -108,66 +69,159 @@ pub async fn write_snapshot(
 }
 
 const EVENT_COLUMNS: usize = 13;
+const VERSION_COLUMNS: usize = 6;
 /// Rows per INSERT statement (keeps bind parameters well under every database's limit).
-const EVENT_CHUNK: usize = 400;
+const CHUNK: usize = 400;
 
-/// Append events to a workflow's log, numbering them after the ones already there.
-/// Returns how many were appended.
-pub async fn append_events(conn: &mut AnyConnection, workflow_id: &str, events: Vec<NewEvent>) -> Result<u64> {
-    if events.is_empty() {
-        return Ok(0);
+/// The versions and events a transaction produces, written together when it ends: one UPDATE per
+/// workflow numbers them, and multi-row INSERTs store them.
+#[derive(Default)]
+pub struct History {
+    workflows: Vec<Pending>,
+}
+
+struct Pending {
+    workflow_id: String,
+    versions: Vec<(WorkflowStatus, &'static str, Changes)>,
+    events: Vec<NewEvent>,
+}
+
+/// What [`History::flush`] wrote.
+pub struct Flushed {
+    /// Events written.
+    pub events: u64,
+    /// The last version given to each workflow.
+    pub versions: Vec<(String, i64)>,
+}
+
+impl History {
+    fn entry(&mut self, workflow_id: &str) -> &mut Pending {
+        let i = match self.workflows.iter().position(|p| p.workflow_id == workflow_id) {
+            Some(i) => i,
+            None => {
+                self.workflows.push(Pending {
+                    workflow_id: workflow_id.to_string(),
+                    versions: Vec::new(),
+                    events: Vec::new(),
+                });
+                self.workflows.len() - 1
+            }
+        };
+        &mut self.workflows[i]
     }
-    let n = events.len() as i64;
-    let last: i64 = sqlx::query_scalar(
-        "UPDATE workflows SET event_seq = event_seq + $2 WHERE workflow_id = $1 RETURNING event_seq",
-    )
-    .bind(workflow_id)
-    .bind(n)
-    .fetch_one(&mut *conn)
-    .await?;
-    let mut seq = last - n;
-    let now = now_us();
-    for chunk in events.chunks(EVENT_CHUNK) {
-        let sql = format!(
-            "INSERT INTO events (workflow_id, seq, event_id, event_type, task_id, agent_id, agent_type, \
-             source_agent, target_agent, status, duration_ms, ts, body) VALUES {}",
-            placeholders(chunk.len(), EVENT_COLUMNS)
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for e in chunk {
-            seq += 1;
-            let mut body = Map::new();
-            if let Some(err) = &e.error {
-                body.insert("error".into(), serde_json::to_value(err)?);
+
+    /// A new version of a workflow: its status after the change, what made it, the task changes.
+    pub fn version(&mut self, workflow_id: &str, status: WorkflowStatus, reason: &'static str, changes: Changes) {
+        self.entry(workflow_id).versions.push((status, reason, changes));
+    }
+
+    /// Events of a workflow, in order.
+    pub fn events(&mut self, workflow_id: &str, events: Vec<NewEvent>) {
+        self.entry(workflow_id).events.extend(events);
+    }
+
+    /// Number the versions and events and write them (events only when `with_events`). Every
+    /// `snapshot_every` versions a workflow also gets a full snapshot, so reading any version
+    /// replays a bounded number of changes and history stays linear in size.
+    pub async fn flush(self, conn: &mut AnyConnection, with_events: bool) -> Result<Flushed> {
+        let now = now_us();
+        let mut version_rows = Vec::new();
+        let mut event_rows = Vec::new();
+        let mut flushed = Flushed { events: 0, versions: Vec::new() };
+        for p in self.workflows {
+            let k = p.versions.len() as i64;
+            let m = if with_events { p.events.len() as i64 } else { 0 };
+            if k == 0 && m == 0 {
+                continue;
             }
-            if let Some(m) = &e.metadata {
-                body.insert("metadata".into(), m.clone());
+            let row = sqlx::query(
+                "UPDATE workflows SET version = version + $2, event_seq = event_seq + $3, updated_at = $4 \
+                 WHERE workflow_id = $1 RETURNING version, event_seq, snapshot_every",
+            )
+            .bind(&p.workflow_id)
+            .bind(k)
+            .bind(m)
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await?;
+            let (last, last_seq, every): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            let first = last - k + 1;
+            let last_status = p.versions.last().map(|v| v.0);
+            for (i, (status, reason, changes)) in p.versions.into_iter().enumerate() {
+                version_rows.push((p.workflow_id.clone(), first + i as i64, status, reason, changes));
             }
-            if let Some(c) = &e.context {
-                body.insert("context".into(), c.clone());
+            if let Some(status) = last_status {
+                if every > 0 && last / every > (first - 1) / every {
+                    write_snapshot(conn, &p.workflow_id, last, status).await?;
+                }
+                flushed.versions.push((p.workflow_id.clone(), last));
             }
-            if let Some(p) = &e.performance {
-                body.insert("performance".into(), serde_json::to_value(p)?);
+            if m > 0 {
+                let first_seq = last_seq - m + 1;
+                for (i, e) in p.events.into_iter().enumerate() {
+                    event_rows.push((p.workflow_id.clone(), first_seq + i as i64, e));
+                }
             }
-            let body = (!body.is_empty()).then(|| Value::Object(body).to_string());
-            q = q
-                .bind(workflow_id)
-                .bind(seq)
-                .bind(uuid::Uuid::new_v4().to_string())
-                .bind(e.event_type.map(|t| t.as_str()).unwrap_or("unknown"))
-                .bind(e.task_id.clone())
-                .bind(e.agent_id.clone())
-                .bind(e.agent_type.clone())
-                .bind(e.source_agent.clone())
-                .bind(e.target_agent.clone())
-                .bind(e.status.clone())
-                .bind(e.duration_ms)
-                .bind(if e.at_us > 0 { e.at_us } else { now })
-                .bind(body);
         }
-        q.execute(&mut *conn).await?;
+        for chunk in version_rows.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO workflow_versions (workflow_id, version, at, status, reason, changes) VALUES {}",
+                placeholders(chunk.len(), VERSION_COLUMNS)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (wf, v, status, reason, changes) in chunk {
+                q = q
+                    .bind(wf)
+                    .bind(*v)
+                    .bind(now)
+                    .bind(status.as_str())
+                    .bind(*reason)
+                    .bind(serde_json::to_string(changes)?);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        flushed.events = event_rows.len() as u64;
+        for chunk in event_rows.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO events (workflow_id, seq, event_id, event_type, task_id, agent_id, agent_type, \
+                 source_agent, target_agent, status, duration_ms, ts, body) VALUES {}",
+                placeholders(chunk.len(), EVENT_COLUMNS)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (wf, seq, e) in chunk {
+                let mut body = Map::new();
+                if let Some(err) = &e.error {
+                    body.insert("error".into(), serde_json::to_value(err)?);
+                }
+                if let Some(m) = &e.metadata {
+                    body.insert("metadata".into(), m.clone());
+                }
+                if let Some(c) = &e.context {
+                    body.insert("context".into(), c.clone());
+                }
+                if let Some(p) = &e.performance {
+                    body.insert("performance".into(), serde_json::to_value(p)?);
+                }
+                let body = (!body.is_empty()).then(|| Value::Object(body).to_string());
+                q = q
+                    .bind(wf)
+                    .bind(*seq)
+                    .bind(uuid::Uuid::new_v4().to_string())
+                    .bind(e.event_type.map(|t| t.as_str()).unwrap_or("unknown"))
+                    .bind(e.task_id.clone())
+                    .bind(e.agent_id.clone())
+                    .bind(e.agent_type.clone())
+                    .bind(e.source_agent.clone())
+                    .bind(e.target_agent.clone())
+                    .bind(e.status.clone())
+                    .bind(e.duration_ms)
+                    .bind(if e.at_us > 0 { e.at_us } else { now })
+                    .bind(body);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        Ok(flushed)
     }
-    Ok(n as u64)
 }
 
 /// `($1, $2, ...), ($n+1, ...)` for `rows` rows of `cols` columns: placeholders both SQLite and

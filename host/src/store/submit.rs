@@ -4,7 +4,7 @@
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::rows::{append_events, bump_version, change, placeholders, Changes, TaskVersionState};
+use super::rows::{change, placeholders, Changes, History, TaskVersionState};
 use super::{now_us, Result, Store};
 use crate::events::{EventType, NewEvent};
 use crate::workflow::{TaskStatus, ValidWorkflow, WorkflowStatus};
@@ -101,11 +101,8 @@ impl Store {
             let state = TaskVersionState { status: TaskStatus::Pending, attempt: 0, output: None, error: None };
             change(&mut changes, &t.task_id, state);
         }
-        // Version 1 is always snapshotted: every rebuild has a base.
-        let version = bump_version(&mut tx, &id, status, "created", &changes).await?;
-        super::rows::write_snapshot(&mut tx, &id, version, status).await?;
-
-        let mut written = 0;
+        let mut history = History::default();
+        history.version(&id, status, "created", changes);
         if self.events_enabled() {
             let mut events = Vec::with_capacity(wf.tasks.len() + 2);
             let meta =
@@ -122,11 +119,15 @@ impl Store {
             if wf.start {
                 events.push(NewEvent::new(EventType::WorkflowStarted).status("running"));
             }
-            written = append_events(&mut tx, &id, events).await?;
+            history.events(&id, events);
         }
+        let flushed = history.flush(&mut tx, self.events_enabled()).await?;
+        let version = flushed.versions.first().map(|(_, v)| *v).unwrap_or(1);
+        // Version 1 is always snapshotted: every rebuild has a base.
+        super::rows::write_snapshot(&mut tx, &id, version, status).await?;
         super::rows::notify_hosts(&mut tx, self.dialect, vec![id.as_str()]).await?;
         tx.commit().await?;
-        self.count_events(written);
+        self.count_events(flushed.events);
         Ok(Submitted { workflow_id: id, status, version, existing: false })
     }
 }
