@@ -91,8 +91,8 @@ struct Inner {
     wake: Notify,
     /// Host-wide cap on running tasks.
     slots: Arc<Semaphore>,
-    /// Cancellation of the attempts running here, by (workflow id, task id).
-    running: Mutex<HashMap<(String, String), CancellationToken>>,
+    /// Cancellation of the attempts running here, by (workflow id, task id), with the attempt.
+    running: Mutex<HashMap<(String, String), (u32, CancellationToken)>>,
     writer: mpsc::UnboundedSender<writer::Job>,
     notices: broadcast::Sender<Notice>,
     /// When the earliest known retry becomes due (µs).
@@ -244,7 +244,7 @@ impl Inner {
         }
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         for t in task_ids {
-            if let Some(token) = running.get(&(workflow_id.to_string(), t.clone())) {
+            if let Some((_, token)) = running.get(&(workflow_id.to_string(), t.clone())) {
                 token.cancel();
             }
         }

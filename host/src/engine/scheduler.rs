@@ -4,11 +4,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::OwnedSemaphorePermit;
+
 use super::{task, Inner};
 use crate::store::now_us;
+use crate::store::ClaimedTask;
 
 /// Longest sleep without a wake-up: a safety net for work made ready by other hosts.
 const MAX_IDLE: Duration = Duration::from_secs(1);
+
+/// Start a claimed task in the slot `permit` holds.
+pub(super) fn start(inner: &Arc<Inner>, t: ClaimedTask, permit: OwnedSemaphorePermit) {
+    inner.metrics.task_started(&t.agent_type);
+    inner.tasks.spawn(task::run(inner.clone(), t, permit));
+}
 
 pub(super) async fn run(inner: Arc<Inner>) {
     loop {

@@ -18,7 +18,7 @@ use crate::workflow::TaskStatus;
 pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemaphorePermit) {
     let key = (task.workflow_id.clone(), task.task_id.clone());
     let token = CancellationToken::new();
-    inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), token.clone());
+    inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), (task.attempt, token.clone()));
     inner.notify(&task.workflow_id);
 
     let outcome = attempt(&inner, &task, token).await;
@@ -31,10 +31,16 @@ pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemap
     };
     inner.metrics.task_finished(&task.agent_type, status, outcome.execution_time);
     let (tx, rx) = oneshot::channel();
-    let applied = if inner.writer.send((outcome, tx)).is_ok() { rx.await.ok().flatten() } else { None };
+    // The slot goes with the outcome: the writer hands it to a task it claims in the same transaction.
+    let applied = if inner.writer.send((outcome, permit, tx)).is_ok() { rx.await.ok().flatten() } else { None };
 
-    inner.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
-    drop(permit);
+    {
+        // A retry of this task may already run (claimed with this outcome): leave its entry alone.
+        let mut running = inner.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running.get(&key).is_some_and(|(attempt, _)| *attempt == task.attempt) {
+            running.remove(&key);
+        }
+    }
     match applied {
         Some(Applied::Recorded { retry_at, cancelled, task_status, .. }) => {
             if let Some(at) = retry_at {

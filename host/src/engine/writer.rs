@@ -1,16 +1,17 @@
 //! The single writer of outcomes: drains every outcome waiting and records them in one
-//! transaction (group commit), then answers each worker.
+//! transaction (group commit). In the same transaction it claims ready tasks for the slots the
+//! finished attempts give back, and starts them, so a dependent starts without another round trip.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
-use super::Inner;
-use crate::store::{Applied, Outcome};
+use super::{scheduler, Inner};
+use crate::store::{Applied, Claim, Outcome};
 
-/// An outcome to record and where to send what recording did.
-pub(super) type Job = (Outcome, oneshot::Sender<Option<Applied>>);
+/// An outcome to record, the slot its attempt held, and where to send what recording did.
+pub(super) type Job = (Outcome, OwnedSemaphorePermit, oneshot::Sender<Option<Applied>>);
 
 pub(super) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>) {
     let max = inner.config.write_batch.max(1);
@@ -28,9 +29,29 @@ pub(super) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>)
                 continue;
             }
         }
-        let (outcomes, replies): (Vec<Outcome>, Vec<_>) = batch.drain(..).unzip();
-        match inner.store.record_outcomes(&outcomes).await {
-            Ok(applied) => {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut permits = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        for (o, p, r) in batch.drain(..) {
+            outcomes.push(o);
+            permits.push(p);
+            replies.push(r);
+        }
+        let claim = (!inner.shutdown.is_cancelled()).then_some(Claim {
+            worker_id: &inner.worker_id,
+            max: permits.len().min(inner.config.claim_batch),
+            lease: inner.config.lease,
+        });
+        match inner.store.record_and_claim(&outcomes, claim).await {
+            Ok((applied, claimed)) => {
+                // The claimed tasks take over the slots of the attempts just recorded.
+                for t in claimed {
+                    match permits.pop() {
+                        Some(permit) => scheduler::start(&inner, t, permit),
+                        None => tracing::error!("claimed more tasks than slots; the lease will expire and retry it"),
+                    }
+                }
+                drop(permits);
                 for (reply, a) in replies.into_iter().zip(applied) {
                     let _ = reply.send(Some(a));
                 }
@@ -38,6 +59,7 @@ pub(super) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>)
             Err(e) => {
                 // One bad outcome must not sink the others: record them one by one.
                 tracing::warn!(error = %e, outcomes = outcomes.len(), "batched write failed; writing one by one");
+                drop(permits);
                 for (o, reply) in outcomes.into_iter().zip(replies) {
                     let _ = reply.send(record_alone(&inner, o).await);
                 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::rows::{change, placeholders, Changes, History, TaskVersionState};
 use super::{now_us, Dialect, Result, Store};
@@ -33,6 +33,17 @@ pub struct ClaimedTask {
     pub first_started_us: i64,
 }
 
+/// A request to claim ready tasks.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// The worker that will hold the leases.
+    pub worker_id: &'a str,
+    /// Most tasks to claim.
+    pub max: usize,
+    /// How long the leases last without renewal.
+    pub lease: Duration,
+}
+
 impl Store {
     /// Claim up to `max` ready tasks of running workflows for `worker_id`, respecting each
     /// workflow's `max_parallel_tasks`. Safe to call from several hosts at once.
@@ -40,8 +51,28 @@ impl Store {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let now = now_us();
         let mut tx = self.write.begin().await?;
+        let mut history = History::default();
+        let claimed = self.claim_in(&mut tx, &Claim { worker_id, max, lease }, &mut history).await?;
+        if claimed.is_empty() {
+            tx.rollback().await?;
+            return Ok(claimed);
+        }
+        let flushed = history.flush(&mut tx, self.events_enabled()).await?;
+        tx.commit().await?;
+        self.count_events(flushed.events);
+        Ok(claimed)
+    }
+
+    /// Claim inside an open transaction; the versions and events go to `history`.
+    pub(crate) async fn claim_in(
+        &self,
+        tx: &mut AnyConnection,
+        claim: &Claim<'_>,
+        history: &mut History,
+    ) -> Result<Vec<ClaimedTask>> {
+        let Claim { worker_id, max, lease } = *claim;
+        let now = now_us();
         let lock = match self.dialect {
             Dialect::Postgres => " FOR UPDATE OF t SKIP LOCKED",
             Dialect::Sqlite => "",
@@ -53,7 +84,6 @@ impl Store {
         );
         let candidates = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(max as i64).fetch_all(&mut *tx).await?;
         if candidates.is_empty() {
-            tx.rollback().await?;
             return Ok(Vec::new());
         }
         let mut by_workflow: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -62,7 +92,6 @@ impl Store {
         }
         let lease_expires = now + lease.as_micros() as i64;
         let mut claimed = Vec::new();
-        let mut history = History::default();
         for (workflow_id, mut task_ids) in by_workflow {
             // Take slots; another host may have taken some meanwhile, so give back any excess.
             let k = task_ids.len() as i64;
@@ -160,9 +189,6 @@ impl Store {
             history.version(&workflow_id, WorkflowStatus::Running, "claimed", changes);
             history.events(&workflow_id, events);
         }
-        let flushed = history.flush(&mut tx, self.events_enabled()).await?;
-        tx.commit().await?;
-        self.count_events(flushed.events);
         Ok(claimed)
     }
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use sqlx::AnyPool;
 
-pub use claim::ClaimedTask;
+pub use claim::{Claim, ClaimedTask};
 pub use control::{Control, ControlOutcome};
 pub use outcome::{Applied, AttemptResult, Outcome};
 pub use read::{AttemptRecord, Page, TaskResultRow, TaskState, WorkflowFilter, WorkflowState, WorkflowSummary};

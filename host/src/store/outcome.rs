@@ -7,8 +7,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
+use super::claim::Claim;
 use super::rows::{change, json_opt, Changes, History, TaskVersionState};
-use super::{now_us, Dialect, Result, Store};
+use super::{now_us, ClaimedTask, Dialect, Result, Store};
 use crate::events::{EventError, EventType, NewEvent, Performance};
 use crate::plugins::{LogLine, TaskFailure};
 use crate::workflow::{RetryPolicy, TaskStatus, WorkflowStatus};
@@ -59,12 +60,26 @@ pub enum Applied {
 impl Store {
     /// Record a batch of outcomes in one transaction. Each gets its own [`Applied`].
     pub async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Vec<Applied>> {
+        Ok(self.record_and_claim(outcomes, None).await?.0)
+    }
+
+    /// Record a batch of outcomes and, in the same transaction, claim the ready tasks they freed
+    /// slots for: a finishing task's dependents start without another round trip.
+    pub async fn record_and_claim(
+        &self,
+        outcomes: &[Outcome],
+        claim: Option<Claim<'_>>,
+    ) -> Result<(Vec<Applied>, Vec<ClaimedTask>)> {
         let mut tx = self.write.begin().await?;
         let mut applied = Vec::with_capacity(outcomes.len());
         let mut history = History::default();
         for o in outcomes {
             applied.push(self.record_one(&mut tx, o, &mut history).await?);
         }
+        let claimed = match claim {
+            Some(c) if c.max > 0 => self.claim_in(&mut tx, &c, &mut history).await?,
+            _ => Vec::new(),
+        };
         let flushed = history.flush(&mut tx, self.events_enabled()).await?;
         let changed: Vec<&str> = outcomes
             .iter()
@@ -74,7 +89,7 @@ impl Store {
         super::rows::notify_hosts(&mut tx, self.dialect, changed).await?;
         tx.commit().await?;
         self.count_events(flushed.events);
-        Ok(applied)
+        Ok((applied, claimed))
     }
 
     async fn record_one(&self, conn: &mut AnyConnection, o: &Outcome, history: &mut History) -> Result<Applied> {
