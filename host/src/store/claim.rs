@@ -58,7 +58,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(claimed);
         }
-        let flushed = history.flush(&mut tx, self.events_enabled()).await?;
+        let flushed = history.flush(&mut tx, self.dialect, self.events_enabled()).await?;
         tx.commit().await?;
         self.count_events(flushed.events);
         Ok(claimed)
@@ -172,7 +172,7 @@ impl Store {
             }
             let sql = format!(
                 "INSERT INTO attempts (workflow_id, task_id, attempt, worker_id, status, queue_us, started_at) VALUES {}",
-                placeholders(attempts.len(), 7)
+                placeholders(self.dialect, attempts.len(), 7)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (task_id, attempt, queue_us) in attempts {

@@ -80,7 +80,7 @@ impl Store {
             Some(c) if c.max > 0 => self.claim_in(&mut tx, &c, &mut history).await?,
             _ => Vec::new(),
         };
-        let flushed = history.flush(&mut tx, self.events_enabled()).await?;
+        let flushed = history.flush(&mut tx, self.dialect, self.events_enabled()).await?;
         let changed: Vec<&str> = outcomes
             .iter()
             .zip(&applied)

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use super::{now_us, Result};
+use super::{now_us, Dialect, Result};
 use crate::events::NewEvent;
 use crate::workflow::{TaskStatus, WorkflowStatus};
 
@@ -123,7 +123,7 @@ impl History {
     /// Number the versions and events and write them (events only when `with_events`). Every
     /// `snapshot_every` versions a workflow also gets a full snapshot, so reading any version
     /// replays a bounded number of changes and history stays linear in size.
-    pub async fn flush(self, conn: &mut AnyConnection, with_events: bool) -> Result<Flushed> {
+    pub async fn flush(self, conn: &mut AnyConnection, dialect: Dialect, with_events: bool) -> Result<Flushed> {
         let now = now_us();
         let mut version_rows = Vec::new();
         let mut event_rows = Vec::new();
@@ -166,7 +166,7 @@ impl History {
         for chunk in version_rows.chunks(CHUNK) {
             let sql = format!(
                 "INSERT INTO workflow_versions (workflow_id, version, at, status, reason, changes) VALUES {}",
-                placeholders(chunk.len(), VERSION_COLUMNS)
+                placeholders(dialect, chunk.len(), VERSION_COLUMNS)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (wf, v, status, reason, changes) in chunk {
@@ -185,7 +185,7 @@ impl History {
             let sql = format!(
                 "INSERT INTO events (workflow_id, seq, event_id, event_type, task_id, agent_id, agent_type, \
                  source_agent, target_agent, status, duration_ms, ts, body) VALUES {}",
-                placeholders(chunk.len(), EVENT_COLUMNS)
+                placeholders(dialect, chunk.len(), EVENT_COLUMNS)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (wf, seq, e) in chunk {
@@ -224,9 +224,10 @@ impl History {
     }
 }
 
-/// `($1, $2, ...), ($n+1, ...)` for `rows` rows of `cols` columns: placeholders both SQLite and
-/// PostgreSQL accept.
-pub fn placeholders(rows: usize, cols: usize) -> String {
+/// The VALUES list of a multi-row INSERT whose only parameters are these: `($1, $2), ($3, $4)` on
+/// PostgreSQL, `(?, ?), (?, ?)` on SQLite (where numbered names cost a linear lookup each, which
+/// makes large statements quadratic).
+pub fn placeholders(dialect: Dialect, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -237,8 +238,13 @@ pub fn placeholders(rows: usize, cols: usize) -> String {
             if c > 0 {
                 s.push_str(", ");
             }
-            s.push('$');
-            s.push_str(&(r * cols + c + 1).to_string());
+            match dialect {
+                Dialect::Postgres => {
+                    s.push('$');
+                    s.push_str(&(r * cols + c + 1).to_string());
+                }
+                Dialect::Sqlite => s.push('?'),
+            }
         }
         s.push(')');
     }
@@ -247,8 +253,8 @@ pub fn placeholders(rows: usize, cols: usize) -> String {
 
 /// On PostgreSQL, tell every host (on commit) that these workflows changed, so ready tasks start
 /// within milliseconds on some host and event streams on any host see new events.
-pub async fn notify_hosts(conn: &mut AnyConnection, dialect: super::Dialect, workflow_ids: Vec<&str>) -> Result<()> {
-    if dialect != super::Dialect::Postgres {
+pub async fn notify_hosts(conn: &mut AnyConnection, dialect: Dialect, workflow_ids: Vec<&str>) -> Result<()> {
+    if dialect != Dialect::Postgres {
         return Ok(());
     }
     let mut seen = std::collections::HashSet::new();
@@ -264,6 +270,8 @@ pub async fn notify_hosts(conn: &mut AnyConnection, dialect: super::Dialect, wor
 mod tests {
     #[test]
     fn placeholders_number_across_rows() {
-        assert_eq!(super::placeholders(2, 2), "($1, $2), ($3, $4)");
+        use super::{placeholders, Dialect};
+        assert_eq!(placeholders(Dialect::Postgres, 2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(placeholders(Dialect::Sqlite, 2, 2), "(?, ?), (?, ?)");
     }
 }

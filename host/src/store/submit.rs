@@ -69,7 +69,7 @@ impl Store {
                 "INSERT INTO tasks (workflow_id, task_id, position, agent_id, agent_type, dependencies, dependents, \
                  input, retry_policy, timeout_ms, allow_failure, metadata, status, deps_remaining, attempt, \
                  ready_at, ready_since) VALUES {}",
-                placeholders(chunk.len(), TASK_COLUMNS)
+                placeholders(self.dialect, chunk.len(), TASK_COLUMNS)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for t in chunk {
@@ -121,7 +121,7 @@ impl Store {
             }
             history.events(&id, events);
         }
-        let flushed = history.flush(&mut tx, self.events_enabled()).await?;
+        let flushed = history.flush(&mut tx, self.dialect, self.events_enabled()).await?;
         let version = flushed.versions.first().map(|(_, v)| *v).unwrap_or(1);
         // Version 1 is always snapshotted: every rebuild has a base.
         super::rows::write_snapshot(&mut tx, &id, version, status).await?;
