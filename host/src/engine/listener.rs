@@ -42,7 +42,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
 }
 
 async fn changed(inner: &Inner, workflow_id: &str) {
-    inner.notify(workflow_id);
+    inner.notify(workflow_id, true);
     inner.wake.notify_one();
     let local: Vec<String> = {
         let running = inner.running.lock().unwrap_or_else(|e| e.into_inner());

@@ -73,6 +73,8 @@ pub enum EngineError {
 #[derive(Debug, Clone)]
 pub struct Notice {
     pub workflow_id: String,
+    /// The workflow's status may have changed (it may have ended or paused).
+    pub status_changed: bool,
 }
 
 /// Handle on a running engine. Cheap to clone.
@@ -166,7 +168,7 @@ impl Engine {
         let submitted = self.inner.store.submit(&valid).await?;
         if !submitted.existing {
             self.inner.metrics.workflow_submitted();
-            self.inner.notify(&submitted.workflow_id);
+            self.inner.notify(&submitted.workflow_id, false);
             self.inner.wake.notify_one();
         }
         Ok(submitted)
@@ -177,7 +179,7 @@ impl Engine {
     pub async fn control(&self, workflow_id: &str, op: Control) -> Result<ControlOutcome, StoreError> {
         let out = self.inner.store.control(workflow_id, op).await?;
         self.inner.interrupt(workflow_id, &out.cancelled_tasks);
-        self.inner.notify(workflow_id);
+        self.inner.notify(workflow_id, true);
         self.inner.wake.notify_one();
         Ok(out)
     }
@@ -190,7 +192,7 @@ impl Engine {
     /// Tell this engine's watchers (and scheduler) that a workflow changed elsewhere (another host).
     pub fn changed_elsewhere(&self, workflow_id: &str, cancelled_tasks: &[String]) {
         self.inner.interrupt(workflow_id, cancelled_tasks);
-        self.inner.notify(workflow_id);
+        self.inner.notify(workflow_id, true);
         self.inner.wake.notify_one();
     }
 
@@ -206,7 +208,7 @@ impl Engine {
             let _ = tokio::time::timeout(Duration::from_millis(500), async {
                 loop {
                     match rx.recv().await {
-                        Ok(n) if n.workflow_id == workflow_id => break,
+                        Ok(n) if n.workflow_id == workflow_id && n.status_changed => break,
                         Ok(_) => {}
                         Err(broadcast::error::RecvError::Lagged(_)) => break,
                         Err(broadcast::error::RecvError::Closed) => break,
@@ -233,8 +235,8 @@ impl Engine {
 }
 
 impl Inner {
-    fn notify(&self, workflow_id: &str) {
-        let _ = self.notices.send(Notice { workflow_id: workflow_id.to_string() });
+    fn notify(&self, workflow_id: &str, status_changed: bool) {
+        let _ = self.notices.send(Notice { workflow_id: workflow_id.to_string(), status_changed });
     }
 
     /// Interrupt the given attempts of a workflow if they run here.

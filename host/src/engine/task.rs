@@ -19,7 +19,7 @@ pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemap
     let key = (task.workflow_id.clone(), task.task_id.clone());
     let token = CancellationToken::new();
     inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), (task.attempt, token.clone()));
-    inner.notify(&task.workflow_id);
+    inner.notify(&task.workflow_id, false);
 
     let outcome = attempt(&inner, &task, token).await;
     let status = match &outcome.result {
@@ -41,6 +41,7 @@ pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemap
             running.remove(&key);
         }
     }
+    let ended = matches!(applied, Some(Applied::Recorded { workflow_finished: Some(_), .. }));
     match applied {
         Some(Applied::Recorded { retry_at, cancelled, task_status, .. }) => {
             if let Some(at) = retry_at {
@@ -57,7 +58,7 @@ pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemap
         }
         None => {}
     }
-    inner.notify(&task.workflow_id);
+    inner.notify(&task.workflow_id, ended);
     inner.wake.notify_one();
 }
 
