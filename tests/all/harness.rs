@@ -123,7 +123,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(crate::harness::Backend::Sqlite).await
+                    super::$name($crate::harness::Backend::Sqlite).await
                 }
             )+
         }
@@ -131,7 +131,7 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(crate::harness::Backend::Postgres).await
+                    super::$name($crate::harness::Backend::Postgres).await
                 }
             )+
         }
