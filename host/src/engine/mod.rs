@@ -189,13 +189,6 @@ impl Engine {
         self.inner.notices.subscribe()
     }
 
-    /// Tell this engine's watchers (and scheduler) that a workflow changed elsewhere (another host).
-    pub fn changed_elsewhere(&self, workflow_id: &str, cancelled_tasks: &[String]) {
-        self.inner.interrupt(workflow_id, cancelled_tasks);
-        self.inner.notify(workflow_id, true);
-        self.inner.wake.notify_one();
-    }
-
     /// Wait until a workflow reaches an end status (or `paused`), and return it.
     pub async fn wait_settled(&self, workflow_id: &str) -> Result<WorkflowStatus, StoreError> {
         let mut rx = self.subscribe();

@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use super::rows::{change, placeholders, Changes, History, TaskVersionState};
 use super::{now_us, Dialect, Result, Store};
 use crate::events::{EventType, NewEvent};
-use crate::workflow::{RetryPolicy, TaskStatus, WorkflowStatus};
+use crate::workflow::{TaskStatus, WorkflowStatus};
 
 /// A task this worker now holds a lease on, with everything needed to run its attempt.
 #[derive(Debug, Clone)]
@@ -21,16 +21,12 @@ pub struct ClaimedTask {
     pub attempt: u32,
     pub input: String,
     pub dependencies: Vec<String>,
-    pub retry_policy: RetryPolicy,
     pub timeout: Option<Duration>,
-    pub allow_failure: bool,
     pub metadata: String,
     pub variables: String,
     pub context: String,
     /// Time the task waited between becoming ready and this claim.
     pub queue_time: Duration,
-    /// When the task's first attempt started (µs).
-    pub first_started_us: i64,
 }
 
 /// A request to claim ready tasks.
@@ -122,8 +118,8 @@ impl Store {
                 "UPDATE tasks SET status = 'running', attempt = attempt + 1, ready_at = NULL, lease_owner = $2, \
                  lease_expires = $3, started_at = COALESCE(started_at, $4) \
                  WHERE workflow_id = $1 AND ready_at IS NOT NULL AND task_id IN ({}) \
-                 RETURNING task_id, agent_id, agent_type, attempt, input, dependencies, retry_policy, timeout_ms, \
-                 allow_failure, metadata, ready_since, started_at, position",
+                 RETURNING task_id, agent_id, agent_type, attempt, input, dependencies, timeout_ms, metadata, \
+                 ready_since, position",
                 list.join(", ")
             );
             let mut q =
@@ -132,12 +128,12 @@ impl Store {
                 q = q.bind(t);
             }
             let mut rows = q.fetch_all(&mut *tx).await?;
-            rows.sort_by_key(|r| r.try_get::<i64, _>(12).unwrap_or(0));
+            rows.sort_by_key(|r| r.try_get::<i64, _>(9).unwrap_or(0));
             let mut changes = Changes::new();
             let mut events = Vec::with_capacity(rows.len());
             let mut attempts = Vec::with_capacity(rows.len());
             for r in rows {
-                let ready_since: Option<i64> = r.try_get(10)?;
+                let ready_since: Option<i64> = r.try_get(8)?;
                 let task = ClaimedTask {
                     workflow_id: workflow_id.clone(),
                     task_id: r.try_get(0)?,
@@ -146,14 +142,11 @@ impl Store {
                     attempt: r.try_get::<i64, _>(3)? as u32,
                     input: r.try_get(4)?,
                     dependencies: serde_json::from_str(&r.try_get::<String, _>(5)?)?,
-                    retry_policy: serde_json::from_str(&r.try_get::<String, _>(6)?)?,
-                    timeout: r.try_get::<Option<i64>, _>(7)?.map(|ms| Duration::from_millis(ms as u64)),
-                    allow_failure: r.try_get::<i64, _>(8)? != 0,
-                    metadata: r.try_get(9)?,
+                    timeout: r.try_get::<Option<i64>, _>(6)?.map(|ms| Duration::from_millis(ms as u64)),
+                    metadata: r.try_get(7)?,
                     variables: variables.clone(),
                     context: context.clone(),
                     queue_time: Duration::from_micros((now - ready_since.unwrap_or(now)).max(0) as u64),
-                    first_started_us: r.try_get::<Option<i64>, _>(11)?.unwrap_or(now),
                 };
                 let state =
                     TaskVersionState { status: TaskStatus::Running, attempt: task.attempt, output: None, error: None };
