@@ -41,6 +41,14 @@ impl Store {
     pub async fn control(&self, workflow_id: &str, op: Control) -> Result<ControlOutcome> {
         let mut tx = self.write.begin().await?;
         let lock = if self.dialect == Dialect::Postgres { " FOR UPDATE" } else { "" };
+        if self.dialect == Dialect::Postgres {
+            // Lock in the order every other writer uses (task rows, then the workflow row), so a
+            // concurrent outcome or claim waits instead of deadlocking.
+            sqlx::query("SELECT task_id FROM tasks WHERE workflow_id = $1 ORDER BY task_id FOR UPDATE")
+                .bind(workflow_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        }
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT status, version, running FROM workflows WHERE workflow_id = $1{lock}"
         )))

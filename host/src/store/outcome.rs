@@ -57,6 +57,49 @@ pub enum Applied {
     },
 }
 
+/// What recording a batch accumulates before its closing statements.
+#[derive(Default)]
+struct Batch {
+    history: History,
+    attempts: Vec<AttemptClose>,
+    workflows: Vec<Counters>,
+}
+
+impl Batch {
+    fn counters(&mut self, workflow_id: &str) -> &mut Counters {
+        let i = match self.workflows.iter().position(|c| c.workflow_id == workflow_id) {
+            Some(i) => i,
+            None => {
+                self.workflows.push(Counters { workflow_id: workflow_id.to_string(), ..Counters::default() });
+                self.workflows.len() - 1
+            }
+        };
+        &mut self.workflows[i]
+    }
+}
+
+/// Per workflow: slots given back, tasks settled, whether it failed, and its last outcome.
+#[derive(Default)]
+struct Counters {
+    workflow_id: String,
+    released: i64,
+    settled: i64,
+    failed: bool,
+    last: usize,
+}
+
+/// The end of an attempt, as its row records it.
+struct AttemptClose {
+    workflow_id: String,
+    task_id: String,
+    attempt: u32,
+    status: &'static str,
+    finished_at: i64,
+    error: Option<String>,
+    log: Option<String>,
+    plugin_digest: Option<String>,
+}
+
 impl Store {
     /// Record a batch of outcomes in one transaction. Each gets its own [`Applied`].
     pub async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<Vec<Applied>> {
@@ -72,9 +115,43 @@ impl Store {
     ) -> Result<(Vec<Applied>, Vec<ClaimedTask>)> {
         let mut tx = self.write.begin().await?;
         let mut applied = Vec::with_capacity(outcomes.len());
-        let mut history = History::default();
+        let mut batch = Batch::default();
         for o in outcomes {
-            applied.push(self.record_one(&mut tx, o, &mut history).await?);
+            let a = self.record_one(&mut tx, o, &mut batch).await?;
+            if a != Applied::Fenced {
+                let c = batch.counters(&o.workflow_id);
+                c.last = applied.len();
+            }
+            applied.push(a);
+        }
+        self.close_attempts(&mut tx, &batch.attempts).await?;
+        // Per workflow, one statement gives back the slots, counts the settled tasks, and tells
+        // whether the workflow is done.
+        let now = now_us();
+        let mut history = batch.history;
+        // Workflow rows are taken in id order, as claims take them, so writers never deadlock.
+        batch.workflows.sort_by(|a, b| a.workflow_id.cmp(&b.workflow_id));
+        for c in batch.workflows.iter().filter(|c| !c.failed) {
+            let row = sqlx::query(
+                "UPDATE workflows SET running = running - $2, remaining = remaining - $3 WHERE workflow_id = $1 \
+                 RETURNING remaining, status",
+            )
+            .bind(&c.workflow_id)
+            .bind(c.released)
+            .bind(c.settled)
+            .fetch_one(&mut *tx)
+            .await?;
+            let remaining: i64 = row.try_get(0)?;
+            let status = super::versions::parse_status(&row.try_get::<String, _>(1)?)?;
+            history.fill_status(&c.workflow_id, status);
+            if c.settled > 0 && remaining == 0 && !status.is_terminal() {
+                self.end_workflow(&mut tx, &c.workflow_id, WorkflowStatus::Completed, None, now).await?;
+                history.set_last_status(&c.workflow_id, WorkflowStatus::Completed);
+                history.events(&c.workflow_id, vec![NewEvent::new(EventType::WorkflowCompleted).status("completed")]);
+                if let Applied::Recorded { workflow_finished, .. } = &mut applied[c.last] {
+                    *workflow_finished = Some(WorkflowStatus::Completed);
+                }
+            }
         }
         let claimed = match claim {
             Some(c) if c.max > 0 => self.claim_in(&mut tx, &c, &mut history).await?,
@@ -92,7 +169,7 @@ impl Store {
         Ok((applied, claimed))
     }
 
-    async fn record_one(&self, conn: &mut AnyConnection, o: &Outcome, history: &mut History) -> Result<Applied> {
+    async fn record_one(&self, conn: &mut AnyConnection, o: &Outcome, batch: &mut Batch) -> Result<Applied> {
         let now = now_us();
         // Fast path: a completed attempt is recorded by the same statement that checks its fence.
         let (row, completed) = match &o.result {
@@ -228,43 +305,46 @@ impl Store {
                 }
             }
         };
-        self.close_attempt(conn, o, task_status, attempt_error.as_ref(), now).await?;
+        let log = (!o.log.is_empty()).then(|| serde_json::to_string(&o.log)).transpose()?;
+        batch.attempts.push(AttemptClose {
+            workflow_id: o.workflow_id.clone(),
+            task_id: o.task_id.clone(),
+            attempt: o.attempt,
+            status: if task_status == TaskStatus::Retrying { "failed" } else { task_status.as_str() },
+            finished_at: now,
+            error: attempt_error.as_ref().map(|e| e.to_string()),
+            log,
+            plugin_digest: o.plugin_digest.clone(),
+        });
 
         let settled = task_status == TaskStatus::Completed || (task_status == TaskStatus::Failed && allow_failure);
         if settled && !dependents.is_empty() {
             ready = self.settle_dependents(conn, &o.workflow_id, &dependents, now).await?;
         }
-        // Give back the slot (and count the task as settled) in one statement that also tells the
-        // workflow's status and how many tasks remain.
-        let row = sqlx::query(
-            "UPDATE workflows SET running = running - 1, remaining = remaining - $2 WHERE workflow_id = $1 \
-             RETURNING remaining, status",
-        )
-        .bind(&o.workflow_id)
-        .bind(settled as i64)
-        .fetch_one(&mut *conn)
-        .await?;
-        let remaining: i64 = row.try_get(0)?;
-        let mut wf_after = super::versions::parse_status(&row.try_get::<String, _>(1)?)?;
-        if settled && remaining == 0 {
-            wf_after = WorkflowStatus::Completed;
-            self.end_workflow(conn, &o.workflow_id, wf_after, None, now).await?;
-            events.push(NewEvent::new(EventType::WorkflowCompleted).status("completed"));
-            finished = Some(wf_after);
-        } else if task_status == TaskStatus::Failed && !allow_failure {
-            wf_after = WorkflowStatus::Failed;
+        let counters = batch.counters(&o.workflow_id);
+        counters.released += 1;
+        counters.settled += settled as i64;
+        if task_status == TaskStatus::Failed && !allow_failure {
+            let before: String = sqlx::query_scalar("SELECT status FROM workflows WHERE workflow_id = $1")
+                .bind(&o.workflow_id)
+                .fetch_one(&mut *conn)
+                .await?;
+            batch.counters(&o.workflow_id).failed = true;
+            batch.history.fill_status(&o.workflow_id, super::versions::parse_status(&before)?);
             let reason = json!({ "task_id": o.task_id, "error": attempt_error });
             cancelled =
                 self.stop_remaining(conn, &o.workflow_id, TaskStatus::Skipped, &mut changes, &mut events).await?;
-            self.end_workflow(conn, &o.workflow_id, wf_after, Some(&reason), now).await?;
+            self.end_workflow(conn, &o.workflow_id, WorkflowStatus::Failed, Some(&reason), now).await?;
             let mut e = NewEvent::new(EventType::WorkflowFailed).status("failed");
             e.task_id = Some(o.task_id.clone());
             e.metadata = Some(json!({ "failed_task": o.task_id, "cancelled_tasks": cancelled }));
             events.push(e);
-            finished = Some(wf_after);
+            finished = Some(WorkflowStatus::Failed);
+            batch.history.version(&o.workflow_id, WorkflowStatus::Failed, task_status.as_str(), changes);
+        } else {
+            batch.history.version_same_status(&o.workflow_id, task_status.as_str(), changes);
         }
-        history.version(&o.workflow_id, wf_after, task_status.as_str(), changes);
-        history.events(&o.workflow_id, events);
+        batch.history.events(&o.workflow_id, events);
         Ok(Applied::Recorded { task_status, workflow_finished: finished, ready, cancelled, retry_at })
     }
 
@@ -292,30 +372,32 @@ impl Store {
         Ok(())
     }
 
-    async fn close_attempt(
-        &self,
-        conn: &mut AnyConnection,
-        o: &Outcome,
-        status: TaskStatus,
-        error: Option<&Value>,
-        now: i64,
-    ) -> Result<()> {
-        let attempt_status = if status == TaskStatus::Retrying { "failed" } else { status.as_str() };
-        let log = (!o.log.is_empty()).then(|| serde_json::to_string(&o.log)).transpose()?;
-        sqlx::query(
-            "UPDATE attempts SET status = $4, finished_at = $5, error = $6, log = $7, plugin_digest = $8 \
-             WHERE workflow_id = $1 AND task_id = $2 AND attempt = $3",
-        )
-        .bind(&o.workflow_id)
-        .bind(&o.task_id)
-        .bind(o.attempt as i64)
-        .bind(attempt_status)
-        .bind(now)
-        .bind(error.map(|e| e.to_string()))
-        .bind(log)
-        .bind(o.plugin_digest.clone())
-        .execute(&mut *conn)
-        .await?;
+    /// Close the recorded attempts: one multi-row upsert for the whole batch.
+    async fn close_attempts(&self, conn: &mut AnyConnection, rows: &[AttemptClose]) -> Result<()> {
+        for chunk in rows.chunks(300) {
+            let sql = format!(
+                "INSERT INTO attempts (workflow_id, task_id, attempt, worker_id, status, started_at, finished_at, \
+                 error, log, plugin_digest) VALUES {} ON CONFLICT (workflow_id, task_id, attempt) DO UPDATE SET \
+                 status = excluded.status, finished_at = excluded.finished_at, error = excluded.error, \
+                 log = excluded.log, plugin_digest = excluded.plugin_digest",
+                super::rows::placeholders(self.dialect, chunk.len(), 10)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for a in chunk {
+                q = q
+                    .bind(&a.workflow_id)
+                    .bind(&a.task_id)
+                    .bind(a.attempt as i64)
+                    .bind("")
+                    .bind(a.status)
+                    .bind(a.finished_at)
+                    .bind(a.finished_at)
+                    .bind(a.error.clone())
+                    .bind(a.log.clone())
+                    .bind(a.plugin_digest.clone());
+            }
+            q.execute(&mut *conn).await?;
+        }
         Ok(())
     }
 

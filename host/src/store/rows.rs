@@ -82,7 +82,7 @@ pub struct History {
 
 struct Pending {
     workflow_id: String,
-    versions: Vec<(WorkflowStatus, &'static str, Changes)>,
+    versions: Vec<(Option<WorkflowStatus>, &'static str, Changes)>,
     events: Vec<NewEvent>,
 }
 
@@ -112,7 +112,27 @@ impl History {
 
     /// A new version of a workflow: its status after the change, what made it, the task changes.
     pub fn version(&mut self, workflow_id: &str, status: WorkflowStatus, reason: &'static str, changes: Changes) {
-        self.entry(workflow_id).versions.push((status, reason, changes));
+        self.entry(workflow_id).versions.push((Some(status), reason, changes));
+    }
+
+    /// A new version that leaves the workflow's status as it is; [`History::fill_status`] says
+    /// which status that is before the flush.
+    pub fn version_same_status(&mut self, workflow_id: &str, reason: &'static str, changes: Changes) {
+        self.entry(workflow_id).versions.push((None, reason, changes));
+    }
+
+    /// The workflow's status, for versions that left it unchanged.
+    pub fn fill_status(&mut self, workflow_id: &str, status: WorkflowStatus) {
+        for v in &mut self.entry(workflow_id).versions {
+            v.0.get_or_insert(status);
+        }
+    }
+
+    /// The status after the workflow's latest version (it ended the workflow).
+    pub fn set_last_status(&mut self, workflow_id: &str, status: WorkflowStatus) {
+        if let Some(v) = self.entry(workflow_id).versions.last_mut() {
+            v.0 = Some(status);
+        }
     }
 
     /// Events of a workflow, in order.
@@ -146,8 +166,9 @@ impl History {
             .await?;
             let (last, last_seq, every): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
             let first = last - k + 1;
-            let last_status = p.versions.last().map(|v| v.0);
+            let last_status = p.versions.last().map(|v| v.0.unwrap_or(WorkflowStatus::Running));
             for (i, (status, reason, changes)) in p.versions.into_iter().enumerate() {
+                let status = status.unwrap_or(WorkflowStatus::Running);
                 version_rows.push((p.workflow_id.clone(), first + i as i64, status, reason, changes));
             }
             if let Some(status) = last_status {
