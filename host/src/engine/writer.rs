@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::{scheduler, Inner};
-use crate::store::{Applied, Claim, Dialect, Outcome};
+use crate::store::{Applied, Claim, Outcome};
 
 /// An outcome to record, the slot its attempt held, and where to send what recording did.
 pub(super) type Job = (Outcome, OwnedSemaphorePermit, oneshot::Sender<Option<Applied>>);
@@ -37,14 +37,11 @@ pub(super) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>)
             permits.push(p);
             replies.push(r);
         }
-        // On SQLite (one writer) the freed slots are refilled in the same transaction. On PostgreSQL
-        // the scheduler claims instead: claiming here would take workflow rows in an order that can
-        // deadlock with other hosts' writers.
-        let refill = inner.store.dialect() == Dialect::Sqlite && !inner.shutdown.is_cancelled();
-        let claim = refill.then_some(Claim {
+        let claim = (!inner.shutdown.is_cancelled()).then_some(Claim {
             worker_id: &inner.worker_id,
             max: permits.len().min(inner.config.claim_batch),
             lease: inner.config.lease,
+            workflows: None,
         });
         match inner.store.record_and_claim(&outcomes, claim).await {
             Ok((applied, claimed)) => {

@@ -38,6 +38,8 @@ pub struct Claim<'a> {
     pub max: usize,
     /// How long the leases last without renewal.
     pub lease: Duration,
+    /// Only from these workflows (all when `None`).
+    pub workflows: Option<&'a [String]>,
 }
 
 impl Store {
@@ -49,7 +51,7 @@ impl Store {
         }
         let mut tx = self.write.begin().await?;
         let mut history = History::default();
-        let claimed = self.claim_in(&mut tx, &Claim { worker_id, max, lease }, &mut history).await?;
+        let claimed = self.claim_in(&mut tx, &Claim { worker_id, max, lease, workflows: None }, &mut history).await?;
         if claimed.is_empty() {
             tx.rollback().await?;
             return Ok(claimed);
@@ -67,7 +69,17 @@ impl Store {
         claim: &Claim<'_>,
         history: &mut History,
     ) -> Result<Vec<ClaimedTask>> {
-        let Claim { worker_id, max, lease } = *claim;
+        let Claim { worker_id, max, lease, workflows } = *claim;
+        if workflows.is_some_and(|w| w.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let only = match workflows {
+            Some(w) => format!(
+                " AND t.workflow_id IN ({})",
+                (0..w.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(", ")
+            ),
+            None => String::new(),
+        };
         let now = now_us();
         let lock = match self.dialect {
             Dialect::Postgres => " FOR UPDATE OF t SKIP LOCKED",
@@ -76,9 +88,13 @@ impl Store {
         let sql = format!(
             "SELECT t.workflow_id, t.task_id FROM tasks t JOIN workflows w ON w.workflow_id = t.workflow_id \
              WHERE t.ready_at IS NOT NULL AND t.ready_at <= $1 AND w.status = 'running' \
-             AND w.running < w.max_parallel ORDER BY t.ready_at, t.position LIMIT $2{lock}"
+             AND w.running < w.max_parallel{only} ORDER BY t.ready_at, t.position LIMIT $2{lock}"
         );
-        let candidates = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(max as i64).fetch_all(&mut *tx).await?;
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(max as i64);
+        for w in workflows.unwrap_or_default() {
+            q = q.bind(w);
+        }
+        let candidates = q.fetch_all(&mut *tx).await?;
         if candidates.is_empty() {
             return Ok(Vec::new());
         }

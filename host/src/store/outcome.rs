@@ -153,6 +153,13 @@ impl Store {
                 }
             }
         }
+        // On PostgreSQL, claim only from the workflows whose rows this transaction already holds:
+        // taking other workflow rows now could deadlock with another host's writer.
+        let held: Vec<String> = batch.workflows.iter().filter(|c| !c.failed).map(|c| c.workflow_id.clone()).collect();
+        let claim = claim.map(|c| match self.dialect {
+            Dialect::Postgres => Claim { workflows: Some(&held), ..c },
+            Dialect::Sqlite => c,
+        });
         let claimed = match claim {
             Some(c) if c.max > 0 => self.claim_in(&mut tx, &c, &mut history).await?,
             _ => Vec::new(),
