@@ -82,6 +82,7 @@ async fn run_workflow(engine: &Engine, spec: WorkflowSpec, args: &RunArgs) -> Co
     let mut state = read(&id).await?;
     let mut progress = (!args.json).then(|| Progress::new(&state));
     let mut cancelled = false;
+    let mut last_read = tokio::time::Instant::now();
     loop {
         if let Some(p) = progress.as_mut() {
             p.update(&state);
@@ -90,13 +91,20 @@ async fn run_workflow(engine: &Engine, spec: WorkflowSpec, args: &RunArgs) -> Co
             break;
         }
         tokio::select! {
-            _ = wait_for(&mut notices, &id) => {}
+            status_changed = wait_for(&mut notices, &id) => {
+                // Progress is redrawn at most every 100 ms: reading the whole workflow on every
+                // task start and end would make big workflows quadratic.
+                if !status_changed {
+                    tokio::time::sleep_until(last_read + Duration::from_millis(100)).await;
+                }
+            }
             _ = tokio::signal::ctrl_c(), if !cancelled => {
                 cancelled = true;
                 eprintln!("interrupted: cancelling workflow {id}");
                 engine.control(&id, Control::Cancel).await.map_err(|e| Failure::software(format!("cannot cancel: {e}")))?;
             }
         }
+        last_read = tokio::time::Instant::now();
         state = read(&id).await?;
     }
     if let Some(p) = &progress {
@@ -114,18 +122,19 @@ async fn run_workflow(engine: &Engine, spec: WorkflowSpec, args: &RunArgs) -> Co
     })
 }
 
-/// Wait for a change of workflow `id` (at most 250 ms).
-async fn wait_for(notices: &mut broadcast::Receiver<crate::engine::Notice>, id: &str) {
-    let _ = tokio::time::timeout(Duration::from_millis(250), async {
+/// Wait for a change of workflow `id` (at most 250 ms); true when its status may have changed.
+async fn wait_for(notices: &mut broadcast::Receiver<crate::engine::Notice>, id: &str) -> bool {
+    tokio::time::timeout(Duration::from_millis(250), async {
         loop {
             match notices.recv().await {
-                Ok(n) if n.workflow_id == id => return,
+                Ok(n) if n.workflow_id == id => return n.status_changed,
                 Ok(_) => {}
-                Err(_) => return,
+                Err(_) => return true,
             }
         }
     })
-    .await;
+    .await
+    .unwrap_or(false)
 }
 
 /// The summary table (task, agent type, status, attempts, duration) and what failed.

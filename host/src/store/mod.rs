@@ -55,6 +55,12 @@ pub enum StoreError {
     Conflict(String),
 }
 
+impl From<crate::workflow::UnknownStatus> for StoreError {
+    fn from(e: crate::workflow::UnknownStatus) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
 impl From<serde_json::Error> for StoreError {
     fn from(e: serde_json::Error) -> Self {
         StoreError::Corrupt(e.to_string())

@@ -138,7 +138,7 @@ fn task_from_row(r: &AnyRow) -> Result<TaskState> {
         agent_id: r.try_get(1)?,
         agent_type: r.try_get(2)?,
         dependencies: serde_json::from_str(&r.try_get::<String, _>(3)?)?,
-        status: status.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+        status: status.parse()?,
         attempt: r.try_get::<i64, _>(5)? as u32,
         input: serde_json::from_str(&r.try_get::<String, _>(6)?)?,
         retry_policy: serde_json::from_str(&r.try_get::<String, _>(7)?)?,
@@ -281,14 +281,6 @@ impl Store {
         Ok(Page { items, next_cursor })
     }
 
-    /// Workflows in `status` (ids only), e.g. to resume running ones after a restart.
-    pub async fn workflow_ids_with_status(&self, status: WorkflowStatus) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT workflow_id FROM workflows WHERE status = $1")
-            .bind(status.as_str())
-            .fetch_all(&self.read)
-            .await?)
-    }
-
     /// Results of the given tasks of a workflow (for `previous_results` and handoffs), by task id.
     pub async fn task_results(&self, workflow_id: &str, task_ids: &[String]) -> Result<Vec<TaskResultRow>> {
         if task_ids.is_empty() {
@@ -312,7 +304,7 @@ impl Store {
                     task_id: r.try_get(0)?,
                     agent_id: r.try_get(1)?,
                     agent_type: r.try_get(2)?,
-                    status: status.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+                    status: status.parse()?,
                     output: r.try_get(4)?,
                     error: r.try_get(5)?,
                     execution_ms: match (r.try_get::<Option<i64>, _>(6)?, r.try_get::<Option<i64>, _>(7)?) {

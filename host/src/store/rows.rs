@@ -48,7 +48,7 @@ pub async fn write_snapshot(
     for r in rows {
         let status: String = r.try_get(1)?;
         let state = TaskVersionState {
-            status: status.parse().map_err(|e| super::StoreError::Corrupt(format!("{e}")))?,
+            status: status.parse()?,
             attempt: r.try_get::<i64, _>(2)? as u32,
             output: json_opt(r.try_get(3)?),
             error: json_opt(r.try_get(4)?),

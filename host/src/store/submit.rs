@@ -35,7 +35,7 @@ impl Store {
                 let status: String = r.try_get(1)?;
                 return Ok(Submitted {
                     workflow_id: r.try_get(0)?,
-                    status: status.parse().map_err(|e| super::StoreError::Corrupt(format!("{e}")))?,
+                    status: status.parse()?,
                     version: r.try_get(2)?,
                     existing: true,
                 });

@@ -125,5 +125,5 @@ impl Store {
 }
 
 pub(crate) fn parse_status(s: &str) -> Result<WorkflowStatus> {
-    s.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))
+    Ok(s.parse()?)
 }
