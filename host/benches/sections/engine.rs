@@ -1,6 +1,8 @@
 //! Engine benchmarks: per-step overhead of a chain, throughput of a wide workflow, cost of event
 //! tracking, storage per event, and query latency. SQLite always; PostgreSQL too when
 //! `HYPHAE_BENCH_POSTGRES` names a database url to use (it must be empty or a Hyphae database).
+//! `HYPHAE_BENCH_ONLY` (comma-separated: chain, wide, tracking, storage, queries) runs only those
+//! parts, for profiling one of them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,14 +68,37 @@ fn wide(n: usize) -> Value {
     json!({"max_parallel_tasks": 10000, "tasks": tasks})
 }
 
+/// Whether the part `name` of the benchmark is wanted (`HYPHAE_BENCH_ONLY`).
+fn wanted(name: &str) -> bool {
+    std::env::var("HYPHAE_BENCH_ONLY").map(|only| only.split(',').any(|p| p.trim() == name)).unwrap_or(true)
+}
+
 async fn bench_backend(name: &str, url: &str) {
     let e = start(url).await;
     // Warm up caches and connections.
     run_workflow(&e, chain(5)).await;
+    if wanted("chain") {
+        bench_chain(name, &e).await;
+    }
+    if wanted("wide") {
+        bench_wide(name, url, &e).await;
+    }
+    if wanted("tracking") {
+        bench_tracking(name, &e).await;
+    }
+    if name == "sqlite" && wanted("storage") {
+        bench_storage(name, &e).await;
+    }
+    if wanted("queries") {
+        bench_queries(name, &e).await;
+    }
+    e.shutdown().await;
+}
 
+async fn bench_chain(name: &str, e: &Engine) {
     let mut per_step = Vec::new();
     for _ in 0..5 {
-        let (id, total) = run_workflow(&e, chain(40)).await;
+        let (id, total) = run_workflow(e, chain(40)).await;
         let q = EventQuery { types: vec![hyphae::events::EventType::ExecutionEnd], limit: 1000, ..Default::default() };
         let plugin_ms: f64 =
             e.store().workflow_events(&id, &q).await.unwrap().iter().filter_map(|ev| ev.duration_ms).sum();
@@ -84,17 +109,22 @@ async fn bench_backend(name: &str, url: &str) {
         "{name}: chain of 40 fib(10): overhead per step median {:.3} ms (min {:.3}, max {:.3})",
         per_step[2], per_step[0], per_step[4]
     );
+}
 
-    let (_, took) = run_workflow(&e, wide(10_000)).await;
+async fn bench_wide(name: &str, url: &str, e: &Engine) {
+    let cpu = cpu_seconds();
+    let (_, took) = run_workflow(e, wide(10_000)).await;
+    let cpu = cpu_seconds() - cpu;
     println!(
-        "{name}: 10,000 independent tasks: {:.2} s, {:.0} tasks/s",
+        "{name}: 10,000 independent tasks: {:.2} s, {:.0} tasks/s, {:.0} us of CPU per task (this process)",
         took.as_secs_f64(),
-        10_000.0 / took.as_secs_f64()
+        10_000.0 / took.as_secs_f64(),
+        cpu * 1e6 / 10_000.0
     );
 
     if name == "postgres" {
         let second = start(url).await;
-        let (_, took) = run_workflow(&e, wide(10_000)).await;
+        let (_, took) = run_workflow(e, wide(10_000)).await;
         println!(
             "{name}: 10,000 independent tasks, two hosts: {:.2} s, {:.0} tasks/s",
             took.as_secs_f64(),
@@ -102,14 +132,16 @@ async fn bench_backend(name: &str, url: &str) {
         );
         second.shutdown().await;
     }
+}
 
+async fn bench_tracking(name: &str, e: &Engine) {
     let mut on = Vec::new();
     let mut off = Vec::new();
     for _ in 0..3 {
         e.store().set_events_enabled(false);
-        off.push(run_workflow(&e, wide(2_000)).await.1.as_secs_f64());
+        off.push(run_workflow(e, wide(2_000)).await.1.as_secs_f64());
         e.store().set_events_enabled(true);
-        on.push(run_workflow(&e, wide(2_000)).await.1.as_secs_f64());
+        on.push(run_workflow(e, wide(2_000)).await.1.as_secs_f64());
     }
     on.sort_by(f64::total_cmp);
     off.sort_by(f64::total_cmp);
@@ -117,9 +149,12 @@ async fn bench_backend(name: &str, url: &str) {
         "{name}: tracking overhead (2,000 tasks, events on vs off, medians): {:.1} %",
         (on[1] / off[1] - 1.0) * 100.0
     );
+}
 
-    if name == "sqlite" {
-        let bytes = events_bytes(&e).await;
+async fn bench_storage(name: &str, e: &Engine) {
+    if wanted("wide") {
+        // Without the wide workflow the table is too small to measure.
+        let bytes = events_bytes(e).await;
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(e.store().reader()).await.unwrap();
         if let Some(bytes) = bytes {
             println!(
@@ -129,8 +164,10 @@ async fn bench_backend(name: &str, url: &str) {
             );
         }
     }
+}
 
-    let (id, _) = run_workflow(&e, wide(100)).await; // about 500 events
+async fn bench_queries(name: &str, e: &Engine) {
+    let (id, _) = run_workflow(e, wide(100)).await; // about 500 events
     let n = e.store().last_event_seq(&id).await.unwrap();
     let q = EventQuery { limit: 10_000, ..Default::default() };
     let ev = time_ms(|| async { e.store().workflow_events(&id, &q).await.unwrap().len() }).await;
@@ -142,7 +179,17 @@ async fn bench_backend(name: &str, url: &str) {
         .unwrap();
     let ag = time_ms(|| async { e.store().agent_events("echo", &aq).await.unwrap().len() }).await;
     println!("{name}: queries: workflow events ({n}) {ev:.2} ms, timeline {tl:.2} ms, agent events (page of 100 of {total_agent}) {ag:.2} ms");
-    e.shutdown().await;
+}
+
+/// CPU time (user and system) this process has used, in seconds (Linux; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses: utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    // Clock ticks are 1/100 s on Linux.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Median of 20 runs, in ms.

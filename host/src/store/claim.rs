@@ -85,9 +85,11 @@ impl Store {
             Dialect::Postgres => " FOR UPDATE OF t SKIP LOCKED",
             Dialect::Sqlite => "",
         };
+        // `CROSS JOIN` keeps SQLite walking the ready index in order and stopping at `max`, rather
+        // than reading every task of each running workflow (PostgreSQL plans it as a plain join).
         let sql = format!(
-            "SELECT t.workflow_id, t.task_id FROM tasks t JOIN workflows w ON w.workflow_id = t.workflow_id \
-             WHERE t.ready_at IS NOT NULL AND t.ready_at <= $1 AND w.status = 'running' \
+            "SELECT t.workflow_id, t.task_id FROM tasks t CROSS JOIN workflows w WHERE w.workflow_id = t.workflow_id \
+             AND t.ready_at IS NOT NULL AND t.ready_at <= $1 AND w.status = 'running' \
              AND w.running < w.max_parallel{only} ORDER BY t.ready_at, t.position LIMIT $2{lock}"
         );
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(max as i64);
@@ -215,10 +217,10 @@ impl Store {
     /// When the next task becomes ready (µs), if any is waiting for a retry delay.
     pub async fn next_ready_at(&self) -> Result<Option<i64>> {
         let next: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(t.ready_at) FROM tasks t JOIN workflows w ON w.workflow_id = t.workflow_id \
-             WHERE t.ready_at IS NOT NULL AND w.status = 'running'",
+            "SELECT t.ready_at FROM tasks t CROSS JOIN workflows w WHERE w.workflow_id = t.workflow_id \
+             AND t.ready_at IS NOT NULL AND w.status = 'running' ORDER BY t.ready_at LIMIT 1",
         )
-        .fetch_one(&self.read)
+        .fetch_optional(&self.read)
         .await?;
         Ok(next)
     }

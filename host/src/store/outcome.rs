@@ -2,9 +2,11 @@
 //! batch of outcomes) stores the result, appends the events, bumps the version, makes dependents
 //! ready and settles the workflow.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::claim::Claim;
@@ -48,8 +50,6 @@ pub enum Applied {
         task_status: TaskStatus,
         /// The workflow's status when this outcome ended it.
         workflow_finished: Option<WorkflowStatus>,
-        /// How many tasks became ready.
-        ready: usize,
         /// Tasks whose running attempts were cancelled (the workflow failed).
         cancelled: Vec<String>,
         /// When the task's retry becomes due (µs).
@@ -63,6 +63,8 @@ struct Batch {
     history: History,
     attempts: Vec<AttemptClose>,
     workflows: Vec<Counters>,
+    /// Dependencies settled in this batch, per (workflow id, dependent task id).
+    settled: BTreeMap<(String, String), i64>,
 }
 
 impl Batch {
@@ -86,6 +88,32 @@ struct Counters {
     settled: i64,
     failed: bool,
     last: usize,
+}
+
+/// What recording needs of the task an attempt held, read by the statement that checks its fence.
+struct Held {
+    agent_id: String,
+    agent_type: String,
+    dependents: Vec<String>,
+    allow_failure: bool,
+    policy: RetryPolicy,
+    first_started: Option<i64>,
+}
+
+/// The columns [`Held::from_row`] reads, from index `at` on.
+const HELD_COLUMNS: &str = "agent_id, agent_type, dependents, allow_failure, retry_policy, started_at";
+
+impl Held {
+    fn from_row(row: &AnyRow, at: usize) -> Result<Held> {
+        Ok(Held {
+            agent_id: row.try_get(at)?,
+            agent_type: row.try_get(at + 1)?,
+            dependents: serde_json::from_str(&row.try_get::<String, _>(at + 2)?)?,
+            allow_failure: row.try_get::<i64, _>(at + 3)? != 0,
+            policy: serde_json::from_str(&row.try_get::<String, _>(at + 4)?)?,
+            first_started: row.try_get(at + 5)?,
+        })
+    }
 }
 
 /// The end of an attempt, as its row records it.
@@ -116,14 +144,17 @@ impl Store {
         let mut tx = self.write.begin().await?;
         let mut applied = Vec::with_capacity(outcomes.len());
         let mut batch = Batch::default();
+        let mut completed = self.complete_fenced(&mut tx, outcomes).await?;
         for o in outcomes {
-            let a = self.record_one(&mut tx, o, &mut batch).await?;
+            let held = completed.remove(&(o.workflow_id.as_str(), o.task_id.as_str()));
+            let a = self.record_one(&mut tx, o, held, &mut batch).await?;
             if a != Applied::Fenced {
                 let c = batch.counters(&o.workflow_id);
                 c.last = applied.len();
             }
             applied.push(a);
         }
+        self.settle_dependents(&mut tx, &batch.settled).await?;
         self.close_attempts(&mut tx, &batch.attempts).await?;
         // Per workflow, one statement gives back the slots, counts the settled tasks, and tells
         // whether the workflow is done.
@@ -176,30 +207,77 @@ impl Store {
         Ok((applied, claimed))
     }
 
-    async fn record_one(&self, conn: &mut AnyConnection, o: &Outcome, batch: &mut Batch) -> Result<Applied> {
+    /// Record every completed attempt of the batch whose fence still holds, by one statement per
+    /// few hundred outcomes. Returns what recording the rest needs, by (workflow id, task id).
+    async fn complete_fenced<'o>(
+        &self,
+        conn: &mut AnyConnection,
+        outcomes: &'o [Outcome],
+    ) -> Result<HashMap<(&'o str, &'o str), Held>> {
+        let mut done: Vec<(&Outcome, &String)> = outcomes
+            .iter()
+            .filter_map(|o| match &o.result {
+                AttemptResult::Completed(output) => Some((o, output)),
+                AttemptResult::Failed(_) => None,
+            })
+            .collect();
+        // Task rows are taken in key order, as control operations take them.
+        done.sort_by(|a, b| (&a.0.workflow_id, &a.0.task_id).cmp(&(&b.0.workflow_id, &b.0.task_id)));
+        let by_key: HashMap<(&str, &str), &Outcome> =
+            done.iter().map(|(o, _)| ((o.workflow_id.as_str(), o.task_id.as_str()), *o)).collect();
+        let mut held = HashMap::with_capacity(done.len());
         let now = now_us();
-        // Fast path: a completed attempt is recorded by the same statement that checks its fence.
-        let (row, completed) = match &o.result {
-            AttemptResult::Completed(output) => {
-                let row = sqlx::query(
-                    "UPDATE tasks SET status = 'completed', lease_owner = NULL, lease_expires = NULL, \
-                     ready_at = NULL, output = $4, error = NULL, finished_at = $5 \
-                     WHERE workflow_id = $1 AND task_id = $2 AND attempt = $3 AND status = 'running' \
-                     RETURNING agent_id, agent_type, dependents, allow_failure, retry_policy, started_at",
-                )
-                .bind(&o.workflow_id)
-                .bind(&o.task_id)
-                .bind(o.attempt as i64)
-                .bind(output)
-                .bind(now)
-                .fetch_optional(&mut *conn)
-                .await?;
-                (row, true)
+        for chunk in done.chunks(400) {
+            if self.dialect == Dialect::Postgres {
+                let sql = format!(
+                    "WITH o (wf, tid) AS (VALUES {}) SELECT 1 FROM tasks JOIN o ON workflow_id = o.wf AND task_id = o.tid \
+                     ORDER BY workflow_id, task_id FOR UPDATE OF tasks",
+                    super::rows::placeholders(self.dialect, chunk.len(), 2)
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (o, _) in chunk {
+                    q = q.bind(&o.workflow_id).bind(&o.task_id);
+                }
+                q.execute(&mut *conn).await?;
             }
+            let sql = format!(
+                "WITH o (wf, tid, att, out, fin) AS (VALUES {}) \
+                 UPDATE tasks SET status = 'completed', lease_owner = NULL, lease_expires = NULL, ready_at = NULL, \
+                 output = o.out, error = NULL, finished_at = o.fin FROM o \
+                 WHERE workflow_id = o.wf AND task_id = o.tid AND attempt = o.att AND status = 'running' \
+                 RETURNING tasks.workflow_id, tasks.task_id, {HELD_COLUMNS}",
+                super::rows::placeholders(self.dialect, chunk.len(), 5)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (o, output) in chunk {
+                q = q.bind(&o.workflow_id).bind(&o.task_id).bind(o.attempt as i64).bind(*output).bind(now);
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                let (wf, task): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+                if let Some(o) = by_key.get(&(wf.as_str(), task.as_str())) {
+                    held.insert((o.workflow_id.as_str(), o.task_id.as_str()), Held::from_row(&row, 2)?);
+                }
+            }
+        }
+        Ok(held)
+    }
+
+    /// Record one outcome. A completed attempt was already written by [`Store::complete_fenced`]
+    /// (`held` is what it returned, `None` when fenced off); a failed one is checked here.
+    async fn record_one(
+        &self,
+        conn: &mut AnyConnection,
+        o: &Outcome,
+        held: Option<Held>,
+        batch: &mut Batch,
+    ) -> Result<Applied> {
+        let now = now_us();
+        let held = match &o.result {
+            AttemptResult::Completed(_) => held,
             AttemptResult::Failed(_) => {
                 let lock = if self.dialect == Dialect::Postgres { " FOR UPDATE" } else { "" };
                 let sql = format!(
-                    "SELECT agent_id, agent_type, dependents, allow_failure, retry_policy, started_at FROM tasks \
+                    "SELECT {HELD_COLUMNS} FROM tasks \
                      WHERE workflow_id = $1 AND task_id = $2 AND attempt = $3 AND status = 'running'{lock}"
                 );
                 let row = sqlx::query(AssertSqlSafe(sql))
@@ -208,23 +286,16 @@ impl Store {
                     .bind(o.attempt as i64)
                     .fetch_optional(&mut *conn)
                     .await?;
-                (row, false)
+                row.map(|r| Held::from_row(&r, 0)).transpose()?
             }
         };
-        let Some(row) = row else {
+        let Some(Held { agent_id, agent_type, dependents, allow_failure, policy, first_started }) = held else {
             return Ok(Applied::Fenced);
         };
-        let agent_id: String = row.try_get(0)?;
-        let agent_type: String = row.try_get(1)?;
-        let dependents: Vec<String> = serde_json::from_str(&row.try_get::<String, _>(2)?)?;
-        let allow_failure = row.try_get::<i64, _>(3)? != 0;
-        let policy: RetryPolicy = serde_json::from_str(&row.try_get::<String, _>(4)?)?;
-        let first_started: Option<i64> = row.try_get(5)?;
 
         let mut events = o.events.clone();
         let mut changes = Changes::new();
         let mut finished = None;
-        let mut ready = 0;
         let mut cancelled = Vec::new();
         let mut retry_at = None;
         let exec_ms = o.execution_time.as_secs_f64() * 1000.0;
@@ -232,7 +303,6 @@ impl Store {
 
         let (task_status, attempt_error) = match &o.result {
             AttemptResult::Completed(output) => {
-                debug_assert!(completed);
                 let output_value: Value = serde_json::from_str(output).unwrap_or(Value::Null);
                 let state = TaskVersionState {
                     status: TaskStatus::Completed,
@@ -325,8 +395,10 @@ impl Store {
         });
 
         let settled = task_status == TaskStatus::Completed || (task_status == TaskStatus::Failed && allow_failure);
-        if settled && !dependents.is_empty() {
-            ready = self.settle_dependents(conn, &o.workflow_id, &dependents, now).await?;
+        if settled {
+            for d in dependents {
+                *batch.settled.entry((o.workflow_id.clone(), d)).or_default() += 1;
+            }
         }
         let counters = batch.counters(&o.workflow_id);
         counters.released += 1;
@@ -352,7 +424,7 @@ impl Store {
             batch.history.version_same_status(&o.workflow_id, task_status.as_str(), changes);
         }
         batch.history.events(&o.workflow_id, events);
-        Ok(Applied::Recorded { task_status, workflow_finished: finished, ready, cancelled, retry_at })
+        Ok(Applied::Recorded { task_status, workflow_finished: finished, cancelled, retry_at })
     }
 
     async fn finish_task(
@@ -408,35 +480,29 @@ impl Store {
         Ok(())
     }
 
-    /// One dependency of each of `dependents` has settled; those with none left become ready.
+    /// Dependencies of these tasks settled (how many, per task); those with none left become ready.
     async fn settle_dependents(
         &self,
         conn: &mut AnyConnection,
-        workflow_id: &str,
-        dependents: &[String],
-        now: i64,
-    ) -> Result<usize> {
-        let mut ready = 0;
-        for chunk in dependents.chunks(500) {
-            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        settled: &BTreeMap<(String, String), i64>,
+    ) -> Result<()> {
+        let now = now_us();
+        let rows: Vec<_> = settled.iter().collect();
+        for chunk in rows.chunks(400) {
             let sql = format!(
-                "UPDATE tasks SET deps_remaining = deps_remaining - 1, \
-                 ready_at = CASE WHEN deps_remaining = 1 AND status = 'pending' THEN $2 ELSE ready_at END, \
-                 ready_since = CASE WHEN deps_remaining = 1 AND status = 'pending' THEN $2 ELSE ready_since END \
-                 WHERE workflow_id = $1 AND task_id IN ({}) RETURNING ready_at",
-                list.join(", ")
+                "WITH d (wf, tid, n, at) AS (VALUES {}) UPDATE tasks SET deps_remaining = deps_remaining - d.n, \
+                 ready_at = CASE WHEN deps_remaining = d.n AND status = 'pending' THEN d.at ELSE ready_at END, \
+                 ready_since = CASE WHEN deps_remaining = d.n AND status = 'pending' THEN d.at ELSE ready_since END \
+                 FROM d WHERE workflow_id = d.wf AND task_id = d.tid",
+                super::rows::placeholders(self.dialect, chunk.len(), 4)
             );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(workflow_id).bind(now);
-            for d in chunk {
-                q = q.bind(d);
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for ((wf, task), n) in chunk {
+                q = q.bind(wf).bind(task).bind(**n).bind(now);
             }
-            for r in q.fetch_all(&mut *conn).await? {
-                if r.try_get::<Option<i64>, _>(0)? == Some(now) {
-                    ready += 1;
-                }
-            }
+            q.execute(&mut *conn).await?;
         }
-        Ok(ready)
+        Ok(())
     }
 
     /// Stop every unfinished task of a workflow: running ones become `cancelled`, the others
