@@ -75,23 +75,33 @@ impl Store {
         }
         let only = match workflows {
             Some(w) => format!(
-                " AND t.workflow_id IN ({})",
+                " AND w.workflow_id IN ({})",
                 (0..w.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(", ")
             ),
             None => String::new(),
         };
         let now = now_us();
-        let lock = match self.dialect {
-            Dialect::Postgres => " FOR UPDATE OF t SKIP LOCKED",
-            Dialect::Sqlite => "",
+        let sql = match self.dialect {
+            // Each running workflow with free slots gives its first ready tasks, read in order
+            // from its own ready index: the cost follows the slots, not the tasks waiting.
+            Dialect::Postgres => format!(
+                "SELECT t.workflow_id, t.task_id FROM workflows w CROSS JOIN LATERAL ( \
+                 SELECT r.workflow_id, r.task_id, r.ready_at, r.position FROM tasks r \
+                 WHERE r.workflow_id = w.workflow_id AND r.ready_at IS NOT NULL AND r.ready_at <= $1 \
+                 ORDER BY r.ready_at, r.position LIMIT LEAST(w.max_parallel - w.running, $2) \
+                 FOR UPDATE SKIP LOCKED) t \
+                 WHERE w.status = 'running' AND w.running < w.max_parallel{only} \
+                 ORDER BY t.ready_at, t.position LIMIT $2"
+            ),
+            // `CROSS JOIN` keeps SQLite walking the ready index in order and stopping at `max`,
+            // rather than reading every task of each running workflow.
+            Dialect::Sqlite => format!(
+                "SELECT t.workflow_id, t.task_id FROM tasks t CROSS JOIN workflows w \
+                 WHERE w.workflow_id = t.workflow_id AND t.ready_at IS NOT NULL AND t.ready_at <= $1 \
+                 AND w.status = 'running' AND w.running < w.max_parallel{only} \
+                 ORDER BY t.ready_at, t.position LIMIT $2"
+            ),
         };
-        // `CROSS JOIN` keeps SQLite walking the ready index in order and stopping at `max`, rather
-        // than reading every task of each running workflow (PostgreSQL plans it as a plain join).
-        let sql = format!(
-            "SELECT t.workflow_id, t.task_id FROM tasks t CROSS JOIN workflows w WHERE w.workflow_id = t.workflow_id \
-             AND t.ready_at IS NOT NULL AND t.ready_at <= $1 AND w.status = 'running' \
-             AND w.running < w.max_parallel{only} ORDER BY t.ready_at, t.position LIMIT $2{lock}"
-        );
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(max as i64);
         for w in workflows.unwrap_or_default() {
             q = q.bind(w);

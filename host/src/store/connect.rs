@@ -19,6 +19,19 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NO
      PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; \
      PRAGMA temp_store = MEMORY;";
 
+/// Batched statements differ in their number of rows, so a connection sees a few hundred
+/// distinct texts: keep them all prepared (the default of 100 would re-prepare most of them).
+const STATEMENT_CACHE: usize = 1024;
+
+/// `url` with a statement cache of [`STATEMENT_CACHE`], unless it sets its own.
+fn with_statement_cache(url: &str) -> String {
+    if url.contains("statement-cache-capacity=") {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}statement-cache-capacity={STATEMENT_CACHE}")
+}
+
 impl Store {
     /// Open (creating if needed) the database at `url` and bring its schema up to date.
     ///
@@ -31,7 +44,7 @@ impl Store {
             let mut conn = opts.connect().await?;
             POSTGRES_MIGRATIONS.run(&mut conn).await?;
             conn.close().await?;
-            (Dialect::Postgres, url.to_string())
+            (Dialect::Postgres, with_statement_cache(url))
         } else {
             let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
             if path.contains("://") {
@@ -79,5 +92,23 @@ impl Store {
             events_enabled: Arc::new(AtomicBool::new(true)),
             events_written: Default::default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_statement_cache;
+
+    #[test]
+    fn statement_cache_is_added_unless_set() {
+        assert_eq!(with_statement_cache("postgres://h/db"), "postgres://h/db?statement-cache-capacity=1024");
+        assert_eq!(
+            with_statement_cache("postgres://h/db?sslmode=disable"),
+            "postgres://h/db?sslmode=disable&statement-cache-capacity=1024"
+        );
+        assert_eq!(
+            with_statement_cache("postgres://h/db?statement-cache-capacity=5"),
+            "postgres://h/db?statement-cache-capacity=5"
+        );
     }
 }

@@ -228,26 +228,27 @@ impl Store {
         let mut held = HashMap::with_capacity(done.len());
         let now = now_us();
         for chunk in done.chunks(400) {
-            if self.dialect == Dialect::Postgres {
-                let sql = format!(
-                    "WITH o (wf, tid) AS (VALUES {}) SELECT 1 FROM tasks JOIN o ON workflow_id = o.wf AND task_id = o.tid \
-                     ORDER BY workflow_id, task_id FOR UPDATE OF tasks",
-                    super::rows::placeholders(self.dialect, chunk.len(), 2)
-                );
-                let mut q = sqlx::query(AssertSqlSafe(sql));
-                for (o, _) in chunk {
-                    q = q.bind(&o.workflow_id).bind(&o.task_id);
-                }
-                q.execute(&mut *conn).await?;
-            }
-            let sql = format!(
-                "WITH o (wf, tid, att, out, fin) AS (VALUES {}) \
-                 UPDATE tasks SET status = 'completed', lease_owner = NULL, lease_expires = NULL, ready_at = NULL, \
-                 output = o.out, error = NULL, finished_at = o.fin FROM o \
-                 WHERE workflow_id = o.wf AND task_id = o.tid AND attempt = o.att AND status = 'running' \
-                 RETURNING tasks.workflow_id, tasks.task_id, {HELD_COLUMNS}",
-                super::rows::placeholders(self.dialect, chunk.len(), 5)
-            );
+            let values = super::rows::placeholders(self.dialect, chunk.len(), 5);
+            let sql = match self.dialect {
+                // Task rows are locked in key order first, as control operations lock them.
+                Dialect::Postgres => format!(
+                    "WITH o (wf, tid, att, out, fin) AS (VALUES {values}), \
+                     l AS MATERIALIZED (SELECT t.workflow_id, t.task_id FROM tasks t JOIN o \
+                     ON t.workflow_id = o.wf AND t.task_id = o.tid ORDER BY 1, 2 FOR UPDATE OF t) \
+                     UPDATE tasks SET status = 'completed', lease_owner = NULL, lease_expires = NULL, \
+                     ready_at = NULL, output = o.out, error = NULL, finished_at = o.fin FROM o JOIN l \
+                     ON l.workflow_id = o.wf AND l.task_id = o.tid \
+                     WHERE tasks.workflow_id = o.wf AND tasks.task_id = o.tid AND attempt = o.att \
+                     AND status = 'running' RETURNING tasks.workflow_id, tasks.task_id, {HELD_COLUMNS}"
+                ),
+                Dialect::Sqlite => format!(
+                    "WITH o (wf, tid, att, out, fin) AS (VALUES {values}) \
+                     UPDATE tasks SET status = 'completed', lease_owner = NULL, lease_expires = NULL, \
+                     ready_at = NULL, output = o.out, error = NULL, finished_at = o.fin FROM o \
+                     WHERE workflow_id = o.wf AND task_id = o.tid AND attempt = o.att AND status = 'running' \
+                     RETURNING tasks.workflow_id, tasks.task_id, {HELD_COLUMNS}"
+                ),
+            };
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (o, output) in chunk {
                 q = q.bind(&o.workflow_id).bind(&o.task_id).bind(o.attempt as i64).bind(*output).bind(now);

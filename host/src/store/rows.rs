@@ -68,6 +68,25 @@ pub async fn write_snapshot(
     Ok(())
 }
 
+/// The parts of an event kept as one JSON text column: they are read back, never filtered on.
+#[derive(Serialize)]
+struct EventBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a crate::events::EventError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    performance: Option<&'a crate::events::Performance>,
+}
+
+impl EventBody<'_> {
+    fn is_empty(&self) -> bool {
+        self.error.is_none() && self.metadata.is_none() && self.context.is_none() && self.performance.is_none()
+    }
+}
+
 const EVENT_COLUMNS: usize = 13;
 const VERSION_COLUMNS: usize = 6;
 /// Rows per INSERT statement (keeps bind parameters well under every database's limit).
@@ -210,20 +229,13 @@ impl History {
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (wf, seq, e) in chunk {
-                let mut body = Map::new();
-                if let Some(err) = &e.error {
-                    body.insert("error".into(), serde_json::to_value(err)?);
-                }
-                if let Some(m) = &e.metadata {
-                    body.insert("metadata".into(), m.clone());
-                }
-                if let Some(c) = &e.context {
-                    body.insert("context".into(), c.clone());
-                }
-                if let Some(p) = &e.performance {
-                    body.insert("performance".into(), serde_json::to_value(p)?);
-                }
-                let body = (!body.is_empty()).then(|| Value::Object(body).to_string());
+                let body = EventBody {
+                    error: e.error.as_ref(),
+                    metadata: e.metadata.as_ref(),
+                    context: e.context.as_ref(),
+                    performance: e.performance.as_ref(),
+                };
+                let body = (!body.is_empty()).then(|| serde_json::to_string(&body)).transpose()?;
                 q = q
                     .bind(wf)
                     .bind(*seq)
@@ -278,11 +290,19 @@ pub async fn notify_hosts(conn: &mut AnyConnection, dialect: Dialect, workflow_i
     if dialect != Dialect::Postgres {
         return Ok(());
     }
-    let mut seen = std::collections::HashSet::new();
-    for id in workflow_ids {
-        if seen.insert(id) {
-            sqlx::query("SELECT pg_notify('hyphae', $1)").bind(id).execute(&mut *conn).await?;
+    let mut ids: Vec<&str> = workflow_ids;
+    ids.sort_unstable();
+    ids.dedup();
+    for chunk in ids.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT pg_notify('hyphae', n.id) FROM (VALUES {}) AS n (id)",
+            placeholders(dialect, chunk.len(), 1)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(*id);
         }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
 }
