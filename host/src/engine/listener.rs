@@ -29,7 +29,12 @@ pub(super) async fn run(inner: Arc<Inner>) {
         loop {
             tokio::select! {
                 n = listener.recv() => match n {
-                    Ok(n) => changed(&inner, n.payload()).await,
+                    Ok(n) => match crate::store::parse_notice(n.payload()) {
+                        // This host's own changes were acted on where they were made.
+                        Some((origin, _, _)) if origin == inner.store.origin() => {}
+                        Some((_, stopped, workflow_id)) => changed(&inner, workflow_id, stopped).await,
+                        None => tracing::debug!(payload = n.payload(), "ignoring a notice of another format"),
+                    },
                     Err(e) => {
                         tracing::warn!(error = %e, "lost the notification connection; reconnecting");
                         break;
@@ -41,9 +46,12 @@ pub(super) async fn run(inner: Arc<Inner>) {
     }
 }
 
-async fn changed(inner: &Inner, workflow_id: &str) {
+async fn changed(inner: &Inner, workflow_id: &str, stopped: bool) {
     inner.notify(workflow_id, true);
     inner.wake.notify_one();
+    if !stopped {
+        return;
+    }
     let local: Vec<String> = {
         let running = inner.running.lock().unwrap_or_else(|e| e.into_inner());
         running.keys().filter(|(w, _)| w == workflow_id).map(|(_, t)| t.clone()).collect()

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 use utoipa::ToSchema;
 
-use super::types::{rfc3339, Event, EventType};
+use super::types::{rfc3339, Event, EventError, EventType, Performance};
 use crate::store::{now_us, Result, Store, StoreError};
 
 const COLUMNS: &str = "workflow_id, seq, event_id, event_type, task_id, agent_id, agent_type, source_agent, \
@@ -70,14 +70,22 @@ pub struct Statistics {
     pub max_duration_ms: Option<f64>,
 }
 
+/// The `body` column: the parts of an event that are read back but never filtered on.
+#[derive(Default, serde::Deserialize)]
+struct StoredBody {
+    error: Option<EventError>,
+    metadata: Option<Value>,
+    context: Option<Value>,
+    performance: Option<Performance>,
+}
+
 fn event_from_row(r: &AnyRow) -> Result<Event> {
     let event_type: String = r.try_get(3)?;
     let body: Option<String> = r.try_get(12)?;
-    let mut body: serde_json::Map<String, Value> = match body {
+    let body: StoredBody = match body {
         Some(b) => serde_json::from_str(&b)?,
-        None => Default::default(),
+        None => StoredBody::default(),
     };
-    let take = |body: &mut serde_json::Map<String, Value>, k: &str| body.remove(k);
     Ok(Event {
         workflow_id: r.try_get(0)?,
         seq: r.try_get(1)?,
@@ -92,10 +100,10 @@ fn event_from_row(r: &AnyRow) -> Result<Event> {
         status: r.try_get(9)?,
         duration_ms: r.try_get(10)?,
         timestamp: rfc3339(r.try_get(11)?),
-        error: take(&mut body, "error").map(serde_json::from_value).transpose()?,
-        metadata: take(&mut body, "metadata"),
-        context: take(&mut body, "context"),
-        performance: take(&mut body, "performance").map(serde_json::from_value).transpose()?,
+        error: body.error,
+        metadata: body.metadata,
+        context: body.context,
+        performance: body.performance,
     })
 }
 

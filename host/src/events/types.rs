@@ -176,8 +176,9 @@ pub struct Event {
 pub fn rfc3339(us: i64) -> String {
     let t =
         time::OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
-    t.format(&f).unwrap_or_default()
+    let (year, month, day) = t.to_calendar_date();
+    let (hour, minute, second, micro) = t.to_hms_micro();
+    format!("{year:04}-{:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{micro:06}Z", month as u8)
 }
 
 #[cfg(test)]

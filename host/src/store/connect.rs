@@ -91,6 +91,7 @@ impl Store {
             url: Arc::from(url),
             events_enabled: Arc::new(AtomicBool::new(true)),
             events_written: Default::default(),
+            origin: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
         })
     }
 }

@@ -150,7 +150,7 @@ impl Store {
         if matches!(op, Control::Rollback(_)) {
             super::rows::write_snapshot(&mut tx, workflow_id, version, new_status).await?;
         }
-        super::rows::notify_hosts(&mut tx, self.dialect, vec![workflow_id]).await?;
+        super::rows::notify_hosts(&mut tx, self.dialect, &self.origin, vec![(workflow_id, true)]).await?;
         tx.commit().await?;
         self.count_events(flushed.events);
         Ok(ControlOutcome {

@@ -24,7 +24,7 @@ pub use claim::{Claim, ClaimedTask};
 pub use control::{Control, ControlOutcome};
 pub use outcome::{Applied, AttemptResult, Outcome};
 pub use read::{AttemptRecord, Page, TaskResultRow, TaskState, WorkflowFilter, WorkflowState, WorkflowSummary};
-pub use rows::TaskVersionState;
+pub use rows::{parse_notice, TaskVersionState};
 pub use submit::Submitted;
 pub use versions::{VersionInfo, VersionState};
 pub use workers::{WorkerHealth, WorkerRecord};
@@ -83,9 +83,16 @@ pub struct Store {
     events_enabled: Arc<AtomicBool>,
     /// Events written (committed) through this store.
     events_written: Arc<std::sync::atomic::AtomicU64>,
+    /// Tells this store's own change notices from other hosts' (PostgreSQL).
+    origin: Arc<str>,
 }
 
 impl Store {
+    /// Identity of this store in the change notices it sends (unique per [`Store::connect`]).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
     /// The database this store talks to.
     pub fn dialect(&self) -> Dialect {
         self.dialect

@@ -196,12 +196,18 @@ impl Store {
             _ => Vec::new(),
         };
         let flushed = history.flush(&mut tx, self.dialect, self.events_enabled()).await?;
-        let changed: Vec<&str> = outcomes
+        let changed: Vec<(&str, bool)> = outcomes
             .iter()
             .zip(&applied)
-            .filter_map(|(o, a)| (*a != Applied::Fenced).then_some(o.workflow_id.as_str()))
+            .filter_map(|(o, a)| match a {
+                Applied::Fenced => None,
+                Applied::Recorded { cancelled, workflow_finished, .. } => Some((
+                    o.workflow_id.as_str(),
+                    !cancelled.is_empty() || *workflow_finished == Some(WorkflowStatus::Failed),
+                )),
+            })
             .collect();
-        super::rows::notify_hosts(&mut tx, self.dialect, changed).await?;
+        super::rows::notify_hosts(&mut tx, self.dialect, &self.origin, changed).await?;
         tx.commit().await?;
         self.count_events(flushed.events);
         Ok((applied, claimed))

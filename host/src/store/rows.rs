@@ -284,23 +284,43 @@ pub fn placeholders(dialect: Dialect, rows: usize, cols: usize) -> String {
     s
 }
 
-/// On PostgreSQL, tell every host (on commit) that these workflows changed, so ready tasks start
-/// within milliseconds on some host and event streams on any host see new events.
-pub async fn notify_hosts(conn: &mut AnyConnection, dialect: Dialect, workflow_ids: Vec<&str>) -> Result<()> {
+/// A change notice: which store sent it, whether running attempts were stopped, which workflow.
+pub fn notice_payload(origin: &str, stopped: bool, workflow_id: &str) -> String {
+    format!("{origin} {} {workflow_id}", if stopped { 's' } else { '-' })
+}
+
+/// Read a change notice: (origin, stopped, workflow id).
+pub fn parse_notice(payload: &str) -> Option<(&str, bool, &str)> {
+    let (origin, rest) = payload.split_once(' ')?;
+    let (flag, workflow_id) = rest.split_once(' ')?;
+    Some((origin, flag == "s", workflow_id))
+}
+
+/// On PostgreSQL, tell every host (on commit) that these workflows changed, and whether the
+/// change stopped running attempts, so ready tasks start within milliseconds on some host, event
+/// streams on any host see new events, and stopped attempts are interrupted wherever they run.
+pub async fn notify_hosts(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    origin: &str,
+    workflows: Vec<(&str, bool)>,
+) -> Result<()> {
     if dialect != Dialect::Postgres {
         return Ok(());
     }
-    let mut ids: Vec<&str> = workflow_ids;
-    ids.sort_unstable();
-    ids.dedup();
-    for chunk in ids.chunks(CHUNK) {
+    let mut merged: std::collections::BTreeMap<&str, bool> = Default::default();
+    for (id, stopped) in workflows {
+        *merged.entry(id).or_default() |= stopped;
+    }
+    let payloads: Vec<String> = merged.into_iter().map(|(id, s)| notice_payload(origin, s, id)).collect();
+    for chunk in payloads.chunks(CHUNK) {
         let sql = format!(
-            "SELECT pg_notify('hyphae', n.id) FROM (VALUES {}) AS n (id)",
+            "SELECT pg_notify('hyphae', n.payload) FROM (VALUES {}) AS n (payload)",
             placeholders(dialect, chunk.len(), 1)
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
-        for id in chunk {
-            q = q.bind(*id);
+        for p in chunk {
+            q = q.bind(p);
         }
         q.execute(&mut *conn).await?;
     }
@@ -314,5 +334,14 @@ mod tests {
         use super::{placeholders, Dialect};
         assert_eq!(placeholders(Dialect::Postgres, 2, 2), "($1, $2), ($3, $4)");
         assert_eq!(placeholders(Dialect::Sqlite, 2, 2), "(?, ?), (?, ?)");
+    }
+
+    #[test]
+    fn notices_round_trip() {
+        use super::{notice_payload, parse_notice};
+        let p = notice_payload("abc", true, "wf 1");
+        assert_eq!(parse_notice(&p), Some(("abc", true, "wf 1")));
+        assert_eq!(parse_notice(&notice_payload("abc", false, "w")), Some(("abc", false, "w")));
+        assert_eq!(parse_notice("garbage"), None);
     }
 }

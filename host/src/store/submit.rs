@@ -125,7 +125,7 @@ impl Store {
         let version = flushed.versions.first().map(|(_, v)| *v).unwrap_or(1);
         // Version 1 is always snapshotted: every rebuild has a base.
         super::rows::write_snapshot(&mut tx, &id, version, status).await?;
-        super::rows::notify_hosts(&mut tx, self.dialect, vec![id.as_str()]).await?;
+        super::rows::notify_hosts(&mut tx, self.dialect, &self.origin, vec![(id.as_str(), false)]).await?;
         tx.commit().await?;
         self.count_events(flushed.events);
         Ok(Submitted { workflow_id: id, status, version, existing: false })
