@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 use utoipa::ToSchema;
 
 use super::types::{rfc3339, Event, EventError, EventType, Performance};
+use crate::store::Dialect;
 use crate::store::{now_us, Result, Store, StoreError};
 
 const COLUMNS: &str = "workflow_id, seq, event_id, event_type, task_id, agent_id, agent_type, source_agent, \
@@ -79,32 +79,88 @@ struct StoredBody {
     performance: Option<Performance>,
 }
 
-fn event_from_row(r: &AnyRow) -> Result<Event> {
-    let event_type: String = r.try_get(3)?;
-    let body: Option<String> = r.try_get(12)?;
-    let body: StoredBody = match body {
-        Some(b) => serde_json::from_str(&b)?,
-        None => StoredBody::default(),
-    };
-    Ok(Event {
-        workflow_id: r.try_get(0)?,
-        seq: r.try_get(1)?,
-        event_id: r.try_get(2)?,
-        event_type: EventType::parse(&event_type)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown event type `{event_type}`")))?,
-        task_id: r.try_get(4)?,
-        agent_id: r.try_get(5)?,
-        agent_type: r.try_get(6)?,
-        source_agent: r.try_get(7)?,
-        target_agent: r.try_get(8)?,
-        status: r.try_get(9)?,
-        duration_ms: r.try_get(10)?,
-        timestamp: rfc3339(r.try_get(11)?),
-        error: body.error,
-        metadata: body.metadata,
-        context: body.context,
-        performance: body.performance,
-    })
+/// One event as the database returns it inside the JSON array of [`aggregated`]: the columns of
+/// [`COLUMNS`], in order.
+#[derive(serde::Deserialize)]
+struct StoredEvent(
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+    i64,
+    Option<StoredBody>,
+);
+
+impl StoredEvent {
+    fn into_event(self) -> Result<Event> {
+        let StoredEvent(
+            workflow_id,
+            seq,
+            event_id,
+            event_type,
+            task_id,
+            agent_id,
+            agent_type,
+            source,
+            target,
+            status,
+            duration_ms,
+            ts,
+            body,
+        ) = self;
+        let body = body.unwrap_or_default();
+        Ok(Event {
+            workflow_id,
+            seq,
+            event_id,
+            event_type: EventType::parse(&event_type)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown event type `{event_type}`")))?,
+            task_id,
+            agent_id,
+            agent_type,
+            source_agent: source,
+            target_agent: target,
+            status,
+            duration_ms,
+            timestamp: rfc3339(ts),
+            error: body.error,
+            metadata: body.metadata,
+            context: body.context,
+            performance: body.performance,
+        })
+    }
+}
+
+/// A query returning one JSON array of the events `inner` selects (it must select [`COLUMNS`]),
+/// in `order`. One row crosses the driver instead of one per event, which is most of the cost of
+/// reading events.
+fn aggregated(dialect: Dialect, inner: &str, order: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => format!(
+            "SELECT json_group_array(json_array(workflow_id, seq, event_id, event_type, task_id, agent_id, \
+             agent_type, source_agent, target_agent, status, duration_ms, ts, json(body)) ORDER BY {order}) \
+             FROM ({inner}) e"
+        ),
+        Dialect::Postgres => format!(
+            "SELECT json_agg(json_build_array(workflow_id, seq, event_id, event_type, task_id, agent_id, \
+             agent_type, source_agent, target_agent, status, duration_ms, ts, body::json) ORDER BY {order})::text \
+             FROM ({inner}) e"
+        ),
+    }
+}
+
+/// The events of an [`aggregated`] query's result.
+fn events_from_json(json: Option<String>) -> Result<Vec<Event>> {
+    let Some(json) = json else { return Ok(Vec::new()) };
+    let stored: Vec<StoredEvent> = serde_json::from_str(&json)?;
+    stored.into_iter().map(StoredEvent::into_event).collect()
 }
 
 /// `AND event_type IN ('a', 'b')` for a list of known types (names are our own constants).
@@ -120,16 +176,16 @@ impl Store {
     /// Events of a workflow, oldest first.
     pub async fn workflow_events(&self, workflow_id: &str, q: &EventQuery) -> Result<Vec<Event>> {
         let task = if q.task_id.is_some() { " AND task_id = $4" } else { "" };
-        let sql = format!(
+        let inner = format!(
             "SELECT {COLUMNS} FROM events WHERE workflow_id = $1 AND seq > $2{}{task} ORDER BY seq LIMIT $3",
             type_filter(&q.types)
         );
+        let sql = aggregated(self.dialect(), &inner, "seq");
         let mut query = sqlx::query(AssertSqlSafe(sql)).bind(workflow_id).bind(q.after).bind(q.limit.max(1));
         if let Some(t) = &q.task_id {
             query = query.bind(t);
         }
-        let rows = query.fetch_all(self.reader()).await?;
-        let events = rows.iter().map(event_from_row).collect::<Result<Vec<_>>>()?;
+        let events = events_from_json(query.fetch_one(self.reader()).await?.try_get(0)?)?;
         if events.is_empty() && q.after == 0 {
             self.workflow_exists(workflow_id).await?;
         }
@@ -154,11 +210,10 @@ impl Store {
         let limit = q.limit.max(1);
         let mut events = Vec::new();
         for role in ["agent_id", "source_agent", "target_agent"] {
-            let sql = format!("SELECT {COLUMNS} FROM events WHERE {role} = $1{filter} ORDER BY ts LIMIT $2");
-            let rows = sqlx::query(AssertSqlSafe(sql)).bind(agent_id).bind(limit).fetch_all(self.reader()).await?;
-            for r in &rows {
-                events.push(event_from_row(r)?);
-            }
+            let inner = format!("SELECT {COLUMNS} FROM events WHERE {role} = $1{filter} ORDER BY ts LIMIT $2");
+            let sql = aggregated(self.dialect(), &inner, "ts, workflow_id, seq");
+            let row = sqlx::query(AssertSqlSafe(sql)).bind(agent_id).bind(limit).fetch_one(self.reader()).await?;
+            events.extend(events_from_json(row.try_get(0)?)?);
         }
         events.sort_by(|a, b| (&a.timestamp, &a.workflow_id, a.seq).cmp(&(&b.timestamp, &b.workflow_id, b.seq)));
         events.dedup_by(|a, b| a.workflow_id == b.workflow_id && a.seq == b.seq);
