@@ -47,6 +47,33 @@ async fn two_hosts_complete_200_workflows_once() {
     assert_eq!(per_worker.len(), 2, "both hosts took work: {per_worker:?}");
 }
 
+/// A cancel made on one host stops the attempt running on the other at once (the change notice
+/// says attempts were stopped), not when the attempt would have ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_on_one_host_stops_the_attempt_on_the_other() {
+    let (url, _d) = database(Backend::Postgres).await;
+    let a = Host::start(&url, shared_config()).await;
+    let b = Host::start(&url, shared_config()).await;
+    let id = a.submit(json!({"tasks": [sleep_task("long", 60_000)]})).await;
+    let started = Instant::now();
+    let (runner, other) = loop {
+        match (a.engine.running_tasks(), b.engine.running_tasks()) {
+            (1, _) => break (&a, &b),
+            (_, 1) => break (&b, &a),
+            _ => {}
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the task never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    other.engine.control(&id, hyphae::store::Control::Cancel).await.expect("cancel");
+    let cancelled = Instant::now();
+    while runner.engine.running_tasks() > 0 {
+        assert!(cancelled.elapsed() < Duration::from_secs(10), "the attempt on the other host kept running");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_status(&a.settle(&id).await, WorkflowStatus::Cancelled);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_result_of_a_fenced_attempt_is_refused() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
