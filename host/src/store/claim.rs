@@ -88,7 +88,7 @@ impl Store {
                 "SELECT t.workflow_id, t.task_id FROM workflows w CROSS JOIN LATERAL ( \
                  SELECT r.workflow_id, r.task_id, r.ready_at, r.position FROM tasks r \
                  WHERE r.workflow_id = w.workflow_id AND r.ready_at IS NOT NULL AND r.ready_at <= $1 \
-                 ORDER BY r.ready_at, r.position LIMIT LEAST(w.max_parallel - w.running, $2) \
+                 ORDER BY r.ready_at, r.position LIMIT GREATEST(LEAST(w.max_parallel - w.running, $2), 0) \
                  FOR UPDATE SKIP LOCKED) t \
                  WHERE w.status = 'running' AND w.running < w.max_parallel{only} \
                  ORDER BY t.ready_at, t.position LIMIT $2"
