@@ -38,9 +38,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
                             );
                             continue;
                         };
-                        inner.metrics.task_started(&t.agent_type);
-                        let inner2 = inner.clone();
-                        inner.tasks.spawn(task::run(inner2, t, permit));
+                        start(&inner, t, permit);
                     }
                 }
                 Err(e) => {

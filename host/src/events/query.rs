@@ -9,8 +9,7 @@ use sqlx::{AssertSqlSafe, Row};
 use utoipa::ToSchema;
 
 use super::types::{rfc3339, Event, EventError, EventType, Performance};
-use crate::store::Dialect;
-use crate::store::{now_us, Result, Store, StoreError};
+use crate::store::{now_us, Dialect, Result, Store, StoreError};
 
 const COLUMNS: &str = "workflow_id, seq, event_id, event_type, task_id, agent_id, agent_type, source_agent, \
     target_agent, status, duration_ms, ts, body";

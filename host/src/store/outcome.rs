@@ -62,28 +62,21 @@ pub enum Applied {
 struct Batch {
     history: History,
     attempts: Vec<AttemptClose>,
-    workflows: Vec<Counters>,
+    /// By workflow id: iterated in id order, the order workflow rows are locked in.
+    workflows: BTreeMap<String, Counters>,
     /// Dependencies settled in this batch, per (workflow id, dependent task id).
     settled: BTreeMap<(String, String), i64>,
 }
 
 impl Batch {
     fn counters(&mut self, workflow_id: &str) -> &mut Counters {
-        let i = match self.workflows.iter().position(|c| c.workflow_id == workflow_id) {
-            Some(i) => i,
-            None => {
-                self.workflows.push(Counters { workflow_id: workflow_id.to_string(), ..Counters::default() });
-                self.workflows.len() - 1
-            }
-        };
-        &mut self.workflows[i]
+        self.workflows.entry(workflow_id.to_string()).or_default()
     }
 }
 
 /// Per workflow: slots given back, tasks settled, whether it failed, and its last outcome.
 #[derive(Default)]
 struct Counters {
-    workflow_id: String,
     released: i64,
     settled: i64,
     failed: bool,
@@ -161,24 +154,23 @@ impl Store {
         let now = now_us();
         let mut history = batch.history;
         // Workflow rows are taken in id order, as claims take them, so writers never deadlock.
-        batch.workflows.sort_by(|a, b| a.workflow_id.cmp(&b.workflow_id));
-        for c in batch.workflows.iter().filter(|c| !c.failed) {
+        for (workflow_id, c) in batch.workflows.iter().filter(|(_, c)| !c.failed) {
             let row = sqlx::query(
                 "UPDATE workflows SET running = running - $2, remaining = remaining - $3 WHERE workflow_id = $1 \
                  RETURNING remaining, status",
             )
-            .bind(&c.workflow_id)
+            .bind(workflow_id)
             .bind(c.released)
             .bind(c.settled)
             .fetch_one(&mut *tx)
             .await?;
             let remaining: i64 = row.try_get(0)?;
             let status = super::versions::parse_status(&row.try_get::<String, _>(1)?)?;
-            history.fill_status(&c.workflow_id, status);
+            history.fill_status(workflow_id, status);
             if c.settled > 0 && remaining == 0 && !status.is_terminal() {
-                self.end_workflow(&mut tx, &c.workflow_id, WorkflowStatus::Completed, None, now).await?;
-                history.set_last_status(&c.workflow_id, WorkflowStatus::Completed);
-                history.events(&c.workflow_id, vec![NewEvent::new(EventType::WorkflowCompleted).status("completed")]);
+                self.end_workflow(&mut tx, workflow_id, WorkflowStatus::Completed, None, now).await?;
+                history.set_last_status(workflow_id, WorkflowStatus::Completed);
+                history.events(workflow_id, vec![NewEvent::new(EventType::WorkflowCompleted).status("completed")]);
                 if let Applied::Recorded { workflow_finished, .. } = &mut applied[c.last] {
                     *workflow_finished = Some(WorkflowStatus::Completed);
                 }
@@ -186,7 +178,7 @@ impl Store {
         }
         // On PostgreSQL, claim only from the workflows whose rows this transaction already holds:
         // taking other workflow rows now could deadlock with another host's writer.
-        let held: Vec<String> = batch.workflows.iter().filter(|c| !c.failed).map(|c| c.workflow_id.clone()).collect();
+        let held: Vec<String> = batch.workflows.iter().filter(|(_, c)| !c.failed).map(|(id, _)| id.clone()).collect();
         let claim = claim.map(|c| match self.dialect {
             Dialect::Postgres => Claim { workflows: Some(&held), ..c },
             Dialect::Sqlite => c,

@@ -96,11 +96,12 @@ const CHUNK: usize = 400;
 /// workflow numbers them, and multi-row INSERTs store them.
 #[derive(Default)]
 pub struct History {
-    workflows: Vec<Pending>,
+    /// By workflow id: flushed in id order, the order workflow rows are locked in.
+    workflows: std::collections::BTreeMap<String, Pending>,
 }
 
+#[derive(Default)]
 struct Pending {
-    workflow_id: String,
     versions: Vec<(Option<WorkflowStatus>, &'static str, Changes)>,
     events: Vec<NewEvent>,
 }
@@ -115,18 +116,7 @@ pub struct Flushed {
 
 impl History {
     fn entry(&mut self, workflow_id: &str) -> &mut Pending {
-        let i = match self.workflows.iter().position(|p| p.workflow_id == workflow_id) {
-            Some(i) => i,
-            None => {
-                self.workflows.push(Pending {
-                    workflow_id: workflow_id.to_string(),
-                    versions: Vec::new(),
-                    events: Vec::new(),
-                });
-                self.workflows.len() - 1
-            }
-        };
-        &mut self.workflows[i]
+        self.workflows.entry(workflow_id.to_string()).or_default()
     }
 
     /// A new version of a workflow: its status after the change, what made it, the task changes.
@@ -167,7 +157,7 @@ impl History {
         let mut version_rows = Vec::new();
         let mut event_rows = Vec::new();
         let mut flushed = Flushed { events: 0, versions: Vec::new() };
-        for p in self.workflows {
+        for (workflow_id, p) in self.workflows {
             let k = p.versions.len() as i64;
             let m = if with_events { p.events.len() as i64 } else { 0 };
             if k == 0 && m == 0 {
@@ -177,7 +167,7 @@ impl History {
                 "UPDATE workflows SET version = version + $2, event_seq = event_seq + $3, updated_at = $4 \
                  WHERE workflow_id = $1 RETURNING version, event_seq, snapshot_every",
             )
-            .bind(&p.workflow_id)
+            .bind(&workflow_id)
             .bind(k)
             .bind(m)
             .bind(now)
@@ -188,18 +178,18 @@ impl History {
             let last_status = p.versions.last().map(|v| v.0.unwrap_or(WorkflowStatus::Running));
             for (i, (status, reason, changes)) in p.versions.into_iter().enumerate() {
                 let status = status.unwrap_or(WorkflowStatus::Running);
-                version_rows.push((p.workflow_id.clone(), first + i as i64, status, reason, changes));
+                version_rows.push((workflow_id.clone(), first + i as i64, status, reason, changes));
             }
             if let Some(status) = last_status {
                 if every > 0 && last / every > (first - 1) / every {
-                    write_snapshot(conn, &p.workflow_id, last, status).await?;
+                    write_snapshot(conn, &workflow_id, last, status).await?;
                 }
-                flushed.versions.push((p.workflow_id.clone(), last));
+                flushed.versions.push((workflow_id.clone(), last));
             }
             if m > 0 {
                 let first_seq = last_seq - m + 1;
                 for (i, e) in p.events.into_iter().enumerate() {
-                    event_rows.push((p.workflow_id.clone(), first_seq + i as i64, e));
+                    event_rows.push((workflow_id.clone(), first_seq + i as i64, e));
                 }
             }
         }
