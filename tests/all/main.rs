@@ -2,6 +2,7 @@
 
 mod api;
 mod engine;
+mod events;
 mod harness;
 mod hosts;
 mod plugins;

@@ -1,5 +1,6 @@
 //! Coordination events: the history of every workflow, and the queries over it.
 
+pub mod blocks;
 mod query;
 mod types;
 

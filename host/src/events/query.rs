@@ -1,18 +1,16 @@
 //! Queries over the event log: per workflow, task and agent, handoff chains, timelines,
-//! statistics, and retention.
+//! statistics, and retention. Events are stored in blocks ([`super::blocks`]): the database finds
+//! the blocks, this module reads the events out of them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
-use serde_json::Value;
 use sqlx::{AssertSqlSafe, Row};
 use utoipa::ToSchema;
 
-use super::types::{rfc3339, Event, EventError, EventType, Performance};
-use crate::store::{now_us, Dialect, Result, Store, StoreError};
-
-const COLUMNS: &str = "workflow_id, seq, event_id, event_type, task_id, agent_id, agent_type, source_agent, \
-    target_agent, status, duration_ms, ts, body";
+use super::blocks::{self, Stored};
+use super::types::{Event, EventType};
+use crate::store::{now_us, write_blocks, Result, Store, StoreError};
 
 /// Filter of a workflow's events.
 #[derive(Debug, Clone, Default)]
@@ -69,126 +67,80 @@ pub struct Statistics {
     pub max_duration_ms: Option<f64>,
 }
 
-/// The `body` column: the parts of an event that are read back but never filtered on.
-#[derive(Default, serde::Deserialize)]
-struct StoredBody {
-    error: Option<EventError>,
-    metadata: Option<Value>,
-    context: Option<Value>,
-    performance: Option<Performance>,
+/// Blocks read per query at first; later pages read more (most reads want the first few).
+const FIRST_PAGE: i64 = 4;
+const MAX_PAGE: i64 = 256;
+
+fn corrupt(workflow_id: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("event block of workflow {workflow_id}: {e}"))
 }
 
-/// One event as the database returns it inside the JSON array of [`aggregated`]: the columns of
-/// [`COLUMNS`], in order.
-#[derive(serde::Deserialize)]
-struct StoredEvent(
-    String,
-    i64,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<f64>,
-    i64,
-    Option<StoredBody>,
-);
-
-impl StoredEvent {
-    fn into_event(self) -> Result<Event> {
-        let StoredEvent(
-            workflow_id,
-            seq,
-            event_id,
-            event_type,
-            task_id,
-            agent_id,
-            agent_type,
-            source,
-            target,
-            status,
-            duration_ms,
-            ts,
-            body,
-        ) = self;
-        let body = body.unwrap_or_default();
-        Ok(Event {
-            workflow_id,
-            seq,
-            event_id,
-            event_type: EventType::parse(&event_type)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown event type `{event_type}`")))?,
-            task_id,
-            agent_id,
-            agent_type,
-            source_agent: source,
-            target_agent: target,
-            status,
-            duration_ms,
-            timestamp: rfc3339(ts),
-            error: body.error,
-            metadata: body.metadata,
-            context: body.context,
-            performance: body.performance,
-        })
-    }
-}
-
-/// A query returning one JSON array of the events `inner` selects (it must select [`COLUMNS`]),
-/// in `order`. One row crosses the driver instead of one per event, which is most of the cost of
-/// reading events.
-fn aggregated(dialect: Dialect, inner: &str, order: &str) -> String {
-    match dialect {
-        Dialect::Sqlite => format!(
-            "SELECT json_group_array(json_array(workflow_id, seq, event_id, event_type, task_id, agent_id, \
-             agent_type, source_agent, target_agent, status, duration_ms, ts, json(body)) ORDER BY {order}) \
-             FROM ({inner}) e"
-        ),
-        Dialect::Postgres => format!(
-            "SELECT json_agg(json_build_array(workflow_id, seq, event_id, event_type, task_id, agent_id, \
-             agent_type, source_agent, target_agent, status, duration_ms, ts, body::json) ORDER BY {order})::text \
-             FROM ({inner}) e"
-        ),
-    }
-}
-
-/// The events of an [`aggregated`] query's result.
-fn events_from_json(json: Option<String>) -> Result<Vec<Event>> {
-    let Some(json) = json else { return Ok(Vec::new()) };
-    let stored: Vec<StoredEvent> = serde_json::from_str(&json)?;
-    stored.into_iter().map(StoredEvent::into_event).collect()
-}
-
-/// `AND event_type IN ('a', 'b')` for a list of known types (names are our own constants).
-fn type_filter(types: &[EventType]) -> String {
-    if types.is_empty() {
-        return String::new();
-    }
-    let names: Vec<String> = types.iter().map(|t| format!("'{}'", t.as_str())).collect();
-    format!(" AND event_type IN ({})", names.join(", "))
+fn event(e: Stored, workflow_id: &str) -> Result<Event> {
+    e.into_event(workflow_id).map_err(StoreError::Corrupt)
 }
 
 impl Store {
     /// Events of a workflow, oldest first.
     pub async fn workflow_events(&self, workflow_id: &str, q: &EventQuery) -> Result<Vec<Event>> {
-        let task = if q.task_id.is_some() { " AND task_id = $4" } else { "" };
-        let inner = format!(
-            "SELECT {COLUMNS} FROM events WHERE workflow_id = $1 AND seq > $2{}{task} ORDER BY seq LIMIT $3",
-            type_filter(&q.types)
-        );
-        let sql = aggregated(self.dialect(), &inner, "seq");
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(workflow_id).bind(q.after).bind(q.limit.max(1));
-        if let Some(t) = &q.task_id {
-            query = query.bind(t);
-        }
-        let events = events_from_json(query.fetch_one(self.reader()).await?.try_get(0)?)?;
+        let limit = q.limit.max(1) as usize;
+        let mut events = Vec::new();
+        self.scan_workflow(workflow_id, q.after, |e| {
+            let wanted =
+                e.seq() > q.after && e.is_of(&q.types) && q.task_id.as_deref().is_none_or(|t| e.task_id() == Some(t));
+            if wanted {
+                events.push(event(e, workflow_id)?);
+            }
+            Ok(events.len() < limit)
+        })
+        .await?;
         if events.is_empty() && q.after == 0 {
             self.workflow_exists(workflow_id).await?;
         }
         Ok(events)
+    }
+
+    /// Call `each` on the events of a workflow from the block holding position `after + 1` on,
+    /// in order, until it returns `false`.
+    async fn scan_workflow(
+        &self,
+        workflow_id: &str,
+        after: i64,
+        mut each: impl FnMut(Stored) -> Result<bool>,
+    ) -> Result<()> {
+        let (mut cursor, mut page) = (None::<i64>, FIRST_PAGE);
+        loop {
+            let rows = match cursor {
+                None => sqlx::query(
+                    "SELECT first_seq, events FROM event_blocks WHERE workflow_id = $1 AND first_seq >= \
+                     (SELECT COALESCE(MAX(first_seq), 0) FROM event_blocks WHERE workflow_id = $1 AND first_seq <= $2) \
+                     ORDER BY first_seq LIMIT $3",
+                )
+                .bind(workflow_id)
+                .bind(after.saturating_add(1)),
+                Some(last) => sqlx::query(
+                    "SELECT first_seq, events FROM event_blocks WHERE workflow_id = $1 AND first_seq > $2 \
+                     ORDER BY first_seq LIMIT $3",
+                )
+                .bind(workflow_id)
+                .bind(last),
+            }
+            .bind(page)
+            .fetch_all(self.reader())
+            .await?;
+            for row in &rows {
+                cursor = Some(row.try_get(0)?);
+                let text: &str = row.try_get(1)?;
+                for e in blocks::decode(text).map_err(corrupt(workflow_id))? {
+                    if !each(e)? {
+                        return Ok(());
+                    }
+                }
+            }
+            if (rows.len() as i64) < page {
+                return Ok(());
+            }
+            page = (page * 4).min(MAX_PAGE);
+        }
     }
 
     /// Position of the last event of a workflow (0 when none).
@@ -202,22 +154,49 @@ impl Store {
 
     /// Events in which an agent took part (as actor, source or target), oldest first.
     ///
-    /// Each role is read through its own `(role, ts)` index, so the cost follows `limit`, not the
-    /// number of events the agent has.
+    /// The agent index lists the agent's blocks by the time of its earliest event in each; blocks
+    /// are read in that order until no later block can hold an event among the first `limit`. The
+    /// cost follows `limit`, not the number of events the agent has.
     pub async fn agent_events(&self, agent_id: &str, q: &AgentEventsQuery) -> Result<Vec<Event>> {
-        let filter = type_filter(&q.types);
-        let limit = q.limit.max(1);
-        let mut events = Vec::new();
-        for role in ["agent_id", "source_agent", "target_agent"] {
-            let inner = format!("SELECT {COLUMNS} FROM events WHERE {role} = $1{filter} ORDER BY ts LIMIT $2");
-            let sql = aggregated(self.dialect(), &inner, "ts, workflow_id, seq");
-            let row = sqlx::query(AssertSqlSafe(sql)).bind(agent_id).bind(limit).fetch_one(self.reader()).await?;
-            events.extend(events_from_json(row.try_get(0)?)?);
+        let limit = q.limit.max(1) as usize;
+        let mut found: Vec<(i64, Event)> = Vec::new();
+        let (mut cursor, mut page) = ((i64::MIN, String::new(), i64::MIN), FIRST_PAGE);
+        'pages: loop {
+            let rows = sqlx::query(
+                "SELECT a.first_ts, a.workflow_id, a.first_seq, b.events FROM event_agents a \
+                 JOIN event_blocks b ON b.workflow_id = a.workflow_id AND b.first_seq = a.first_seq \
+                 WHERE a.agent_id = $1 AND (a.first_ts, a.workflow_id, a.first_seq) > ($2, $3, $4) \
+                 ORDER BY a.first_ts, a.workflow_id, a.first_seq LIMIT $5",
+            )
+            .bind(agent_id)
+            .bind(cursor.0)
+            .bind(&cursor.1)
+            .bind(cursor.2)
+            .bind(page)
+            .fetch_all(self.reader())
+            .await?;
+            for row in &rows {
+                let first_ts: i64 = row.try_get(0)?;
+                if found.len() >= limit && first_ts > found[limit - 1].0 {
+                    break 'pages;
+                }
+                let workflow_id: String = row.try_get(1)?;
+                let text: &str = row.try_get(3)?;
+                for e in blocks::decode(text).map_err(corrupt(&workflow_id))? {
+                    if e.involves(agent_id) && e.is_of(&q.types) {
+                        found.push((e.ts(), event(e, &workflow_id)?));
+                    }
+                }
+                found.sort_by(|(a, x), (b, y)| (a, &x.workflow_id, x.seq).cmp(&(b, &y.workflow_id, y.seq)));
+                found.truncate(limit);
+                cursor = (first_ts, workflow_id, row.try_get(2)?);
+            }
+            if (rows.len() as i64) < page {
+                break;
+            }
+            page = (page * 4).min(MAX_PAGE);
         }
-        events.sort_by(|a, b| (&a.timestamp, &a.workflow_id, a.seq).cmp(&(&b.timestamp, &b.workflow_id, b.seq)));
-        events.dedup_by(|a, b| a.workflow_id == b.workflow_id && a.seq == b.seq);
-        events.truncate(limit as usize);
-        Ok(events)
+        Ok(found.into_iter().map(|(_, e)| e).collect())
     }
 
     /// The handoffs of a workflow, in order.
@@ -228,36 +207,37 @@ impl Store {
 
     /// A workflow's events grouped as lifecycle, tasks, handoffs and failures.
     pub async fn timeline(&self, workflow_id: &str) -> Result<Timeline> {
-        let q = EventQuery { limit: i64::MAX, ..Default::default() };
-        let events = self.workflow_events(workflow_id, &q).await?;
-        let (first, last) = (events.first().map(|e| e.timestamp.clone()), events.last().map(|e| e.timestamp.clone()));
-        let ts: Vec<i64> = sqlx::query_scalar("SELECT ts FROM events WHERE workflow_id = $1 AND (seq = 1 OR seq = $2)")
-            .bind(workflow_id)
-            .bind(events.len() as i64)
-            .fetch_all(self.reader())
-            .await?;
-        let duration_ms = match (ts.iter().min(), ts.iter().max()) {
-            (Some(a), Some(b)) => (b - a) as f64 / 1000.0,
-            _ => 0.0,
-        };
         let mut t = Timeline {
             workflow_id: workflow_id.to_string(),
-            total_events: events.len(),
-            duration_ms,
-            start_time: first,
-            end_time: last,
+            total_events: 0,
+            duration_ms: 0.0,
+            start_time: None,
+            end_time: None,
             lifecycle: Vec::new(),
             tasks: Vec::new(),
             handoffs: Vec::new(),
             failures: Vec::new(),
         };
-        for e in events {
+        let mut span: Option<(i64, i64)> = None;
+        self.scan_workflow(workflow_id, 0, |e| {
+            let ts = e.ts();
+            span = Some(span.map_or((ts, ts), |(a, _)| (a, ts)));
+            let e = event(e, workflow_id)?;
+            t.total_events += 1;
+            t.start_time.get_or_insert_with(|| e.timestamp.clone());
+            t.end_time = Some(e.timestamp.clone());
             match e.event_type.group() {
                 "handoffs" => t.handoffs.push(e),
                 "failures" => t.failures.push(e),
                 "tasks" => t.tasks.push(e),
                 _ => t.lifecycle.push(e),
             }
+            Ok(true)
+        })
+        .await?;
+        match span {
+            Some((first, last)) => t.duration_ms = (last - first) as f64 / 1000.0,
+            None => self.workflow_exists(workflow_id).await?,
         }
         Ok(t)
     }
@@ -267,45 +247,136 @@ impl Store {
         if let Some(id) = workflow_id {
             self.workflow_exists(id).await?;
         }
-        let filter = if workflow_id.is_some() { "WHERE workflow_id = $1" } else { "WHERE $1 = ''" };
-        let id = workflow_id.unwrap_or("");
-        let r = sqlx::query(AssertSqlSafe(format!(
-            "SELECT COUNT(*), COUNT(DISTINCT workflow_id), \
-             COUNT(DISTINCT CASE WHEN task_id IS NULL THEN NULL ELSE workflow_id || '/' || task_id END), \
-             COUNT(DISTINCT agent_id), AVG(duration_ms), MIN(duration_ms), MAX(duration_ms) FROM events {filter}"
-        )))
-        .bind(id)
-        .fetch_one(self.reader())
-        .await?;
-        let types =
-            sqlx::query(AssertSqlSafe(format!("SELECT event_type, COUNT(*) FROM events {filter} GROUP BY event_type")))
-                .bind(id)
-                .fetch_all(self.reader())
-                .await?;
-        let mut counts = BTreeMap::new();
-        for t in types {
-            counts.insert(t.try_get::<String, _>(0)?, t.try_get::<i64, _>(1)?);
+        let mut acc = Tally::default();
+        let mut cursor = (workflow_id.unwrap_or("").to_string(), i64::MIN);
+        loop {
+            let sql = if workflow_id.is_some() {
+                "SELECT workflow_id, first_seq, events FROM event_blocks WHERE workflow_id = $1 AND first_seq > $2 \
+                 ORDER BY first_seq LIMIT $3"
+            } else {
+                "SELECT workflow_id, first_seq, events FROM event_blocks WHERE (workflow_id, first_seq) > ($1, $2) \
+                 ORDER BY workflow_id, first_seq LIMIT $3"
+            };
+            let rows = sqlx::query(sql).bind(&cursor.0).bind(cursor.1).bind(MAX_PAGE).fetch_all(self.reader()).await?;
+            for row in &rows {
+                let wf: String = row.try_get(0)?;
+                for e in blocks::decode(row.try_get(2)?).map_err(corrupt(&wf))? {
+                    acc.add(&wf, &e);
+                }
+                cursor = (wf, row.try_get(1)?);
+            }
+            if (rows.len() as i64) < MAX_PAGE {
+                break;
+            }
         }
-        let failures = counts.get("failure").copied().unwrap_or(0);
-        let finished = failures + counts.get("task_completed").copied().unwrap_or(0);
-        Ok(Statistics {
-            total_events: r.try_get(0)?,
-            unique_workflows: r.try_get(1)?,
-            unique_tasks: r.try_get(2)?,
-            unique_agents: r.try_get(3)?,
-            failure_count: failures,
-            failure_rate: if finished > 0 { failures as f64 / finished as f64 } else { 0.0 },
-            event_type_counts: counts,
-            avg_duration_ms: r.try_get(4)?,
-            min_duration_ms: r.try_get(5)?,
-            max_duration_ms: r.try_get(6)?,
-        })
+        Ok(acc.finish())
     }
 
     /// Delete events older than `days` days. Returns how many were deleted.
+    ///
+    /// Blocks wholly older than the cut-off go; a block that straddles it keeps its newer events.
     pub async fn delete_events_older_than(&self, days: f64) -> Result<u64> {
         let cutoff = now_us() - (days * 86_400e6) as i64;
-        let r = sqlx::query("DELETE FROM events WHERE ts < $1").bind(cutoff).execute(self.write_pool()).await?;
-        Ok(r.rows_affected())
+        let mut tx = self.write_pool().begin().await?;
+        let whole: i64 =
+            sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(event_count), 0) AS BIGINT) FROM event_blocks WHERE first_ts < $1 AND last_ts < $1",
+            )
+                .bind(cutoff)
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query(
+            "DELETE FROM event_agents WHERE (workflow_id, first_seq) IN \
+             (SELECT workflow_id, first_seq FROM event_blocks WHERE first_ts < $1 AND last_ts < $1)",
+        )
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM event_blocks WHERE first_ts < $1 AND last_ts < $1")
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?;
+        let straddling = sqlx::query("SELECT workflow_id, first_seq, events FROM event_blocks WHERE first_ts < $1")
+            .bind(cutoff)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut deleted = whole as u64;
+        for row in straddling {
+            let (wf, first_seq, text): (String, i64, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            let Some((mut block, removed)) = blocks::retain(&text, |e| e.ts() >= cutoff).map_err(corrupt(&wf))? else {
+                continue; // cannot happen: the block has an event at or after the cut-off
+            };
+            for table in ["event_agents", "event_blocks"] {
+                sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE workflow_id = $1 AND first_seq = $2")))
+                    .bind(&wf)
+                    .bind(first_seq)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            block.workflow_id = wf;
+            write_blocks(&mut tx, self.dialect(), &[block]).await?;
+            deleted += removed as u64;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+}
+
+/// Running totals for [`Store::statistics`].
+#[derive(Default)]
+struct Tally {
+    total: i64,
+    workflows: HashSet<String>,
+    tasks: HashSet<(String, String)>,
+    agents: HashSet<String>,
+    types: BTreeMap<String, i64>,
+    durations: (i64, f64, Option<f64>, Option<f64>),
+}
+
+impl Tally {
+    fn add(&mut self, workflow_id: &str, e: &Stored) {
+        self.total += 1;
+        if !self.workflows.contains(workflow_id) {
+            self.workflows.insert(workflow_id.to_string());
+        }
+        if let Some(t) = e.task_id() {
+            self.tasks.insert((workflow_id.to_string(), t.to_string()));
+        }
+        if let Some(a) = e.agent_id() {
+            if !self.agents.contains(a) {
+                self.agents.insert(a.to_string());
+            }
+        }
+        match self.types.get_mut(e.type_name()) {
+            Some(n) => *n += 1,
+            None => {
+                self.types.insert(e.type_name().to_string(), 1);
+            }
+        }
+        if let Some(d) = e.duration_ms() {
+            let (n, sum, min, max) = &mut self.durations;
+            *n += 1;
+            *sum += d;
+            *min = Some(min.map_or(d, |m| m.min(d)));
+            *max = Some(max.map_or(d, |m| m.max(d)));
+        }
+    }
+
+    fn finish(self) -> Statistics {
+        let failures = self.types.get("failure").copied().unwrap_or(0);
+        let finished = failures + self.types.get("task_completed").copied().unwrap_or(0);
+        let (n, sum, min, max) = self.durations;
+        Statistics {
+            total_events: self.total,
+            unique_workflows: self.workflows.len() as i64,
+            unique_tasks: self.tasks.len() as i64,
+            unique_agents: self.agents.len() as i64,
+            failure_count: failures,
+            failure_rate: if finished > 0 { failures as f64 / finished as f64 } else { 0.0 },
+            event_type_counts: self.types,
+            avg_duration_ms: (n > 0).then(|| sum / n as f64),
+            min_duration_ms: min,
+            max_duration_ms: max,
+        }
     }
 }

@@ -24,6 +24,7 @@ pub use claim::{Claim, ClaimedTask};
 pub use control::{Control, ControlOutcome};
 pub use outcome::{Applied, AttemptResult, Outcome};
 pub use read::{AttemptRecord, Page, TaskResultRow, TaskState, WorkflowFilter, WorkflowState, WorkflowSummary};
+pub(crate) use rows::write_blocks;
 pub use rows::{parse_notice, TaskVersionState};
 pub use submit::Submitted;
 pub use versions::{VersionInfo, VersionState};

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::{now_us, Dialect, Result};
+use crate::events::blocks::{self, Block};
 use crate::events::NewEvent;
 use crate::workflow::{TaskStatus, WorkflowStatus};
 
@@ -68,26 +69,6 @@ pub async fn write_snapshot(
     Ok(())
 }
 
-/// The parts of an event kept as one JSON text column: they are read back, never filtered on.
-#[derive(Serialize)]
-struct EventBody<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a crate::events::EventError>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    context: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    performance: Option<&'a crate::events::Performance>,
-}
-
-impl EventBody<'_> {
-    fn is_empty(&self) -> bool {
-        self.error.is_none() && self.metadata.is_none() && self.context.is_none() && self.performance.is_none()
-    }
-}
-
-const EVENT_COLUMNS: usize = 13;
 const VERSION_COLUMNS: usize = 6;
 /// Rows per INSERT statement (keeps bind parameters well under every database's limit).
 const CHUNK: usize = 400;
@@ -155,7 +136,7 @@ impl History {
     pub async fn flush(self, conn: &mut AnyConnection, dialect: Dialect, with_events: bool) -> Result<Flushed> {
         let now = now_us();
         let mut version_rows = Vec::new();
-        let mut event_rows = Vec::new();
+        let mut event_blocks: Vec<Block> = Vec::new();
         let mut flushed = Flushed { events: 0, versions: Vec::new() };
         for (workflow_id, p) in self.workflows {
             let k = p.versions.len() as i64;
@@ -187,10 +168,7 @@ impl History {
                 flushed.versions.push((workflow_id.clone(), last));
             }
             if m > 0 {
-                let first_seq = last_seq - m + 1;
-                for (i, e) in p.events.into_iter().enumerate() {
-                    event_rows.push((workflow_id.clone(), first_seq + i as i64, e));
-                }
+                event_blocks.extend(blocks::encode(&workflow_id, last_seq - m + 1, &p.events, now)?);
             }
         }
         for chunk in version_rows.chunks(CHUNK) {
@@ -210,41 +188,49 @@ impl History {
             }
             q.execute(&mut *conn).await?;
         }
-        flushed.events = event_rows.len() as u64;
-        for chunk in event_rows.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO events (workflow_id, seq, event_id, event_type, task_id, agent_id, agent_type, \
-                 source_agent, target_agent, status, duration_ms, ts, body) VALUES {}",
-                placeholders(dialect, chunk.len(), EVENT_COLUMNS)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (wf, seq, e) in chunk {
-                let body = EventBody {
-                    error: e.error.as_ref(),
-                    metadata: e.metadata.as_ref(),
-                    context: e.context.as_ref(),
-                    performance: e.performance.as_ref(),
-                };
-                let body = (!body.is_empty()).then(|| serde_json::to_string(&body)).transpose()?;
-                q = q
-                    .bind(wf)
-                    .bind(*seq)
-                    .bind(uuid::Uuid::new_v4().to_string())
-                    .bind(e.event_type.map(|t| t.as_str()).unwrap_or("unknown"))
-                    .bind(e.task_id.clone())
-                    .bind(e.agent_id.clone())
-                    .bind(e.agent_type.clone())
-                    .bind(e.source_agent.clone())
-                    .bind(e.target_agent.clone())
-                    .bind(e.status.clone())
-                    .bind(e.duration_ms)
-                    .bind(if e.at_us > 0 { e.at_us } else { now })
-                    .bind(body);
-            }
-            q.execute(&mut *conn).await?;
-        }
+        flushed.events = event_blocks.iter().map(|b| b.count as u64).sum();
+        write_blocks(conn, dialect, &event_blocks).await?;
         Ok(flushed)
     }
+}
+
+const BLOCK_COLUMNS: usize = 7;
+const AGENT_COLUMNS: usize = 4;
+/// Store event blocks and their agent index entries.
+pub(crate) async fn write_blocks(conn: &mut AnyConnection, dialect: Dialect, blocks: &[Block]) -> Result<()> {
+    for chunk in blocks.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO event_blocks (workflow_id, first_seq, last_seq, first_ts, last_ts, event_count, events) \
+             VALUES {}",
+            placeholders(dialect, chunk.len(), BLOCK_COLUMNS)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for b in chunk {
+            q = q
+                .bind(&b.workflow_id)
+                .bind(b.first_seq)
+                .bind(b.last_seq)
+                .bind(b.first_ts)
+                .bind(b.last_ts)
+                .bind(b.count)
+                .bind(&b.events);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    let agents: Vec<(&str, i64, &Block)> =
+        blocks.iter().flat_map(|b| b.agents.iter().map(move |(a, ts)| (a.as_str(), *ts, b))).collect();
+    for chunk in agents.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO event_agents (agent_id, first_ts, workflow_id, first_seq) VALUES {}",
+            placeholders(dialect, chunk.len(), AGENT_COLUMNS)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (agent, ts, b) in chunk {
+            q = q.bind(*agent).bind(*ts).bind(&b.workflow_id).bind(b.first_seq);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// The VALUES list of a multi-row INSERT whose only parameters are these: `($1, $2), ($3, $4)` on

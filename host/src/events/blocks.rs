@@ -1,0 +1,320 @@
+//! The stored form of events. The events a transaction appends to one workflow are kept together
+//! as one *event block*: a row holding them as a JSON array, in sequence order, at most
+//! [`BLOCK_EVENTS`] per block. Blocks make tracking nearly free on the write path (one row per
+//! batch instead of one indexed row per event) and cheap to read back (a workflow's events are a
+//! few rows already in order). An agent index (`event_agents`) names, per agent, the blocks its
+//! events are in.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::types::{rfc3339, Event, EventError, EventType, NewEvent, Performance};
+
+/// Most events in one block: a reader of a few events never parses much more than it needs.
+pub const BLOCK_EVENTS: usize = 256;
+
+/// One block to store.
+#[derive(Debug)]
+pub struct Block {
+    pub workflow_id: String,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    /// Earliest and latest event time in the block (µs).
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub count: i64,
+    /// The events, as a JSON array of [`Stored`] rows.
+    pub events: String,
+    /// The agents that take part in the block's events (as actor, source or target), each with
+    /// the time of its earliest event here.
+    pub agents: BTreeMap<String, i64>,
+}
+
+/// The parts of an event read back but never filtered on.
+#[derive(Serialize)]
+struct BodyOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a EventError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    performance: Option<&'a Performance>,
+}
+
+#[derive(Default, Deserialize)]
+struct BodyIn {
+    error: Option<EventError>,
+    metadata: Option<Value>,
+    context: Option<Value>,
+    performance: Option<Performance>,
+}
+
+/// One event in a block, as written: seq, event id, type, task, agent id, agent type, source
+/// agent, target agent, status, duration (ms), time (µs), body.
+#[derive(Serialize)]
+struct Out<'a>(
+    i64,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<f64>,
+    i64,
+    Option<BodyOut<'a>>,
+);
+
+/// Split a workflow's new events, numbered from `first_seq`, into blocks. Events without a time
+/// get `now`.
+pub fn encode(workflow_id: &str, first_seq: i64, events: &[NewEvent], now: i64) -> serde_json::Result<Vec<Block>> {
+    let mut blocks = Vec::with_capacity(events.len().div_ceil(BLOCK_EVENTS));
+    for (b, chunk) in events.chunks(BLOCK_EVENTS).enumerate() {
+        let first = first_seq + (b * BLOCK_EVENTS) as i64;
+        let ids: Vec<String> = chunk.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
+        let mut rows = Vec::with_capacity(chunk.len());
+        let mut agents = BTreeMap::new();
+        let (mut first_ts, mut last_ts) = (i64::MAX, i64::MIN);
+        for (i, e) in chunk.iter().enumerate() {
+            let ts = if e.at_us > 0 { e.at_us } else { now };
+            first_ts = first_ts.min(ts);
+            last_ts = last_ts.max(ts);
+            for agent in [&e.agent_id, &e.source_agent, &e.target_agent].into_iter().flatten() {
+                let earliest = agents.entry(agent.clone()).or_insert(ts);
+                *earliest = (*earliest).min(ts);
+            }
+            let body = BodyOut {
+                error: e.error.as_ref(),
+                metadata: e.metadata.as_ref(),
+                context: e.context.as_ref(),
+                performance: e.performance.as_ref(),
+            };
+            let empty =
+                body.error.is_none() && body.metadata.is_none() && body.context.is_none() && body.performance.is_none();
+            rows.push(Out(
+                first + i as i64,
+                &ids[i],
+                e.event_type.map(EventType::as_str).unwrap_or("unknown"),
+                e.task_id.as_deref(),
+                e.agent_id.as_deref(),
+                e.agent_type.as_deref(),
+                e.source_agent.as_deref(),
+                e.target_agent.as_deref(),
+                e.status.as_deref(),
+                e.duration_ms,
+                ts,
+                (!empty).then_some(body),
+            ));
+        }
+        blocks.push(Block {
+            workflow_id: workflow_id.to_string(),
+            first_seq: first,
+            last_seq: first + chunk.len() as i64 - 1,
+            first_ts,
+            last_ts,
+            count: chunk.len() as i64,
+            events: serde_json::to_string(&rows)?,
+            agents,
+        });
+    }
+    Ok(blocks)
+}
+
+/// One event of a block as read, borrowing from the block's text: cheap to filter, turned into
+/// an [`Event`] only when wanted. Written back unchanged when a block is trimmed.
+#[derive(Serialize, Deserialize)]
+pub struct Stored<'a>(
+    pub i64,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    pub Option<f64>,
+    pub i64,
+    #[serde(borrow)] Option<&'a RawValue>,
+);
+
+/// The events of a block's text, in sequence order.
+pub fn decode(text: &str) -> serde_json::Result<Vec<Stored<'_>>> {
+    serde_json::from_str(text)
+}
+
+impl<'a> Stored<'a> {
+    /// Position in the workflow's history.
+    pub fn seq(&self) -> i64 {
+        self.0
+    }
+
+    /// Time (µs since the epoch).
+    pub fn ts(&self) -> i64 {
+        self.10
+    }
+
+    pub fn duration_ms(&self) -> Option<f64> {
+        self.9
+    }
+
+    /// Type name as stored.
+    pub fn type_name(&self) -> &str {
+        &self.2
+    }
+
+    pub fn task_id(&self) -> Option<&str> {
+        self.3.as_deref()
+    }
+
+    pub fn agent_id(&self) -> Option<&str> {
+        self.4.as_deref()
+    }
+
+    /// Whether `agent` took part in the event, as actor, source or target.
+    pub fn involves(&self, agent: &str) -> bool {
+        [&self.4, &self.6, &self.7].into_iter().any(|a| a.as_deref() == Some(agent))
+    }
+
+    /// Whether the event is of one of `types` (any type when empty).
+    pub fn is_of(&self, types: &[EventType]) -> bool {
+        types.is_empty() || types.iter().any(|t| t.as_str() == self.2)
+    }
+
+    /// The whole event, as served. `None` when the block holds something this host cannot read.
+    pub fn into_event(self, workflow_id: &str) -> Result<Event, String> {
+        let event_type =
+            EventType::parse(&self.2).ok_or_else(|| format!("unknown event type `{}` in {workflow_id}", self.2))?;
+        let body: BodyIn = match self.11 {
+            Some(raw) => serde_json::from_str(raw.get()).map_err(|e| format!("event body in {workflow_id}: {e}"))?,
+            None => BodyIn::default(),
+        };
+        let own = |s: Option<Cow<'a, str>>| s.map(Cow::into_owned);
+        Ok(Event {
+            workflow_id: workflow_id.to_string(),
+            seq: self.0,
+            event_id: self.1.into_owned(),
+            event_type,
+            task_id: own(self.3),
+            agent_id: own(self.4),
+            agent_type: own(self.5),
+            source_agent: own(self.6),
+            target_agent: own(self.7),
+            status: own(self.8),
+            duration_ms: self.9,
+            timestamp: rfc3339(self.10),
+            error: body.error,
+            metadata: body.metadata,
+            context: body.context,
+            performance: body.performance,
+        })
+    }
+}
+
+/// Re-encode the events of a block that `keep` keeps (retention of a block that straddles the
+/// cut-off): the new block text, its time range and its agents. `None` when nothing is kept.
+pub fn retain(text: &str, keep: impl Fn(&Stored) -> bool) -> serde_json::Result<Option<(Block, usize)>> {
+    let all = decode(text)?;
+    let total = all.len();
+    let kept: Vec<Stored> = all.into_iter().filter(|e| keep(e)).collect();
+    if kept.is_empty() {
+        return Ok(None);
+    }
+    let mut agents = BTreeMap::new();
+    for e in &kept {
+        for agent in [&e.4, &e.6, &e.7].into_iter().flatten() {
+            let earliest = agents.entry(agent.to_string()).or_insert(e.10);
+            *earliest = (*earliest).min(e.10);
+        }
+    }
+    let block = Block {
+        workflow_id: String::new(),
+        first_seq: kept[0].0,
+        last_seq: kept[kept.len() - 1].0,
+        first_ts: kept.iter().map(|e| e.10).min().unwrap_or_default(),
+        last_ts: kept.iter().map(|e| e.10).max().unwrap_or_default(),
+        count: kept.len() as i64,
+        events: serde_json::to_string(&kept)?,
+        agents,
+    };
+    Ok(Some((block, total - kept.len())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(t: EventType, agent: Option<&str>, at_us: i64) -> NewEvent {
+        let mut e = NewEvent { event_type: Some(t), at_us, ..Default::default() };
+        e.agent_id = agent.map(str::to_string);
+        e
+    }
+
+    #[test]
+    fn blocks_split_number_and_read_back() {
+        let events: Vec<NewEvent> = (0..BLOCK_EVENTS as i64 + 3)
+            .map(|i| ev(EventType::TaskStarted, Some(if i % 2 == 0 { "a" } else { "b" }), 10 + i))
+            .collect();
+        let blocks = encode("w", 5, &events, 99).unwrap();
+        assert_eq!(blocks.len(), 2);
+        assert_eq!((blocks[0].first_seq, blocks[0].last_seq, blocks[0].count), (5, 4 + BLOCK_EVENTS as i64, 256));
+        assert_eq!(
+            (blocks[1].first_seq, blocks[1].last_seq, blocks[1].count),
+            (5 + BLOCK_EVENTS as i64, 7 + BLOCK_EVENTS as i64, 3)
+        );
+        assert_eq!((blocks[0].first_ts, blocks[0].last_ts), (10, 10 + BLOCK_EVENTS as i64 - 1));
+        assert_eq!(blocks[1].agents.get("b"), Some(&(10 + BLOCK_EVENTS as i64 + 1)));
+        let read = decode(&blocks[1].events).unwrap();
+        assert_eq!(read.iter().map(Stored::seq).collect::<Vec<_>>(), [261, 262, 263]);
+        let e = read.into_iter().next().unwrap().into_event("w").unwrap();
+        assert_eq!((e.workflow_id.as_str(), e.seq, e.event_type), ("w", 261, EventType::TaskStarted));
+        assert_eq!(e.event_id.len(), 36);
+    }
+
+    #[test]
+    fn events_keep_every_field_and_unstamped_ones_get_now() {
+        let mut e = ev(EventType::Handoff, Some("bob"), 0);
+        e.task_id = Some("t\"1".into());
+        e.source_agent = Some("alice".into());
+        e.target_agent = Some("bob".into());
+        e.status = Some("ok".into());
+        e.duration_ms = Some(2.5);
+        e.metadata = Some(serde_json::json!({"k": [1, 2]}));
+        e.error = Some(EventError { error_type: "x".into(), message: "m\n".into(), attempt: 2, detail: None });
+        let blocks = encode("w", 1, &[e], 1_700_000_000_000_000).unwrap();
+        assert_eq!(blocks[0].agents.keys().collect::<Vec<_>>(), ["alice", "bob"]);
+        let stored = decode(&blocks[0].events).unwrap().into_iter().next().unwrap();
+        assert!(stored.involves("alice") && stored.involves("bob") && !stored.involves("carol"));
+        assert!(stored.is_of(&[EventType::Handoff]) && !stored.is_of(&[EventType::Retry]) && stored.is_of(&[]));
+        let got = stored.into_event("w").unwrap();
+        assert_eq!(got.task_id.as_deref(), Some("t\"1"));
+        assert_eq!(got.metadata, Some(serde_json::json!({"k": [1, 2]})));
+        assert_eq!(got.error.unwrap().message, "m\n");
+        assert_eq!(got.duration_ms, Some(2.5));
+        assert_eq!(got.timestamp, rfc3339(1_700_000_000_000_000));
+    }
+
+    #[test]
+    fn retain_keeps_the_newer_events_of_a_block() {
+        let events = vec![ev(EventType::TaskStarted, Some("a"), 10), ev(EventType::TaskCompleted, Some("b"), 30)];
+        let block = encode("w", 7, &events, 0).unwrap().remove(0);
+        let (kept, removed) = retain(&block.events, |e| e.ts() >= 20).unwrap().unwrap();
+        assert_eq!((kept.first_seq, kept.last_seq, kept.count, kept.first_ts, removed), (8, 8, 1, 30, 1));
+        assert_eq!(kept.agents.keys().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(decode(&kept.events).unwrap()[0].type_name(), "task_completed");
+        assert!(retain(&block.events, |_| false).unwrap().is_none());
+        assert!(decode("[[1, \"id\", \"nonsense\", null, null, null, null, null, null, null, 5, null]]")
+            .unwrap()
+            .remove(0)
+            .into_event("w")
+            .is_err());
+    }
+}
