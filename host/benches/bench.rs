@@ -22,3 +22,7 @@ fn main() {
         }
     }
 }
+
+/// The allocator of the `hyphae` binary, so the figures are the binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
