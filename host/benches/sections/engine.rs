@@ -231,8 +231,10 @@ where
 
 /// Bytes the event tables and their indexes take (SQLite's dbstat), if available.
 async fn events_bytes(e: &Engine) -> Option<i64> {
-    sqlx::query_scalar("SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'event_%' OR name LIKE 'sqlite_autoindex_event_%'")
-        .fetch_one(e.store().reader())
-        .await
-        .ok()
+    sqlx::query_scalar(
+        "SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'event_%' OR name LIKE 'sqlite_autoindex_event_%'",
+    )
+    .fetch_one(e.store().reader())
+    .await
+    .ok()
 }

@@ -163,10 +163,12 @@ impl Store {
         let (mut cursor, mut page) = ((i64::MIN, String::new(), i64::MIN), FIRST_PAGE);
         'pages: loop {
             let rows = sqlx::query(
-                "SELECT a.first_ts, a.workflow_id, a.first_seq, b.events FROM event_agents a \
+                "SELECT a.first_ts, a.workflow_id, a.first_seq, b.events FROM \
+                 (SELECT first_ts, workflow_id, first_seq FROM event_agents WHERE agent_id = $1 \
+                  AND (first_ts, workflow_id, first_seq) > ($2, $3, $4) \
+                  ORDER BY first_ts, workflow_id, first_seq LIMIT $5) a \
                  JOIN event_blocks b ON b.workflow_id = a.workflow_id AND b.first_seq = a.first_seq \
-                 WHERE a.agent_id = $1 AND (a.first_ts, a.workflow_id, a.first_seq) > ($2, $3, $4) \
-                 ORDER BY a.first_ts, a.workflow_id, a.first_seq LIMIT $5",
+                 ORDER BY a.first_ts, a.workflow_id, a.first_seq",
             )
             .bind(agent_id)
             .bind(cursor.0)
