@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::blocks::{self, Stored};
 use super::types::{Event, EventType};
-use crate::store::{now_us, write_blocks, Result, Store, StoreError};
+use crate::store::{add_blocks, now_us, Inserts, Result, Store, StoreError};
 
 /// Filter of a workflow's events.
 #[derive(Debug, Clone, Default)]
@@ -316,7 +316,9 @@ impl Store {
                     .await?;
             }
             block.workflow_id = wf;
-            write_blocks(&mut tx, self.dialect(), &[block]).await?;
+            let mut inserts = Inserts::new(self.dialect());
+            add_blocks(&mut inserts, vec![block])?;
+            inserts.execute(&mut tx).await?;
             deleted += removed as u64;
         }
         tx.commit().await?;

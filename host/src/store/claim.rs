@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use super::rows::{change, placeholders, Changes, History, TaskVersionState};
+use super::inserts::placeholders;
+use super::rows::{change, Changes, History, TaskVersionState};
 use super::{now_us, Dialect, Result, Store};
 use crate::events::{EventType, NewEvent};
 use crate::workflow::{TaskStatus, WorkflowStatus};

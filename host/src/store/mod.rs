@@ -7,6 +7,7 @@
 mod claim;
 mod connect;
 mod control;
+mod inserts;
 mod outcome;
 mod read;
 mod rows;
@@ -22,9 +23,10 @@ use sqlx::AnyPool;
 
 pub use claim::{Claim, ClaimedTask};
 pub use control::{Control, ControlOutcome};
+pub(crate) use inserts::Inserts;
 pub use outcome::{Applied, AttemptResult, Outcome};
 pub use read::{AttemptRecord, Page, TaskResultRow, TaskState, WorkflowFilter, WorkflowState, WorkflowSummary};
-pub(crate) use rows::write_blocks;
+pub(crate) use rows::add_blocks;
 pub use rows::{parse_notice, TaskVersionState};
 pub use submit::Submitted;
 pub use versions::{VersionInfo, VersionState};

@@ -226,7 +226,7 @@ impl Store {
         let mut held = HashMap::with_capacity(done.len());
         let now = now_us();
         for chunk in done.chunks(400) {
-            let values = super::rows::placeholders(self.dialect, chunk.len(), 5);
+            let values = super::inserts::placeholders(self.dialect, chunk.len(), 5);
             let sql = match self.dialect {
                 // Task rows are locked in key order first, as control operations lock them.
                 Dialect::Postgres => format!(
@@ -458,7 +458,7 @@ impl Store {
                  error, log, plugin_digest) VALUES {} ON CONFLICT (workflow_id, task_id, attempt) DO UPDATE SET \
                  status = excluded.status, finished_at = excluded.finished_at, error = excluded.error, \
                  log = excluded.log, plugin_digest = excluded.plugin_digest",
-                super::rows::placeholders(self.dialect, chunk.len(), 10)
+                super::inserts::placeholders(self.dialect, chunk.len(), 10)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for a in chunk {
@@ -493,7 +493,7 @@ impl Store {
                  ready_at = CASE WHEN deps_remaining = d.n AND status = 'pending' THEN d.at ELSE ready_at END, \
                  ready_since = CASE WHEN deps_remaining = d.n AND status = 'pending' THEN d.at ELSE ready_since END \
                  FROM d WHERE workflow_id = d.wf AND task_id = d.tid",
-                super::rows::placeholders(self.dialect, chunk.len(), 4)
+                super::inserts::placeholders(self.dialect, chunk.len(), 4)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for ((wf, task), n) in chunk {

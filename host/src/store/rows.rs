@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
+use super::inserts::{add, placeholders, Inserts};
 use super::{now_us, Dialect, Result};
 use crate::events::blocks::{self, Block};
 use crate::events::NewEvent;
@@ -171,93 +172,48 @@ impl History {
                 event_blocks.extend(blocks::encode(&workflow_id, last_seq - m + 1, &p.events, now)?);
             }
         }
-        for chunk in version_rows.chunks(CHUNK) {
-            let sql = format!(
-                "INSERT INTO workflow_versions (workflow_id, version, at, status, reason, changes) VALUES {}",
-                placeholders(dialect, chunk.len(), VERSION_COLUMNS)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (wf, v, status, reason, changes) in chunk {
-                q = q
-                    .bind(wf)
-                    .bind(*v)
-                    .bind(now)
-                    .bind(status.as_str())
-                    .bind(*reason)
-                    .bind(serde_json::to_string(changes)?);
-            }
-            q.execute(&mut *conn).await?;
-        }
+        let mut inserts = Inserts::new(dialect);
+        let target = "workflow_versions (workflow_id, version, at, status, reason, changes)";
+        inserts.rows(target, VERSION_COLUMNS, version_rows, |args, (wf, v, status, reason, changes)| {
+            add(args, wf)?;
+            add(args, v)?;
+            add(args, now)?;
+            add(args, status.as_str())?;
+            add(args, reason)?;
+            add(args, serde_json::to_string(&changes)?)
+        })?;
         flushed.events = event_blocks.iter().map(|b| b.count as u64).sum();
-        write_blocks(conn, dialect, &event_blocks).await?;
+        add_blocks(&mut inserts, event_blocks)?;
+        inserts.execute(conn).await?;
         Ok(flushed)
     }
 }
 
 const BLOCK_COLUMNS: usize = 7;
 const AGENT_COLUMNS: usize = 4;
-/// Store event blocks and their agent index entries.
-pub(crate) async fn write_blocks(conn: &mut AnyConnection, dialect: Dialect, blocks: &[Block]) -> Result<()> {
-    for chunk in blocks.chunks(CHUNK) {
-        let sql = format!(
-            "INSERT INTO event_blocks (workflow_id, first_seq, last_seq, first_ts, last_ts, event_count, events) \
-             VALUES {}",
-            placeholders(dialect, chunk.len(), BLOCK_COLUMNS)
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for b in chunk {
-            q = q
-                .bind(&b.workflow_id)
-                .bind(b.first_seq)
-                .bind(b.last_seq)
-                .bind(b.first_ts)
-                .bind(b.last_ts)
-                .bind(b.count)
-                .bind(&b.events);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    let agents: Vec<(&str, i64, &Block)> =
-        blocks.iter().flat_map(|b| b.agents.iter().map(move |(a, ts)| (a.as_str(), *ts, b))).collect();
-    for chunk in agents.chunks(CHUNK) {
-        let sql = format!(
-            "INSERT INTO event_agents (agent_id, first_ts, workflow_id, first_seq) VALUES {}",
-            placeholders(dialect, chunk.len(), AGENT_COLUMNS)
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for (agent, ts, b) in chunk {
-            q = q.bind(*agent).bind(*ts).bind(&b.workflow_id).bind(b.first_seq);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-/// The VALUES list of a multi-row INSERT whose only parameters are these: `($1, $2), ($3, $4)` on
-/// PostgreSQL, `(?, ?), (?, ?)` on SQLite (where numbered names cost a linear lookup each, which
-/// makes large statements quadratic).
-pub fn placeholders(dialect: Dialect, rows: usize, cols: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        if r > 0 {
-            s.push_str(", ");
-        }
-        s.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                s.push_str(", ");
-            }
-            match dialect {
-                Dialect::Postgres => {
-                    s.push('$');
-                    s.push_str(&(r * cols + c + 1).to_string());
-                }
-                Dialect::Sqlite => s.push('?'),
-            }
-        }
-        s.push(')');
-    }
-    s
+/// Add event blocks and their agent index entries to `inserts`.
+pub(crate) fn add_blocks(inserts: &mut Inserts, blocks: Vec<Block>) -> Result<()> {
+    let agents: Vec<(String, i64, String, i64)> = blocks
+        .iter()
+        .flat_map(|b| b.agents.iter().map(|(a, ts)| (a.clone(), *ts, b.workflow_id.clone(), b.first_seq)))
+        .collect();
+    let target = "event_blocks (workflow_id, first_seq, last_seq, first_ts, last_ts, event_count, events)";
+    inserts.rows(target, BLOCK_COLUMNS, blocks, |args, b| {
+        add(args, b.workflow_id)?;
+        add(args, b.first_seq)?;
+        add(args, b.last_seq)?;
+        add(args, b.first_ts)?;
+        add(args, b.last_ts)?;
+        add(args, b.count)?;
+        add(args, b.events)
+    })?;
+    let target = "event_agents (agent_id, first_ts, workflow_id, first_seq)";
+    inserts.rows(target, AGENT_COLUMNS, agents, |args, (agent, ts, wf, seq)| {
+        add(args, agent)?;
+        add(args, ts)?;
+        add(args, wf)?;
+        add(args, seq)
+    })
 }
 
 /// A change notice: which store sent it, whether running attempts were stopped, which workflow.
@@ -305,13 +261,6 @@ pub async fn notify_hosts(
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn placeholders_number_across_rows() {
-        use super::{placeholders, Dialect};
-        assert_eq!(placeholders(Dialect::Postgres, 2, 2), "($1, $2), ($3, $4)");
-        assert_eq!(placeholders(Dialect::Sqlite, 2, 2), "(?, ?), (?, ?)");
-    }
-
     #[test]
     fn notices_round_trip() {
         use super::{notice_payload, parse_notice};

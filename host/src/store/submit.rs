@@ -4,7 +4,8 @@
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::rows::{change, placeholders, Changes, History, TaskVersionState};
+use super::inserts::placeholders;
+use super::rows::{change, Changes, History, TaskVersionState};
 use super::{now_us, Result, Store};
 use crate::events::{EventType, NewEvent};
 use crate::workflow::{TaskStatus, ValidWorkflow, WorkflowStatus};
