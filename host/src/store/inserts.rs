@@ -131,7 +131,7 @@ mod tests {
                 add(args, format!("row {i}"))
             })
             .unwrap();
-        inserts.rows("b (z)", 1, vec![7i64, 8], |args, z| add(args, z)).unwrap();
+        inserts.rows("b (z)", 1, vec![7i64, 8], add).unwrap();
         assert_eq!(inserts.groups.len(), 2);
         assert_eq!(inserts.groups[1].0.len(), 2, "the second group holds the rest of a and all of b");
         inserts.execute(&mut conn).await.unwrap();
