@@ -30,6 +30,10 @@ if ! pg_up; then
     pg_up || { echo "error: the throwaway PostgreSQL cluster did not start (see target/pg/log)" >&2; exit 1; }
 fi
 
+# Each test makes its own database; drop the ones earlier runs left behind.
+psql "$HYPHAE_TEST_POSTGRES" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'hyphae\_test\_%'" |
+    while read -r db; do psql "$HYPHAE_TEST_POSTGRES" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null || true; done
+
 export HYPHAE_PLUGINS_DIST="$PWD/plugins/dist"
 echo "==> running the plugin SDK and example plugin unit tests (native)"
 (cd plugins && cargo test --quiet)

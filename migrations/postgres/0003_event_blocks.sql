@@ -14,6 +14,12 @@ CREATE TABLE event_blocks (
     PRIMARY KEY (workflow_id, first_seq)
 );
 CREATE INDEX event_blocks_by_time ON event_blocks (first_ts);
+-- Blocks are large and written on the engine's path: lz4 compresses them far faster than the
+-- default pglz (kept where the server was built without lz4).
+DO $$ BEGIN
+    ALTER TABLE event_blocks ALTER COLUMN events SET COMPRESSION lz4;
+EXCEPTION WHEN OTHERS THEN NULL;
+END $$;
 
 CREATE TABLE event_agents (
     agent_id    TEXT NOT NULL,
