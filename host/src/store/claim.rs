@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use super::inserts::placeholders;
+use super::inserts::{add, Inserts};
 use super::rows::{change, Changes, History, TaskVersionState};
 use super::{now_us, Dialect, Result, Store};
 use crate::events::{EventType, NewEvent};
@@ -51,24 +51,27 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut tx = self.write.begin().await?;
-        let mut history = History::default();
-        let claimed = self.claim_in(&mut tx, &Claim { worker_id, max, lease, workflows: None }, &mut history).await?;
+        let (mut history, mut inserts) = (History::default(), Inserts::new(self.dialect));
+        let claim = Claim { worker_id, max, lease, workflows: None };
+        let claimed = self.claim_in(&mut tx, &claim, &mut history, &mut inserts).await?;
         if claimed.is_empty() {
             tx.rollback().await?;
             return Ok(claimed);
         }
-        let flushed = history.flush(&mut tx, self.dialect, self.events_enabled()).await?;
+        let flushed = history.flush(&mut tx, inserts, self.events_enabled()).await?;
         tx.commit().await?;
         self.count_events(flushed.events);
         Ok(claimed)
     }
 
-    /// Claim inside an open transaction; the versions and events go to `history`.
+    /// Claim inside an open transaction; the versions and events go to `history`, the new
+    /// attempts to `inserts`.
     pub(crate) async fn claim_in(
         &self,
         tx: &mut AnyConnection,
         claim: &Claim<'_>,
         history: &mut History,
+        inserts: &mut Inserts,
     ) -> Result<Vec<ClaimedTask>> {
         let Claim { worker_id, max, lease, workflows } = *claim;
         if workflows.is_some_and(|w| w.is_empty()) {
@@ -192,22 +195,16 @@ impl Store {
             if attempts.is_empty() {
                 continue;
             }
-            let sql = format!(
-                "INSERT INTO attempts (workflow_id, task_id, attempt, worker_id, status, queue_us, started_at) VALUES {}",
-                placeholders(self.dialect, attempts.len(), 7)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (task_id, attempt, queue_us) in attempts {
-                q = q
-                    .bind(workflow_id.clone())
-                    .bind(task_id)
-                    .bind(attempt as i64)
-                    .bind(worker_id)
-                    .bind("running")
-                    .bind(queue_us)
-                    .bind(now);
-            }
-            q.execute(&mut *tx).await?;
+            let target = "attempts (workflow_id, task_id, attempt, worker_id, status, queue_us, started_at)";
+            inserts.rows(target, 7, attempts, |args, (task_id, attempt, queue_us)| {
+                add(args, workflow_id.clone())?;
+                add(args, task_id)?;
+                add(args, attempt as i64)?;
+                add(args, worker_id.to_string())?;
+                add(args, "running")?;
+                add(args, queue_us)?;
+                add(args, now)
+            })?;
             history.version(&workflow_id, WorkflowStatus::Running, "claimed", changes);
             history.events(&workflow_id, events);
         }

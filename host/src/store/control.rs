@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
+use super::inserts::Inserts;
 use super::rows::{change, Changes, History, TaskVersionState};
 use super::versions::parse_status;
 use super::{now_us, Dialect, Result, Store, StoreError};
@@ -145,7 +146,7 @@ impl Store {
         let mut history = History::default();
         history.version(workflow_id, new_status, reason, changes);
         history.events(workflow_id, events);
-        let flushed = history.flush(&mut tx, self.dialect, self.events_enabled()).await?;
+        let flushed = history.flush(&mut tx, Inserts::new(self.dialect), self.events_enabled()).await?;
         let version = flushed.versions.first().map(|(_, v)| *v).unwrap_or(version + 1);
         if matches!(op, Control::Rollback(_)) {
             super::rows::write_snapshot(&mut tx, workflow_id, version, new_status).await?;

@@ -10,7 +10,8 @@ use super::{Dialect, Result};
 /// PostgreSQL 65,535).
 const MAX_PARAMS: usize = 30_000;
 
-/// The INSERTs that end a transaction (versions, event blocks, the agent index), sent together:
+/// The INSERTs that end a transaction (attempts, versions, event blocks, the agent index), sent
+/// together:
 /// on SQLite one text holding several statements (the driver binds each from the shared
 /// arguments in turn), on PostgreSQL one statement whose data-modifying CTEs run all but the last
 /// INSERT. Each round trip saved is a hand-off to the database and back on the writer's path.
@@ -32,6 +33,18 @@ impl Inserts {
         target: &str,
         cols: usize,
         rows: Vec<R>,
+        bind: impl FnMut(&mut AnyArguments, R) -> std::result::Result<(), BoxDynError>,
+    ) -> Result<()> {
+        self.rows_then(target, cols, rows, "", bind)
+    }
+
+    /// [`Inserts::rows`] with `then` after the VALUES list (an `ON CONFLICT` clause).
+    pub fn rows_then<R>(
+        &mut self,
+        target: &str,
+        cols: usize,
+        rows: Vec<R>,
+        then: &str,
         mut bind: impl FnMut(&mut AnyArguments, R) -> std::result::Result<(), BoxDynError>,
     ) -> Result<()> {
         let mut rows = rows.into_iter();
@@ -42,7 +55,8 @@ impl Inserts {
             }
             let Some((parts, args, used)) = self.groups.last_mut() else { unreachable!("a group was just pushed") };
             let n = ((MAX_PARAMS - *used) / cols).min(left);
-            parts.push(format!("INSERT INTO {target} VALUES {}", placeholders_from(self.dialect, *used, n, cols)));
+            let values = placeholders_from(self.dialect, *used, n, cols);
+            parts.push(format!("INSERT INTO {target} VALUES {values}{then}"));
             for row in rows.by_ref().take(n) {
                 bind(args, row).map_err(sqlx::Error::Encode)?;
             }

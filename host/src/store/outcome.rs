@@ -10,6 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::claim::Claim;
+use super::inserts::{add, Inserts};
 use super::rows::{change, json_opt, Changes, History, TaskVersionState};
 use super::{now_us, ClaimedTask, Dialect, Result, Store};
 use crate::events::{EventError, EventType, NewEvent, Performance};
@@ -148,7 +149,8 @@ impl Store {
             applied.push(a);
         }
         self.settle_dependents(&mut tx, &batch.settled).await?;
-        self.close_attempts(&mut tx, &batch.attempts).await?;
+        let mut inserts = Inserts::new(self.dialect);
+        close_attempts(&mut inserts, batch.attempts)?;
         // Per workflow, one statement gives back the slots, counts the settled tasks, and tells
         // whether the workflow is done.
         let now = now_us();
@@ -184,10 +186,10 @@ impl Store {
             Dialect::Sqlite => c,
         });
         let claimed = match claim {
-            Some(c) if c.max > 0 => self.claim_in(&mut tx, &c, &mut history).await?,
+            Some(c) if c.max > 0 => self.claim_in(&mut tx, &c, &mut history, &mut inserts).await?,
             _ => Vec::new(),
         };
-        let flushed = history.flush(&mut tx, self.dialect, self.events_enabled()).await?;
+        let flushed = history.flush(&mut tx, inserts, self.events_enabled()).await?;
         let changed: Vec<(&str, bool)> = outcomes
             .iter()
             .zip(&applied)
@@ -450,35 +452,6 @@ impl Store {
         Ok(())
     }
 
-    /// Close the recorded attempts: one multi-row upsert for the whole batch.
-    async fn close_attempts(&self, conn: &mut AnyConnection, rows: &[AttemptClose]) -> Result<()> {
-        for chunk in rows.chunks(300) {
-            let sql = format!(
-                "INSERT INTO attempts (workflow_id, task_id, attempt, worker_id, status, started_at, finished_at, \
-                 error, log, plugin_digest) VALUES {} ON CONFLICT (workflow_id, task_id, attempt) DO UPDATE SET \
-                 status = excluded.status, finished_at = excluded.finished_at, error = excluded.error, \
-                 log = excluded.log, plugin_digest = excluded.plugin_digest",
-                super::inserts::placeholders(self.dialect, chunk.len(), 10)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for a in chunk {
-                q = q
-                    .bind(&a.workflow_id)
-                    .bind(&a.task_id)
-                    .bind(a.attempt as i64)
-                    .bind("")
-                    .bind(a.status)
-                    .bind(a.finished_at)
-                    .bind(a.finished_at)
-                    .bind(a.error.clone())
-                    .bind(a.log.clone())
-                    .bind(a.plugin_digest.clone());
-            }
-            q.execute(&mut *conn).await?;
-        }
-        Ok(())
-    }
-
     /// Dependencies of these tasks settled (how many, per task); those with none left become ready.
     async fn settle_dependents(
         &self,
@@ -595,4 +568,25 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// Close the recorded attempts: a multi-row upsert, sent with the transaction's last INSERTs.
+fn close_attempts(inserts: &mut Inserts, rows: Vec<AttemptClose>) -> Result<()> {
+    let target = "attempts (workflow_id, task_id, attempt, worker_id, status, started_at, finished_at, error, log, \
+                  plugin_digest)";
+    let then = " ON CONFLICT (workflow_id, task_id, attempt) DO UPDATE SET status = excluded.status, \
+                finished_at = excluded.finished_at, error = excluded.error, log = excluded.log, \
+                plugin_digest = excluded.plugin_digest";
+    inserts.rows_then(target, 10, rows, then, |args, a| {
+        add(args, a.workflow_id)?;
+        add(args, a.task_id)?;
+        add(args, a.attempt as i64)?;
+        add(args, "")?;
+        add(args, a.status)?;
+        add(args, a.finished_at)?;
+        add(args, a.finished_at)?;
+        add(args, a.error)?;
+        add(args, a.log)?;
+        add(args, a.plugin_digest)
+    })
 }

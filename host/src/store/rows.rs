@@ -134,7 +134,8 @@ impl History {
     /// Number the versions and events and write them (events only when `with_events`). Every
     /// `snapshot_every` versions a workflow also gets a full snapshot, so reading any version
     /// replays a bounded number of changes and history stays linear in size.
-    pub async fn flush(self, conn: &mut AnyConnection, dialect: Dialect, with_events: bool) -> Result<Flushed> {
+    /// `inserts` holds the transaction's other rows; they are written in the same round trip.
+    pub async fn flush(self, conn: &mut AnyConnection, mut inserts: Inserts, with_events: bool) -> Result<Flushed> {
         let now = now_us();
         let mut version_rows = Vec::new();
         let mut event_blocks: Vec<Block> = Vec::new();
@@ -172,7 +173,6 @@ impl History {
                 event_blocks.extend(blocks::encode(&workflow_id, last_seq - m + 1, &p.events, now)?);
             }
         }
-        let mut inserts = Inserts::new(dialect);
         let target = "workflow_versions (workflow_id, version, at, status, reason, changes)";
         inserts.rows(target, VERSION_COLUMNS, version_rows, |args, (wf, v, status, reason, changes)| {
             add(args, wf)?;

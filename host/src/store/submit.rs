@@ -4,7 +4,7 @@
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::inserts::placeholders;
+use super::inserts::{placeholders, Inserts};
 use super::rows::{change, Changes, History, TaskVersionState};
 use super::{now_us, Result, Store};
 use crate::events::{EventType, NewEvent};
@@ -122,7 +122,7 @@ impl Store {
             }
             history.events(&id, events);
         }
-        let flushed = history.flush(&mut tx, self.dialect, self.events_enabled()).await?;
+        let flushed = history.flush(&mut tx, Inserts::new(self.dialect), self.events_enabled()).await?;
         let version = flushed.versions.first().map(|(_, v)| *v).unwrap_or(1);
         // Version 1 is always snapshotted: every rebuild has a base.
         super::rows::write_snapshot(&mut tx, &id, version, status).await?;
