@@ -132,7 +132,7 @@ pub fn encode(workflow_id: &str, first_seq: i64, events: &[NewEvent], now: i64) 
 /// an [`Event`] only when wanted. Written back unchanged when a block is trimmed.
 #[derive(Serialize, Deserialize)]
 pub struct Stored<'a>(
-    pub i64,
+    i64,
     #[serde(borrow)] Cow<'a, str>,
     #[serde(borrow)] Cow<'a, str>,
     #[serde(borrow)] Option<Cow<'a, str>>,
@@ -141,8 +141,8 @@ pub struct Stored<'a>(
     #[serde(borrow)] Option<Cow<'a, str>>,
     #[serde(borrow)] Option<Cow<'a, str>>,
     #[serde(borrow)] Option<Cow<'a, str>>,
-    pub Option<f64>,
-    pub i64,
+    Option<f64>,
+    i64,
     #[serde(borrow)] Option<&'a RawValue>,
 );
 
@@ -189,7 +189,7 @@ impl<'a> Stored<'a> {
         types.is_empty() || types.iter().any(|t| t.as_str() == self.2)
     }
 
-    /// The whole event, as served. `None` when the block holds something this host cannot read.
+    /// The whole event, as served; an error names what this host cannot read in it.
     pub fn into_event(self, workflow_id: &str) -> Result<Event, String> {
         let event_type =
             EventType::parse(&self.2).ok_or_else(|| format!("unknown event type `{}` in {workflow_id}", self.2))?;
