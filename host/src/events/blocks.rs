@@ -88,8 +88,7 @@ pub fn encode(workflow_id: &str, first_seq: i64, events: &[NewEvent], now: i64) 
             first_ts = first_ts.min(ts);
             last_ts = last_ts.max(ts);
             for agent in [&e.agent_id, &e.source_agent, &e.target_agent].into_iter().flatten() {
-                let earliest = agents.entry(agent.clone()).or_insert(ts);
-                *earliest = (*earliest).min(ts);
+                seen(&mut agents, agent, ts);
             }
             let body = BodyOut {
                 error: e.error.as_ref(),
@@ -126,6 +125,16 @@ pub fn encode(workflow_id: &str, first_seq: i64, events: &[NewEvent], now: i64) 
         });
     }
     Ok(blocks)
+}
+
+/// Note that `agent` took part in an event at `ts`: the block keeps its earliest time.
+fn seen(agents: &mut BTreeMap<String, i64>, agent: &str, ts: i64) {
+    match agents.get_mut(agent) {
+        Some(earliest) => *earliest = (*earliest).min(ts),
+        None => {
+            agents.insert(agent.to_string(), ts);
+        }
+    }
 }
 
 /// One event of a block as read, borrowing from the block's text: cheap to filter, turned into
@@ -219,9 +228,14 @@ impl<'a> Stored<'a> {
     }
 }
 
-/// Re-encode the events of a block that `keep` keeps (retention of a block that straddles the
-/// cut-off): the new block text, its time range and its agents. `None` when nothing is kept.
-pub fn retain(text: &str, keep: impl Fn(&Stored) -> bool) -> serde_json::Result<Option<(Block, usize)>> {
+/// Re-encode the events of a block of `workflow_id` that `keep` keeps (retention of a block that
+/// straddles the cut-off): the new block and how many events were dropped. `None` when nothing is
+/// kept.
+pub fn retain(
+    workflow_id: &str,
+    text: &str,
+    keep: impl Fn(&Stored) -> bool,
+) -> serde_json::Result<Option<(Block, usize)>> {
     let all = decode(text)?;
     let total = all.len();
     let kept: Vec<Stored> = all.into_iter().filter(|e| keep(e)).collect();
@@ -231,12 +245,11 @@ pub fn retain(text: &str, keep: impl Fn(&Stored) -> bool) -> serde_json::Result<
     let mut agents = BTreeMap::new();
     for e in &kept {
         for agent in [&e.4, &e.6, &e.7].into_iter().flatten() {
-            let earliest = agents.entry(agent.to_string()).or_insert(e.10);
-            *earliest = (*earliest).min(e.10);
+            seen(&mut agents, agent, e.10);
         }
     }
     let block = Block {
-        workflow_id: String::new(),
+        workflow_id: workflow_id.to_string(),
         first_seq: kept[0].0,
         last_seq: kept[kept.len() - 1].0,
         first_ts: kept.iter().map(|e| e.10).min().unwrap_or_default(),
@@ -306,11 +319,11 @@ mod tests {
     fn retain_keeps_the_newer_events_of_a_block() {
         let events = vec![ev(EventType::TaskStarted, Some("a"), 10), ev(EventType::TaskCompleted, Some("b"), 30)];
         let block = encode("w", 7, &events, 0).unwrap().remove(0);
-        let (kept, removed) = retain(&block.events, |e| e.ts() >= 20).unwrap().unwrap();
+        let (kept, removed) = retain("w", &block.events, |e| e.ts() >= 20).unwrap().unwrap();
         assert_eq!((kept.first_seq, kept.last_seq, kept.count, kept.first_ts, removed), (8, 8, 1, 30, 1));
         assert_eq!(kept.agents.keys().collect::<Vec<_>>(), ["b"]);
         assert_eq!(decode(&kept.events).unwrap()[0].type_name(), "task_completed");
-        assert!(retain(&block.events, |_| false).unwrap().is_none());
+        assert!(retain("w", &block.events, |_| false).unwrap().is_none());
         assert!(decode("[[1, \"id\", \"nonsense\", null, null, null, null, null, null, null, 5, null]]")
             .unwrap()
             .remove(0)

@@ -302,10 +302,11 @@ impl Store {
             .bind(cutoff)
             .fetch_all(&mut *tx)
             .await?;
-        let mut deleted = whole as u64;
+        let (mut deleted, mut trimmed) = (whole as u64, Vec::with_capacity(straddling.len()));
         for row in straddling {
             let (wf, first_seq, text): (String, i64, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-            let Some((mut block, removed)) = blocks::retain(&text, |e| e.ts() >= cutoff).map_err(corrupt(&wf))? else {
+            let kept = blocks::retain(&wf, &text, |e| e.ts() >= cutoff).map_err(corrupt(&wf))?;
+            let Some((block, removed)) = kept else {
                 continue; // cannot happen: the block has an event at or after the cut-off
             };
             for table in ["event_agents", "event_blocks"] {
@@ -315,12 +316,12 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            block.workflow_id = wf;
-            let mut inserts = Inserts::new(self.dialect());
-            add_blocks(&mut inserts, vec![block])?;
-            inserts.execute(&mut tx).await?;
+            trimmed.push(block);
             deleted += removed as u64;
         }
+        let mut inserts = Inserts::new(self.dialect());
+        add_blocks(&mut inserts, trimmed)?;
+        inserts.execute(&mut tx).await?;
         tx.commit().await?;
         Ok(deleted)
     }
