@@ -9,7 +9,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use super::Inner;
-use crate::events::{rfc3339, EventType, NewEvent};
+use crate::events::{ms, rfc3339, EventType, NewEvent};
 use crate::handoff::{self, Target};
 use crate::plugins::{CallOptions, DependencyStatus, Issue, PreviousResult, TaskContext, TaskFailure, Validation};
 use crate::store::{now_us, Applied, AttemptResult, ClaimedTask, Outcome, TaskResultRow};
@@ -65,6 +65,8 @@ pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemap
 /// Run the attempt and describe its outcome. Never fails: every problem becomes a task failure.
 async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) -> Outcome {
     let started = Instant::now();
+    // With tracking off, events are not even built.
+    let tracking = inner.store.events_enabled();
     let mut events = Vec::new();
     let outcome = |result, digest, log, events| Outcome {
         workflow_id: task.workflow_id.clone(),
@@ -115,17 +117,19 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
             }
         }
         let accepted = issues.is_empty();
-        let mut e = NewEvent::new(EventType::Handoff).task(&task.task_id, &task.agent_id, &task.agent_type);
-        e.source_agent = Some(dep.agent_id.clone());
-        e.target_agent = Some(task.agent_id.clone());
-        e.status = Some(if accepted { "accepted" } else { "rejected" }.into());
-        e.metadata = Some(json!({
-            "handoff_id": h["handoff_id"], "source_task": dep.task_id, "target_task": task.task_id,
-            "source_agent_type": dep.agent_type, "checked_by": checked_by, "attempt": task.attempt,
-            "issues": issues,
-        }));
-        e.context = Some(json!({ "task_description": h["context"]["task_description"] }));
-        events.push(e);
+        if tracking {
+            let mut e = NewEvent::new(EventType::Handoff).task(&task.task_id, &task.agent_id, &task.agent_type);
+            e.source_agent = Some(dep.agent_id.clone());
+            e.target_agent = Some(task.agent_id.clone());
+            e.status = Some(if accepted { "accepted" } else { "rejected" }.into());
+            e.metadata = Some(json!({
+                "handoff_id": h["handoff_id"], "source_task": dep.task_id, "target_task": task.task_id,
+                "source_agent_type": dep.agent_type, "checked_by": checked_by, "attempt": task.attempt,
+                "issues": issues,
+            }));
+            e.context = Some(json!({ "task_description": h["context"]["task_description"] }));
+            events.push(e);
+        }
         if !accepted {
             let list: Vec<String> =
                 issues.iter().map(|i| format!("{}: {}", display_path(&i.path), i.message)).collect();
@@ -161,19 +165,23 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         previous_results: deps.iter().map(previous_result).collect(),
         handoffs,
     };
-    let mut start = NewEvent::new(EventType::ExecutionStart).task(&task.task_id, &task.agent_id, &task.agent_type);
-    start.status = Some("running".into());
-    start.metadata = Some(json!({ "attempt": task.attempt, "timeout_ms": timeout.as_millis() as u64 }));
-    events.push(start);
+    if tracking {
+        let mut start = NewEvent::new(EventType::ExecutionStart).task(&task.task_id, &task.agent_id, &task.agent_type);
+        start.status = Some("running".into());
+        start.metadata = Some(json!({ "attempt": task.attempt, "timeout_ms": timeout.as_millis() as u64 }));
+        events.push(start);
+    }
     let exec = inner.sandbox.execute(ctx, opts).await;
     if let Some(took) = exec.instantiation {
         inner.metrics.plugin_instantiated(&task.agent_type, took);
     }
-    let mut end = NewEvent::new(EventType::ExecutionEnd).task(&task.task_id, &task.agent_id, &task.agent_type);
-    end.duration_ms = Some(exec.duration.as_secs_f64() * 1000.0);
-    end.status = Some(if exec.result.is_ok() { "completed" } else { "failed" }.into());
-    end.metadata = Some(json!({ "attempt": task.attempt, "plugin_digest": exec.digest }));
-    events.push(end);
+    if tracking {
+        let mut end = NewEvent::new(EventType::ExecutionEnd).task(&task.task_id, &task.agent_id, &task.agent_type);
+        end.duration_ms = Some(ms(exec.duration));
+        end.status = Some(if exec.result.is_ok() { "completed" } else { "failed" }.into());
+        end.metadata = Some(json!({ "attempt": task.attempt, "plugin_digest": exec.digest }));
+        events.push(end);
+    }
     let digest = (!exec.digest.is_empty()).then_some(exec.digest);
     let result = match exec.result {
         Ok(output) => AttemptResult::Completed(output),

@@ -5,14 +5,14 @@
 //! few rows already in order). An agent index (`event_agents`) names, per agent, the blocks its
 //! events are in.
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::types::{rfc3339, Event, EventError, EventType, NewEvent, Performance};
+use super::types::{rfc3339, round_us, Event, EventError, EventType, NewEvent, Performance};
 
 /// Most events in one block: a reader of a few events never parses much more than it needs.
 pub const BLOCK_EVENTS: usize = 256;
@@ -55,64 +55,35 @@ struct BodyIn {
     performance: Option<Performance>,
 }
 
-/// One event in a block, as written: seq, event id, type, task, agent id, agent type, source
-/// agent, target agent, status, duration (ms), time (µs), body.
-#[derive(Serialize)]
-struct Out<'a>(
-    i64,
-    &'a str,
-    &'a str,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<&'a str>,
-    Option<f64>,
-    i64,
-    Option<BodyOut<'a>>,
-);
-
 /// Split a workflow's new events, numbered from `first_seq`, into blocks. Events without a time
 /// get `now`.
-pub fn encode(workflow_id: &str, first_seq: i64, events: &[NewEvent], now: i64) -> serde_json::Result<Vec<Block>> {
+pub fn encode(
+    workflow_id: &str,
+    first_seq: i64,
+    events: &[impl Borrow<NewEvent>],
+    now: i64,
+) -> serde_json::Result<Vec<Block>> {
     let mut blocks = Vec::with_capacity(events.len().div_ceil(BLOCK_EVENTS));
     for (b, chunk) in events.chunks(BLOCK_EVENTS).enumerate() {
         let first = first_seq + (b * BLOCK_EVENTS) as i64;
-        let ids: Vec<String> = chunk.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
-        let mut rows = Vec::with_capacity(chunk.len());
+        let mut text = Vec::with_capacity(chunk.len() * TEXT_PER_EVENT);
         let mut agents = BTreeMap::new();
         let (mut first_ts, mut last_ts) = (i64::MAX, i64::MIN);
+        text.push(b'[');
         for (i, e) in chunk.iter().enumerate() {
+            let e: &NewEvent = e.borrow();
             let ts = if e.at_us > 0 { e.at_us } else { now };
             first_ts = first_ts.min(ts);
             last_ts = last_ts.max(ts);
             for agent in [&e.agent_id, &e.source_agent, &e.target_agent].into_iter().flatten() {
                 seen(&mut agents, agent, ts);
             }
-            let body = BodyOut {
-                error: e.error.as_ref(),
-                metadata: e.metadata.as_ref(),
-                context: e.context.as_ref(),
-                performance: e.performance.as_ref(),
-            };
-            let empty =
-                body.error.is_none() && body.metadata.is_none() && body.context.is_none() && body.performance.is_none();
-            rows.push(Out(
-                first + i as i64,
-                &ids[i],
-                e.event_type.map(EventType::as_str).unwrap_or("unknown"),
-                e.task_id.as_deref(),
-                e.agent_id.as_deref(),
-                e.agent_type.as_deref(),
-                e.source_agent.as_deref(),
-                e.target_agent.as_deref(),
-                e.status.as_deref(),
-                e.duration_ms,
-                ts,
-                (!empty).then_some(body),
-            ));
+            if i > 0 {
+                text.push(b',');
+            }
+            write_event(&mut text, first + i as i64, e, ts)?;
         }
+        text.push(b']');
         blocks.push(Block {
             workflow_id: workflow_id.to_string(),
             first_seq: first,
@@ -120,12 +91,88 @@ pub fn encode(workflow_id: &str, first_seq: i64, events: &[NewEvent], now: i64) 
             first_ts,
             last_ts,
             count: chunk.len() as i64,
-            events: serde_json::to_string(&rows)?,
+            events: utf8(text)?,
             agents,
         });
     }
     Ok(blocks)
 }
+
+/// Append one event as stored: `[seq, event id, type, task, agent id, agent type, source agent,
+/// target agent, status, duration (ms), time (µs), body]`, the row [`Stored`] reads. The event id
+/// is not stored (`null`): it is derived from the workflow and the position ([`event_id`]);
+/// blocks written before that hold a random id there, which reads keep. Written by hand, with
+/// serde only for the body: this runs for every event the host records.
+fn write_event(out: &mut Vec<u8>, seq: i64, e: &NewEvent, ts: i64) -> serde_json::Result<()> {
+    out.push(b'[');
+    out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+    out.extend_from_slice(b",null,");
+    write_str(out, e.event_type.map(EventType::as_str).unwrap_or("unknown"))?;
+    for field in [&e.task_id, &e.agent_id, &e.agent_type, &e.source_agent, &e.target_agent, &e.status] {
+        out.push(b',');
+        match field {
+            Some(s) => write_str(out, s)?,
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    out.push(b',');
+    serde_json::to_writer(&mut *out, &e.duration_ms.map(round_us))?;
+    out.push(b',');
+    out.extend_from_slice(itoa::Buffer::new().format(ts).as_bytes());
+    out.push(b',');
+    let body = BodyOut {
+        error: e.error.as_ref(),
+        metadata: e.metadata.as_ref(),
+        context: e.context.as_ref(),
+        performance: e.performance.as_ref(),
+    };
+    if body.error.is_none() && body.metadata.is_none() && body.context.is_none() && body.performance.is_none() {
+        out.extend_from_slice(b"null");
+    } else {
+        serde_json::to_writer(&mut *out, &body)?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+/// Append `s` as a JSON string: as it is when nothing in it needs escaping (ids, names,
+/// statuses), through serde_json otherwise.
+fn write_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(out, s)
+    }
+}
+
+/// The text of a block written by [`write_event`] or serde_json, both of which write UTF-8.
+fn utf8(text: Vec<u8>) -> serde_json::Result<String> {
+    String::from_utf8(text).map_err(|e| serde::ser::Error::custom(format!("event text is not UTF-8: {e}")))
+}
+
+/// Bytes of text an event usually takes: the buffer a block is written into starts this large
+/// per event, so it is rarely grown.
+const TEXT_PER_EVENT: usize = 192;
+
+/// The id of the event at position `seq` of `workflow_id`: a name-based UUID (version 5) of the
+/// two, so it is the same at every read and on every host, and costs nothing to store.
+pub fn event_id(workflow_id: &str, seq: i64) -> String {
+    let namespace = uuid::Uuid::parse_str(workflow_id).unwrap_or(EVENT_NAMESPACE);
+    let mut name = Vec::with_capacity(workflow_id.len() + 9);
+    if namespace == EVENT_NAMESPACE {
+        name.extend_from_slice(workflow_id.as_bytes());
+        name.push(b'/');
+    }
+    name.extend_from_slice(&seq.to_be_bytes());
+    uuid::Uuid::new_v5(&namespace, &name).to_string()
+}
+
+/// Namespace of event ids of workflows whose id is not a UUID.
+const EVENT_NAMESPACE: uuid::Uuid = uuid::uuid!("5d1f7c3e-9b0a-4c8e-a6f2-3e8d9b1c7a40");
 
 /// Note that `agent` took part in an event at `ts`: the block keeps its earliest time.
 fn seen(agents: &mut BTreeMap<String, i64>, agent: &str, ts: i64) {
@@ -142,7 +189,7 @@ fn seen(agents: &mut BTreeMap<String, i64>, agent: &str, ts: i64) {
 #[derive(Serialize, Deserialize)]
 pub struct Stored<'a>(
     i64,
-    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
     #[serde(borrow)] Cow<'a, str>,
     #[serde(borrow)] Option<Cow<'a, str>>,
     #[serde(borrow)] Option<Cow<'a, str>>,
@@ -210,7 +257,7 @@ impl<'a> Stored<'a> {
         Ok(Event {
             workflow_id: workflow_id.to_string(),
             seq: self.0,
-            event_id: self.1.into_owned(),
+            event_id: self.1.map(Cow::into_owned).unwrap_or_else(|| event_id(workflow_id, self.0)),
             event_type,
             task_id: own(self.3),
             agent_id: own(self.4),
@@ -313,6 +360,43 @@ mod tests {
         assert_eq!(got.error.unwrap().message, "m\n");
         assert_eq!(got.duration_ms, Some(2.5));
         assert_eq!(got.timestamp, rfc3339(1_700_000_000_000_000));
+    }
+
+    #[test]
+    fn rows_are_the_json_serde_would_write() {
+        let mut e = ev(EventType::Handoff, Some("bob"), 42);
+        e.task_id = Some("t\"1\\ é \u{1}".into());
+        e.source_agent = Some("alice".into());
+        e.status = Some("accepted".into());
+        e.duration_ms = Some(9.044735999999999);
+        e.metadata = Some(serde_json::json!({"attempt": 2, "issues": ["a\nb"]}));
+        e.performance = Some(Performance { queue_time_ms: 1.5, execution_time_ms: 2.0, total_time_ms: 3.25 });
+        let plain = ev(EventType::TaskStarted, None, 43);
+        let blocks = encode("w", 9, &[e, plain], 0).unwrap();
+        let expected = serde_json::json!([
+            [9, null, "handoff", "t\"1\\ é \u{1}", "bob", null, "alice", null, "accepted", 9.045, 42,
+                {"metadata": {"attempt": 2, "issues": ["a\nb"]},
+                 "performance": {"queue_time_ms": 1.5, "execution_time_ms": 2.0, "total_time_ms": 3.25}}],
+            [10, null, "task_started", null, null, null, null, null, null, null, 43, null],
+        ]);
+        assert_eq!(serde_json::from_str::<Value>(&blocks[0].events).unwrap(), expected);
+        assert!(blocks[0].events.starts_with(r#"[[9,null,"handoff","t\"1\\ é \u0001","bob",null,"alice""#));
+    }
+
+    #[test]
+    fn event_ids_are_derived_from_workflow_and_position() {
+        let wf = "0190a5b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b";
+        let id = event_id(wf, 7);
+        assert_eq!(id, event_id(wf, 7), "the same at every read");
+        assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 5);
+        assert_ne!(id, event_id(wf, 8));
+        assert_ne!(id, event_id("0190a5b2-7c3d-7e4f-8a9b-0c1d2e3f4a5c", 7));
+        assert_ne!(event_id("not-a-uuid", 1), event_id("not-a-uuid", 2));
+        // Blocks written with stored ids keep them.
+        let old = r#"[[3,"stored-id","task_started",null,null,null,null,null,null,null,5,null]]"#;
+        assert_eq!(decode(old).unwrap().remove(0).into_event(wf).unwrap().event_id, "stored-id");
+        let new = encode(wf, 3, &[ev(EventType::TaskStarted, None, 5)], 0).unwrap().remove(0);
+        assert_eq!(decode(&new.events).unwrap().remove(0).into_event(wf).unwrap().event_id, event_id(wf, 3));
     }
 
     #[test]

@@ -70,7 +70,7 @@ impl Store {
         &self,
         tx: &mut AnyConnection,
         claim: &Claim<'_>,
-        history: &mut History,
+        history: &mut History<'_>,
         inserts: &mut Inserts,
     ) -> Result<Vec<ClaimedTask>> {
         let Claim { worker_id, max, lease, workflows } = *claim;
@@ -162,7 +162,8 @@ impl Store {
             let mut rows = q.fetch_all(&mut *tx).await?;
             rows.sort_by_key(|r| r.try_get::<i64, _>(9).unwrap_or(0));
             let mut changes = Changes::new();
-            let mut events = Vec::with_capacity(rows.len());
+            let tracking = self.events_enabled();
+            let mut events = Vec::with_capacity(if tracking { rows.len() } else { 0 });
             let mut attempts = Vec::with_capacity(rows.len());
             for r in rows {
                 let ready_since: Option<i64> = r.try_get(8)?;
@@ -183,12 +184,14 @@ impl Store {
                 let state =
                     TaskVersionState { status: TaskStatus::Running, attempt: task.attempt, output: None, error: None };
                 change(&mut changes, &task.task_id, state);
-                let mut e = NewEvent::new(EventType::TaskStarted)
-                    .task(&task.task_id, &task.agent_id, &task.agent_type)
-                    .status("running")
-                    .metadata(serde_json::json!({ "attempt": task.attempt, "worker_id": worker_id }));
-                e.at_us = now;
-                events.push(e);
+                if tracking {
+                    let mut e = NewEvent::new(EventType::TaskStarted)
+                        .task(&task.task_id, &task.agent_id, &task.agent_type)
+                        .status("running")
+                        .metadata(serde_json::json!({ "attempt": task.attempt, "worker_id": worker_id }));
+                    e.at_us = now;
+                    events.push(e);
+                }
                 attempts.push((task.task_id.clone(), task.attempt, task.queue_time.as_micros() as i64));
                 claimed.push(task);
             }

@@ -13,7 +13,7 @@ use super::claim::Claim;
 use super::inserts::{add, Inserts};
 use super::rows::{change, json_opt, Changes, History, TaskVersionState};
 use super::{now_us, ClaimedTask, Dialect, Result, Store};
-use crate::events::{EventError, EventType, NewEvent, Performance};
+use crate::events::{ms, round_us, EventError, EventType, NewEvent, Performance};
 use crate::plugins::{LogLine, TaskFailure};
 use crate::workflow::{RetryPolicy, TaskStatus, WorkflowStatus};
 
@@ -60,8 +60,9 @@ pub enum Applied {
 
 /// What recording a batch accumulates before its closing statements.
 #[derive(Default)]
-struct Batch {
-    history: History,
+struct Batch<'o> {
+    /// Borrows the events of the outcomes being recorded.
+    history: History<'o>,
     attempts: Vec<AttemptClose>,
     /// By workflow id: iterated in id order, the order workflow rows are locked in.
     workflows: BTreeMap<String, Counters>,
@@ -69,7 +70,7 @@ struct Batch {
     settled: BTreeMap<(String, String), i64>,
 }
 
-impl Batch {
+impl Batch<'_> {
     fn counters(&mut self, workflow_id: &str) -> &mut Counters {
         self.workflows.entry(workflow_id.to_string()).or_default()
     }
@@ -265,12 +266,12 @@ impl Store {
 
     /// Record one outcome. A completed attempt was already written by [`Store::complete_fenced`]
     /// (`held` is what it returned, `None` when fenced off); a failed one is checked here.
-    async fn record_one(
+    async fn record_one<'o>(
         &self,
         conn: &mut AnyConnection,
-        o: &Outcome,
+        o: &'o Outcome,
         held: Option<Held>,
-        batch: &mut Batch,
+        batch: &mut Batch<'o>,
     ) -> Result<Applied> {
         let now = now_us();
         let held = match &o.result {
@@ -294,12 +295,15 @@ impl Store {
             return Ok(Applied::Fenced);
         };
 
-        let mut events = o.events.clone();
+        // The attempt's own events come first; this adds what recording it does.
+        batch.history.borrowed_events(&o.workflow_id, &o.events);
+        let tracking = self.events_enabled();
+        let mut events = Vec::new();
         let mut changes = Changes::new();
         let mut finished = None;
         let mut cancelled = Vec::new();
         let mut retry_at = None;
-        let exec_ms = o.execution_time.as_secs_f64() * 1000.0;
+        let exec_ms = ms(o.execution_time);
         let task_event = |t: EventType| NewEvent::new(t).task(&o.task_id, &agent_id, &agent_type);
 
         let (task_status, attempt_error) = match &o.result {
@@ -312,15 +316,18 @@ impl Store {
                     error: None,
                 };
                 change(&mut changes, &o.task_id, state);
-                let mut e = task_event(EventType::TaskCompleted).status("completed");
-                e.duration_ms = Some(exec_ms);
-                e.performance = Some(Performance {
-                    queue_time_ms: o.queue_time.as_secs_f64() * 1000.0,
-                    execution_time_ms: exec_ms,
-                    total_time_ms: first_started.map(|s| (now - s) as f64 / 1000.0).unwrap_or(exec_ms),
-                });
-                e.metadata = Some(json!({ "attempt": o.attempt, "plugin_digest": o.plugin_digest }));
-                events.push(e);
+                if tracking {
+                    // The plugin's digest is on the attempt's `execution_end` event.
+                    let mut e = task_event(EventType::TaskCompleted).status("completed");
+                    e.duration_ms = Some(exec_ms);
+                    e.performance = Some(Performance {
+                        queue_time_ms: ms(o.queue_time),
+                        execution_time_ms: exec_ms,
+                        total_time_ms: first_started.map(|s| round_us((now - s) as f64 / 1000.0)).unwrap_or(exec_ms),
+                    });
+                    e.metadata = Some(json!({ "attempt": o.attempt }));
+                    events.push(e);
+                }
                 (TaskStatus::Completed, None)
             }
             AttemptResult::Failed(f) => {

@@ -1,8 +1,10 @@
 //! Writing the history that every state change carries: the next version (with an occasional
 //! snapshot) and the coordination events.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::inserts::{add, placeholders, Inserts};
@@ -22,12 +24,12 @@ pub struct TaskVersionState {
     pub error: Option<Value>,
 }
 
-/// Task changes of one version, by task id.
-pub type Changes = Map<String, Value>;
+/// Task changes of one version, by task id (serialized as they are, without a copy as JSON values).
+pub type Changes = std::collections::BTreeMap<String, TaskVersionState>;
 
 /// Record a task change into `changes`.
 pub fn change(changes: &mut Changes, task_id: &str, state: TaskVersionState) {
-    changes.insert(task_id.to_string(), serde_json::to_value(state).unwrap_or(Value::Null));
+    changes.insert(task_id.to_string(), state);
 }
 
 /// Parse an optional JSON text column.
@@ -46,7 +48,7 @@ pub async fn write_snapshot(
         .bind(workflow_id)
         .fetch_all(&mut *conn)
         .await?;
-    let mut tasks = Map::new();
+    let mut tasks = Changes::new();
     for r in rows {
         let status: String = r.try_get(1)?;
         let state = TaskVersionState {
@@ -57,14 +59,19 @@ pub async fn write_snapshot(
         };
         change(&mut tasks, &r.try_get::<String, _>(0)?, state);
     }
-    let state = serde_json::json!({ "status": status.as_str(), "tasks": tasks });
+    #[derive(Serialize)]
+    struct Snapshot<'a> {
+        status: &'a str,
+        tasks: &'a Changes,
+    }
+    let state = serde_json::to_string(&Snapshot { status: status.as_str(), tasks: &tasks })?;
     sqlx::query(
         "INSERT INTO workflow_snapshots (workflow_id, version, state) VALUES ($1, $2, $3) \
          ON CONFLICT (workflow_id, version) DO NOTHING",
     )
     .bind(workflow_id)
     .bind(version)
-    .bind(state.to_string())
+    .bind(state)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -76,16 +83,17 @@ const CHUNK: usize = 400;
 
 /// The versions and events a transaction produces, written together when it ends: one UPDATE per
 /// workflow numbers them, and multi-row INSERTs store them.
+/// Events can be borrowed (`'e`) from what the transaction records, so they are not copied.
 #[derive(Default)]
-pub struct History {
+pub struct History<'e> {
     /// By workflow id: flushed in id order, the order workflow rows are locked in.
-    workflows: std::collections::BTreeMap<String, Pending>,
+    workflows: std::collections::BTreeMap<String, Pending<'e>>,
 }
 
 #[derive(Default)]
-struct Pending {
+struct Pending<'e> {
     versions: Vec<(Option<WorkflowStatus>, &'static str, Changes)>,
-    events: Vec<NewEvent>,
+    events: Vec<Cow<'e, NewEvent>>,
 }
 
 /// What [`History::flush`] wrote.
@@ -96,8 +104,8 @@ pub struct Flushed {
     pub versions: Vec<(String, i64)>,
 }
 
-impl History {
-    fn entry(&mut self, workflow_id: &str) -> &mut Pending {
+impl<'e> History<'e> {
+    fn entry(&mut self, workflow_id: &str) -> &mut Pending<'e> {
         self.workflows.entry(workflow_id.to_string()).or_default()
     }
 
@@ -128,7 +136,12 @@ impl History {
 
     /// Events of a workflow, in order.
     pub fn events(&mut self, workflow_id: &str, events: Vec<NewEvent>) {
-        self.entry(workflow_id).events.extend(events);
+        self.entry(workflow_id).events.extend(events.into_iter().map(Cow::Owned));
+    }
+
+    /// Events of a workflow, in order, borrowed until the flush.
+    pub fn borrowed_events(&mut self, workflow_id: &str, events: &'e [NewEvent]) {
+        self.entry(workflow_id).events.extend(events.iter().map(Cow::Borrowed));
     }
 
     /// Number the versions and events and write them (events only when `with_events`). Every
