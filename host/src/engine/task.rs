@@ -9,7 +9,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use super::Inner;
-use crate::events::{ms, rfc3339, EventType, NewEvent};
+use crate::events::{ms, rfc3339, AttemptMeta, EventType, NewEvent};
 use crate::handoff::{self, Target};
 use crate::plugins::{CallOptions, DependencyStatus, Issue, PreviousResult, TaskContext, TaskFailure, Validation};
 use crate::store::{now_us, Applied, AttemptResult, ClaimedTask, Outcome, TaskResultRow};
@@ -122,11 +122,14 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
             e.source_agent = Some(dep.agent_id.clone());
             e.target_agent = Some(task.agent_id.clone());
             e.status = Some(if accepted { "accepted" } else { "rejected" }.into());
-            e.metadata = Some(json!({
-                "handoff_id": h["handoff_id"], "source_task": dep.task_id, "target_task": task.task_id,
-                "source_agent_type": dep.agent_type, "checked_by": checked_by, "attempt": task.attempt,
-                "issues": issues,
-            }));
+            e.metadata = Some(
+                json!({
+                    "handoff_id": h["handoff_id"], "source_task": dep.task_id, "target_task": task.task_id,
+                    "source_agent_type": dep.agent_type, "checked_by": checked_by, "attempt": task.attempt,
+                    "issues": issues,
+                })
+                .into(),
+            );
             e.context = Some(json!({ "task_description": h["context"]["task_description"] }));
             events.push(e);
         }
@@ -168,7 +171,9 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
     if tracking {
         let mut start = NewEvent::new(EventType::ExecutionStart).task(&task.task_id, &task.agent_id, &task.agent_type);
         start.status = Some("running".into());
-        start.metadata = Some(json!({ "attempt": task.attempt, "timeout_ms": timeout.as_millis() as u64 }));
+        let meta =
+            AttemptMeta { attempt: task.attempt, timeout_ms: Some(timeout.as_millis() as u64), ..Default::default() };
+        start.metadata = Some(meta.into());
         events.push(start);
     }
     let exec = inner.sandbox.execute(ctx, opts).await;
@@ -179,7 +184,9 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         let mut end = NewEvent::new(EventType::ExecutionEnd).task(&task.task_id, &task.agent_id, &task.agent_type);
         end.duration_ms = Some(ms(exec.duration));
         end.status = Some(if exec.result.is_ok() { "completed" } else { "failed" }.into());
-        end.metadata = Some(json!({ "attempt": task.attempt, "plugin_digest": exec.digest }));
+        let meta =
+            AttemptMeta { attempt: task.attempt, plugin_digest: Some(exec.digest.clone()), ..Default::default() };
+        end.metadata = Some(meta.into());
         events.push(end);
     }
     let digest = (!exec.digest.is_empty()).then_some(exec.digest);

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::types::{rfc3339, round_us, Event, EventError, EventType, NewEvent, Performance};
+use super::types::{rfc3339, round_us, Event, EventError, EventType, Metadata, NewEvent, Performance};
 
 /// Most events in one block: a reader of a few events never parses much more than it needs.
 pub const BLOCK_EVENTS: usize = 256;
@@ -40,7 +40,7 @@ struct BodyOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a EventError>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<&'a Value>,
+    metadata: Option<&'a Metadata>,
     #[serde(skip_serializing_if = "Option::is_none")]
     context: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -347,7 +347,7 @@ mod tests {
         e.target_agent = Some("bob".into());
         e.status = Some("ok".into());
         e.duration_ms = Some(2.5);
-        e.metadata = Some(serde_json::json!({"k": [1, 2]}));
+        e.metadata = Some(serde_json::json!({"k": [1, 2]}).into());
         e.error = Some(EventError { error_type: "x".into(), message: "m\n".into(), attempt: 2, detail: None });
         let blocks = encode("w", 1, &[e], 1_700_000_000_000_000).unwrap();
         assert_eq!(blocks[0].agents.keys().collect::<Vec<_>>(), ["alice", "bob"]);
@@ -369,7 +369,7 @@ mod tests {
         e.source_agent = Some("alice".into());
         e.status = Some("accepted".into());
         e.duration_ms = Some(9.044735999999999);
-        e.metadata = Some(serde_json::json!({"attempt": 2, "issues": ["a\nb"]}));
+        e.metadata = Some(serde_json::json!({"attempt": 2, "issues": ["a\nb"]}).into());
         e.performance = Some(Performance { queue_time_ms: 1.5, execution_time_ms: 2.0, total_time_ms: 3.25 });
         let plain = ev(EventType::TaskStarted, None, 43);
         let blocks = encode("w", 9, &[e, plain], 0).unwrap();

@@ -5,4 +5,4 @@ mod query;
 mod types;
 
 pub use query::{AgentEventsQuery, EventQuery, Statistics, Timeline};
-pub use types::{ms, rfc3339, round_us, Event, EventError, EventType, NewEvent, Performance};
+pub use types::{ms, rfc3339, round_us, AttemptMeta, Event, EventError, EventType, Metadata, NewEvent, Performance};

@@ -84,6 +84,42 @@ pub struct Performance {
     pub total_time_ms: f64,
 }
 
+/// Metadata of an event to append: that of an attempt's events typed (written as it is, without
+/// building a JSON value first: there are four of them per task), any other as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Metadata {
+    Attempt(AttemptMeta),
+    Json(Value),
+}
+
+impl From<Value> for Metadata {
+    fn from(v: Value) -> Metadata {
+        Metadata::Json(v)
+    }
+}
+
+impl From<AttemptMeta> for Metadata {
+    fn from(m: AttemptMeta) -> Metadata {
+        Metadata::Attempt(m)
+    }
+}
+
+/// Metadata of an event about one attempt of a task: its number, and what else the event knows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AttemptMeta {
+    pub attempt: u32,
+    /// The worker that claimed the attempt (`task_started`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+    /// The attempt's time limit (`execution_start`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// The executor plugin that ran it (`execution_end`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_digest: Option<String>,
+}
+
 /// An event to append (the store assigns `event_id` and the sequence number).
 #[derive(Debug, Clone, Default)]
 pub struct NewEvent {
@@ -96,7 +132,7 @@ pub struct NewEvent {
     pub status: Option<String>,
     pub duration_ms: Option<f64>,
     pub error: Option<EventError>,
-    pub metadata: Option<Value>,
+    pub metadata: Option<Metadata>,
     pub context: Option<Value>,
     pub performance: Option<Performance>,
     /// When it happened (µs since the epoch); 0 means "when stored".
@@ -130,8 +166,8 @@ impl NewEvent {
     }
 
     /// The same event with metadata.
-    pub fn metadata(mut self, metadata: Value) -> NewEvent {
-        self.metadata = Some(metadata);
+    pub fn metadata(mut self, metadata: impl Into<Metadata>) -> NewEvent {
+        self.metadata = Some(metadata.into());
         self
     }
 }

@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use super::inserts::{add, Inserts};
 use super::rows::{change, Changes, History, TaskVersionState};
 use super::{now_us, Dialect, Result, Store};
-use crate::events::{EventType, NewEvent};
+use crate::events::{AttemptMeta, EventType, NewEvent};
 use crate::workflow::{TaskStatus, WorkflowStatus};
 
 /// A task this worker now holds a lease on, with everything needed to run its attempt.
@@ -188,7 +188,11 @@ impl Store {
                     let mut e = NewEvent::new(EventType::TaskStarted)
                         .task(&task.task_id, &task.agent_id, &task.agent_type)
                         .status("running")
-                        .metadata(serde_json::json!({ "attempt": task.attempt, "worker_id": worker_id }));
+                        .metadata(AttemptMeta {
+                            attempt: task.attempt,
+                            worker_id: Some(worker_id.to_string()),
+                            ..Default::default()
+                        });
                     e.at_us = now;
                     events.push(e);
                 }

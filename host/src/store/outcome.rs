@@ -13,7 +13,7 @@ use super::claim::Claim;
 use super::inserts::{add, Inserts};
 use super::rows::{change, json_opt, Changes, History, TaskVersionState};
 use super::{now_us, ClaimedTask, Dialect, Result, Store};
-use crate::events::{ms, round_us, EventError, EventType, NewEvent, Performance};
+use crate::events::{ms, round_us, AttemptMeta, EventError, EventType, NewEvent, Performance};
 use crate::plugins::{LogLine, TaskFailure};
 use crate::workflow::{RetryPolicy, TaskStatus, WorkflowStatus};
 
@@ -325,7 +325,7 @@ impl Store {
                         execution_time_ms: exec_ms,
                         total_time_ms: first_started.map(|s| round_us((now - s) as f64 / 1000.0)).unwrap_or(exec_ms),
                     });
-                    e.metadata = Some(json!({ "attempt": o.attempt }));
+                    e.metadata = Some(AttemptMeta { attempt: o.attempt, ..Default::default() }.into());
                     events.push(e);
                 }
                 (TaskStatus::Completed, None)
@@ -384,7 +384,7 @@ impl Store {
                     change(&mut changes, &o.task_id, state);
                     let mut e = task_event(EventType::TaskFailed).status("failed").error(event_error);
                     e.duration_ms = Some(exec_ms);
-                    e.metadata = Some(json!({ "attempt": o.attempt, "allow_failure": allow_failure }));
+                    e.metadata = Some(json!({ "attempt": o.attempt, "allow_failure": allow_failure }).into());
                     events.push(e);
                     (TaskStatus::Failed, Some(error))
                 }
@@ -424,7 +424,7 @@ impl Store {
             self.end_workflow(conn, &o.workflow_id, WorkflowStatus::Failed, Some(&reason), now).await?;
             let mut e = NewEvent::new(EventType::WorkflowFailed).status("failed");
             e.task_id = Some(o.task_id.clone());
-            e.metadata = Some(json!({ "failed_task": o.task_id, "cancelled_tasks": cancelled }));
+            e.metadata = Some(json!({ "failed_task": o.task_id, "cancelled_tasks": cancelled }).into());
             events.push(e);
             finished = Some(WorkflowStatus::Failed);
             batch.history.version(&o.workflow_id, WorkflowStatus::Failed, task_status.as_str(), changes);

@@ -113,7 +113,7 @@ impl Store {
                 let mut e = NewEvent::new(EventType::TaskCreated).task(&t.task_id, &t.agent_id, &t.agent_type);
                 e.status = Some("pending".into());
                 if !t.dependencies.is_empty() {
-                    e.metadata = Some(serde_json::json!({ "dependencies": t.dependencies }));
+                    e.metadata = Some(serde_json::json!({ "dependencies": t.dependencies }).into());
                 }
                 events.push(e);
             }
