@@ -16,7 +16,7 @@ use crate::store::{now_us, Applied, AttemptResult, ClaimedTask, Outcome, TaskRes
 use crate::workflow::TaskStatus;
 
 pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemaphorePermit) {
-    let key = (task.workflow_id.clone(), task.task_id.clone());
+    let key = (task.workflow_id.clone(), task.task_id.to_string());
     let token = CancellationToken::new();
     inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), (task.attempt, token.clone()));
     inner.notify(&task.workflow_id, false);
@@ -70,7 +70,7 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
     let mut events = Vec::new();
     let outcome = |result, digest, log, events| Outcome {
         workflow_id: task.workflow_id.clone(),
-        task_id: task.task_id.clone(),
+        task_id: task.task_id.to_string(),
         attempt: task.attempt,
         result,
         plugin_digest: digest,
@@ -118,8 +118,12 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         }
         let accepted = issues.is_empty();
         if tracking {
-            let mut e = NewEvent::new(EventType::Handoff).task(&task.task_id, &task.agent_id, &task.agent_type);
-            e.source_agent = Some(dep.agent_id.clone());
+            let mut e = NewEvent::new(EventType::Handoff).task(
+                task.task_id.clone(),
+                task.agent_id.clone(),
+                task.agent_type.clone(),
+            );
+            e.source_agent = Some(dep.agent_id.as_str().into());
             e.target_agent = Some(task.agent_id.clone());
             e.status = Some(if accepted { "accepted" } else { "rejected" }.into());
             e.metadata = Some(
@@ -157,9 +161,9 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
 
     let ctx = TaskContext {
         workflow_id: task.workflow_id.clone(),
-        task_id: task.task_id.clone(),
-        agent_id: task.agent_id.clone(),
-        agent_type: task.agent_type.clone(),
+        task_id: task.task_id.to_string(),
+        agent_id: task.agent_id.to_string(),
+        agent_type: task.agent_type.to_string(),
         attempt: task.attempt,
         input: task.input.clone(),
         variables: task.variables.clone(),
@@ -168,9 +172,9 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         previous_results: deps.iter().map(previous_result).collect(),
         handoffs,
     };
+    let names = (&task.task_id, &task.agent_id, &task.agent_type);
     if tracking {
-        let mut start = NewEvent::new(EventType::ExecutionStart).task(&task.task_id, &task.agent_id, &task.agent_type);
-        start.status = Some("running".into());
+        let mut start = NewEvent::of_task(EventType::ExecutionStart, now_us(), names, "running");
         let meta =
             AttemptMeta { attempt: task.attempt, timeout_ms: Some(timeout.as_millis() as u64), ..Default::default() };
         start.metadata = Some(meta.into());
@@ -181,11 +185,14 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         inner.metrics.plugin_instantiated(&task.agent_type, took);
     }
     if tracking {
-        let mut end = NewEvent::new(EventType::ExecutionEnd).task(&task.task_id, &task.agent_id, &task.agent_type);
+        let status = if exec.result.is_ok() { "completed" } else { "failed" };
+        let mut end = NewEvent::of_task(EventType::ExecutionEnd, now_us(), names, status);
         end.duration_ms = Some(ms(exec.duration));
-        end.status = Some(if exec.result.is_ok() { "completed" } else { "failed" }.into());
-        let meta =
-            AttemptMeta { attempt: task.attempt, plugin_digest: Some(exec.digest.clone()), ..Default::default() };
+        let meta = AttemptMeta {
+            attempt: task.attempt,
+            plugin_digest: Some(exec.digest.as_str().into()),
+            ..Default::default()
+        };
         end.metadata = Some(meta.into());
         events.push(end);
     }

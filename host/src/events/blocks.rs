@@ -1,18 +1,31 @@
 //! The stored form of events. The events a transaction appends to one workflow are kept together
-//! as one *event block*: a row holding them as a JSON array, in sequence order, at most
+//! as one *event block*: a row holding them as JSON text, in sequence order, at most
 //! [`BLOCK_EVENTS`] per block. Blocks make tracking nearly free on the write path (one row per
 //! batch instead of one indexed row per event) and cheap to read back (a workflow's events are a
 //! few rows already in order). An agent index (`event_agents`) names, per agent, the blocks its
 //! events are in.
+//!
+//! A block's text is compact: `{"v":2,"seq":S,"ts":T,"s":[strings],"b":[bodies],"e":[rows]}`.
+//! Each distinct string of the block (types, tasks, agents, statuses) is written once, in `s`;
+//! each distinct body (error, metadata, context) once, in `b`. A row is `[type, ts - T, task,
+//! agent id, agent type, status, body, duration (ms), source agent, target agent, [queue,
+//! execution, total] (ms), seq - S, stored id]`: strings and bodies are indexes into the tables,
+//! trailing nulls are left out, and the position is there only when it is not the previous
+//! row's plus one (the first row's is `S`). Blocks written by earlier versions are a JSON array
+//! of full rows (`[seq, event id, type, task, agent id, agent type, source, target, status,
+//! duration, ts, body]`); they are read as they are.
 
-use std::borrow::{Borrow, Cow};
+mod write;
+
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::types::{rfc3339, round_us, Event, EventError, EventType, Metadata, NewEvent, Performance};
+use super::types::{rfc3339, Event, EventError, EventType, NewEvent, Performance};
+use write::{BlockWriter, Body, Row, TypeName, Written};
 
 /// Most events in one block: a reader of a few events never parses much more than it needs.
 pub const BLOCK_EVENTS: usize = 256;
@@ -27,24 +40,26 @@ pub struct Block {
     pub first_ts: i64,
     pub last_ts: i64,
     pub count: i64,
-    /// The events, as a JSON array of [`Stored`] rows.
+    /// The events, as text ([module docs](self)).
     pub events: String,
     /// The agents that take part in the block's events (as actor, source or target), each with
     /// the time of its earliest event here.
     pub agents: BTreeMap<String, i64>,
 }
 
-/// The parts of an event read back but never filtered on.
-#[derive(Serialize)]
-struct BodyOut<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a EventError>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<&'a Metadata>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    context: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    performance: Option<&'a Performance>,
+impl Block {
+    fn new(workflow_id: &str, w: Written) -> Block {
+        Block {
+            workflow_id: workflow_id.to_string(),
+            first_seq: w.first_seq,
+            last_seq: w.last_seq,
+            first_ts: w.first_ts,
+            last_ts: w.last_ts,
+            count: w.count,
+            events: w.text,
+            agents: w.agents,
+        }
+    }
 }
 
 #[derive(Default, Deserialize)]
@@ -57,106 +72,18 @@ struct BodyIn {
 
 /// Split a workflow's new events, numbered from `first_seq`, into blocks. Events without a time
 /// get `now`.
-pub fn encode(
-    workflow_id: &str,
-    first_seq: i64,
-    events: &[impl Borrow<NewEvent>],
-    now: i64,
-) -> serde_json::Result<Vec<Block>> {
+pub fn encode(workflow_id: &str, first_seq: i64, events: &[&NewEvent], now: i64) -> serde_json::Result<Vec<Block>> {
     let mut blocks = Vec::with_capacity(events.len().div_ceil(BLOCK_EVENTS));
     for (b, chunk) in events.chunks(BLOCK_EVENTS).enumerate() {
         let first = first_seq + (b * BLOCK_EVENTS) as i64;
-        let mut text = Vec::with_capacity(chunk.len() * TEXT_PER_EVENT);
-        let mut agents = BTreeMap::new();
-        let (mut first_ts, mut last_ts) = (i64::MAX, i64::MIN);
-        text.push(b'[');
+        let mut w = BlockWriter::new(chunk.len());
         for (i, e) in chunk.iter().enumerate() {
-            let e: &NewEvent = e.borrow();
-            let ts = if e.at_us > 0 { e.at_us } else { now };
-            first_ts = first_ts.min(ts);
-            last_ts = last_ts.max(ts);
-            for agent in [&e.agent_id, &e.source_agent, &e.target_agent].into_iter().flatten() {
-                seen(&mut agents, agent, ts);
-            }
-            if i > 0 {
-                text.push(b',');
-            }
-            write_event(&mut text, first + i as i64, e, ts)?;
+            w.push(&Row::new(first + i as i64, e, now))?;
         }
-        text.push(b']');
-        blocks.push(Block {
-            workflow_id: workflow_id.to_string(),
-            first_seq: first,
-            last_seq: first + chunk.len() as i64 - 1,
-            first_ts,
-            last_ts,
-            count: chunk.len() as i64,
-            events: utf8(text)?,
-            agents,
-        });
+        blocks.push(Block::new(workflow_id, w.finish()?));
     }
     Ok(blocks)
 }
-
-/// Append one event as stored: `[seq, event id, type, task, agent id, agent type, source agent,
-/// target agent, status, duration (ms), time (µs), body]`, the row [`Stored`] reads. The event id
-/// is not stored (`null`): it is derived from the workflow and the position ([`event_id`]);
-/// blocks written before that hold a random id there, which reads keep. Written by hand, with
-/// serde only for the body: this runs for every event the host records.
-fn write_event(out: &mut Vec<u8>, seq: i64, e: &NewEvent, ts: i64) -> serde_json::Result<()> {
-    out.push(b'[');
-    out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
-    out.extend_from_slice(b",null,");
-    write_str(out, e.event_type.map(EventType::as_str).unwrap_or("unknown"))?;
-    for field in [&e.task_id, &e.agent_id, &e.agent_type, &e.source_agent, &e.target_agent, &e.status] {
-        out.push(b',');
-        match field {
-            Some(s) => write_str(out, s)?,
-            None => out.extend_from_slice(b"null"),
-        }
-    }
-    out.push(b',');
-    serde_json::to_writer(&mut *out, &e.duration_ms.map(round_us))?;
-    out.push(b',');
-    out.extend_from_slice(itoa::Buffer::new().format(ts).as_bytes());
-    out.push(b',');
-    let body = BodyOut {
-        error: e.error.as_ref(),
-        metadata: e.metadata.as_ref(),
-        context: e.context.as_ref(),
-        performance: e.performance.as_ref(),
-    };
-    if body.error.is_none() && body.metadata.is_none() && body.context.is_none() && body.performance.is_none() {
-        out.extend_from_slice(b"null");
-    } else {
-        serde_json::to_writer(&mut *out, &body)?;
-    }
-    out.push(b']');
-    Ok(())
-}
-
-/// Append `s` as a JSON string: as it is when nothing in it needs escaping (ids, names,
-/// statuses), through serde_json otherwise.
-fn write_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-        Ok(())
-    } else {
-        serde_json::to_writer(out, s)
-    }
-}
-
-/// The text of a block written by [`write_event`] or serde_json, both of which write UTF-8.
-fn utf8(text: Vec<u8>) -> serde_json::Result<String> {
-    String::from_utf8(text).map_err(|e| serde::ser::Error::custom(format!("event text is not UTF-8: {e}")))
-}
-
-/// Bytes of text an event usually takes: the buffer a block is written into starts this large
-/// per event, so it is rarely grown.
-const TEXT_PER_EVENT: usize = 192;
 
 /// The id of the event at position `seq` of `workflow_id`, the same at every read and on every
 /// host, so it costs nothing to store: a UUID (version 8) whose low 62 bits are the workflow's
@@ -182,20 +109,29 @@ pub fn event_id(workflow_id: &str, seq: i64) -> String {
 /// Namespace of the UUIDs that stand for workflow ids that are not UUIDs.
 const EVENT_NAMESPACE: uuid::Uuid = uuid::uuid!("5d1f7c3e-9b0a-4c8e-a6f2-3e8d9b1c7a40");
 
-/// Note that `agent` took part in an event at `ts`: the block keeps its earliest time.
-fn seen(agents: &mut BTreeMap<String, i64>, agent: &str, ts: i64) {
-    match agents.get_mut(agent) {
-        Some(earliest) => *earliest = (*earliest).min(ts),
-        None => {
-            agents.insert(agent.to_string(), ts);
-        }
-    }
+/// One event of a block as read, borrowing from the block's text: cheap to filter, turned into
+/// an [`Event`] only when wanted.
+pub struct Stored<'a> {
+    seq: i64,
+    /// Stored by blocks written before ids were derived ([`event_id`]).
+    id: Option<Cow<'a, str>>,
+    type_name: Cow<'a, str>,
+    task_id: Option<Cow<'a, str>>,
+    agent_id: Option<Cow<'a, str>>,
+    agent_type: Option<Cow<'a, str>>,
+    source_agent: Option<Cow<'a, str>>,
+    target_agent: Option<Cow<'a, str>>,
+    status: Option<Cow<'a, str>>,
+    duration_ms: Option<f64>,
+    ts: i64,
+    /// Kept in the row by the compact format, in the body by the earlier one.
+    performance: Option<Performance>,
+    body: Option<&'a RawValue>,
 }
 
-/// One event of a block as read, borrowing from the block's text: cheap to filter, turned into
-/// an [`Event`] only when wanted. Written back unchanged when a block is trimmed.
-#[derive(Serialize, Deserialize)]
-pub struct Stored<'a>(
+/// A row of a block written by an earlier version: the whole event.
+#[derive(Deserialize)]
+struct RowV1<'a>(
     i64,
     #[serde(borrow)] Option<Cow<'a, str>>,
     #[serde(borrow)] Cow<'a, str>,
@@ -210,76 +146,194 @@ pub struct Stored<'a>(
     #[serde(borrow)] Option<&'a RawValue>,
 );
 
+#[derive(Deserialize)]
+struct BlockV2<'a> {
+    v: u32,
+    seq: i64,
+    ts: i64,
+    #[serde(borrow)]
+    s: Vec<Cow<'a, str>>,
+    #[serde(borrow)]
+    b: Vec<&'a RawValue>,
+    e: Vec<RowV2<'a>>,
+}
+
+/// A row of the compact format (module docs); trailing nulls may be left out.
+#[derive(Deserialize)]
+struct RowV2<'a>(
+    u32,
+    i64,
+    #[serde(default)] Option<u32>,
+    #[serde(default)] Option<u32>,
+    #[serde(default)] Option<u32>,
+    #[serde(default)] Option<u32>,
+    #[serde(default)] Option<u32>,
+    #[serde(default)] Option<f64>,
+    #[serde(default)] Option<u32>,
+    #[serde(default)] Option<u32>,
+    #[serde(default)] Option<[f64; 3]>,
+    #[serde(default)] Option<i64>,
+    #[serde(default, borrow)] Option<Cow<'a, str>>,
+);
+
 /// The events of a block's text, in sequence order.
 pub fn decode(text: &str) -> serde_json::Result<Vec<Stored<'_>>> {
-    serde_json::from_str(text)
+    if text.trim_start().starts_with('[') {
+        let rows: Vec<RowV1> = serde_json::from_str(text)?;
+        return Ok(rows.into_iter().map(Stored::from_v1).collect());
+    }
+    let block: BlockV2 = serde_json::from_str(text)?;
+    if block.v != 2 {
+        return Err(serde::de::Error::custom(format!(
+            "event block format {} is newer than this host reads: upgrade Hyphae",
+            block.v
+        )));
+    }
+    let string = |i: Option<u32>| -> serde_json::Result<Option<Cow<'_, str>>> {
+        i.map(|i| {
+            block.s.get(i as usize).cloned().ok_or_else(|| {
+                serde::de::Error::custom(format!("string {i} is not in the block's table of {}", block.s.len()))
+            })
+        })
+        .transpose()
+    };
+    let mut events = Vec::with_capacity(block.e.len());
+    let mut seq = block.seq - 1;
+    for row in &block.e {
+        let RowV2(ty, dts, task, agent, agent_type, status, body, duration_ms, source, target, perf, dseq, id) = row;
+        seq = dseq.map_or(seq + 1, |d| block.seq + d);
+        let body = match body {
+            Some(i) => Some(*block.b.get(*i as usize).ok_or_else(|| {
+                serde::de::Error::custom(format!("body {i} is not in the block's table of {}", block.b.len()))
+            })?),
+            None => None,
+        };
+        events.push(Stored {
+            seq,
+            id: id.clone(),
+            type_name: string(Some(*ty))?.unwrap_or_default(),
+            task_id: string(*task)?,
+            agent_id: string(*agent)?,
+            agent_type: string(*agent_type)?,
+            source_agent: string(*source)?,
+            target_agent: string(*target)?,
+            status: string(*status)?,
+            duration_ms: *duration_ms,
+            ts: block.ts + dts,
+            performance: perf.map(|[q, e, t]| Performance { queue_time_ms: q, execution_time_ms: e, total_time_ms: t }),
+            body,
+        });
+    }
+    Ok(events)
 }
 
 impl<'a> Stored<'a> {
+    fn from_v1(r: RowV1<'a>) -> Stored<'a> {
+        let RowV1(seq, id, type_name, task_id, agent_id, agent_type, source_agent, target_agent, status, d, ts, body) =
+            r;
+        Stored {
+            seq,
+            id,
+            type_name,
+            task_id,
+            agent_id,
+            agent_type,
+            source_agent,
+            target_agent,
+            status,
+            duration_ms: d,
+            ts,
+            performance: None,
+            body,
+        }
+    }
+
     /// Position in the workflow's history.
     pub fn seq(&self) -> i64 {
-        self.0
+        self.seq
     }
 
     /// Time (µs since the epoch).
     pub fn ts(&self) -> i64 {
-        self.10
+        self.ts
     }
 
     pub fn duration_ms(&self) -> Option<f64> {
-        self.9
+        self.duration_ms
     }
 
     /// Type name as stored.
     pub fn type_name(&self) -> &str {
-        &self.2
+        &self.type_name
     }
 
     pub fn task_id(&self) -> Option<&str> {
-        self.3.as_deref()
+        self.task_id.as_deref()
     }
 
     pub fn agent_id(&self) -> Option<&str> {
-        self.4.as_deref()
+        self.agent_id.as_deref()
     }
 
     /// Whether `agent` took part in the event, as actor, source or target.
     pub fn involves(&self, agent: &str) -> bool {
-        [&self.4, &self.6, &self.7].into_iter().any(|a| a.as_deref() == Some(agent))
+        [&self.agent_id, &self.source_agent, &self.target_agent].into_iter().any(|a| a.as_deref() == Some(agent))
     }
 
     /// Whether the event is of one of `types` (any type when empty).
     pub fn is_of(&self, types: &[EventType]) -> bool {
-        types.is_empty() || types.iter().any(|t| t.as_str() == self.2)
+        types.is_empty() || types.iter().any(|t| t.as_str() == self.type_name)
     }
 
     /// The whole event, as served; an error names what this host cannot read in it.
     pub fn into_event(self, workflow_id: &str) -> Result<Event, String> {
-        let event_type =
-            EventType::parse(&self.2).ok_or_else(|| format!("unknown event type `{}` in {workflow_id}", self.2))?;
-        let body: BodyIn = match self.11 {
+        let event_type = EventType::parse(&self.type_name)
+            .ok_or_else(|| format!("unknown event type `{}` in {workflow_id}", self.type_name))?;
+        let body: BodyIn = match self.body {
             Some(raw) => serde_json::from_str(raw.get()).map_err(|e| format!("event body in {workflow_id}: {e}"))?,
             None => BodyIn::default(),
         };
         let own = |s: Option<Cow<'a, str>>| s.map(Cow::into_owned);
         Ok(Event {
             workflow_id: workflow_id.to_string(),
-            seq: self.0,
-            event_id: self.1.map(Cow::into_owned).unwrap_or_else(|| event_id(workflow_id, self.0)),
+            seq: self.seq,
+            event_id: self.id.map(Cow::into_owned).unwrap_or_else(|| event_id(workflow_id, self.seq)),
             event_type,
-            task_id: own(self.3),
-            agent_id: own(self.4),
-            agent_type: own(self.5),
-            source_agent: own(self.6),
-            target_agent: own(self.7),
-            status: own(self.8),
-            duration_ms: self.9,
-            timestamp: rfc3339(self.10),
+            task_id: own(self.task_id),
+            agent_id: own(self.agent_id),
+            agent_type: own(self.agent_type),
+            source_agent: own(self.source_agent),
+            target_agent: own(self.target_agent),
+            status: own(self.status),
+            duration_ms: self.duration_ms,
+            timestamp: rfc3339(self.ts),
             error: body.error,
             metadata: body.metadata,
             context: body.context,
-            performance: body.performance,
+            performance: self.performance.or(body.performance),
         })
+    }
+
+    /// The event as a row to write again, as it is.
+    fn row(&self) -> Row<'_> {
+        Row {
+            seq: self.seq,
+            id: self.id.as_deref(),
+            event_type: TypeName::Name(&self.type_name),
+            strings: [
+                &self.task_id,
+                &self.agent_id,
+                &self.agent_type,
+                &self.source_agent,
+                &self.target_agent,
+                &self.status,
+            ]
+            .map(|s| s.as_deref()),
+            duration_ms: self.duration_ms,
+            ts: self.ts,
+            performance: self.performance,
+            body: self.body.map_or(Body::None, |b| Body::Raw(b.get())),
+        }
     }
 }
 
@@ -297,32 +351,25 @@ pub fn retain(
     if kept.is_empty() {
         return Ok(None);
     }
-    let mut agents = BTreeMap::new();
+    let mut w = BlockWriter::new(kept.len());
     for e in &kept {
-        for agent in [&e.4, &e.6, &e.7].into_iter().flatten() {
-            seen(&mut agents, agent, e.10);
-        }
+        w.push(&e.row())?;
     }
-    let block = Block {
-        workflow_id: workflow_id.to_string(),
-        first_seq: kept[0].0,
-        last_seq: kept[kept.len() - 1].0,
-        first_ts: kept.iter().map(|e| e.10).min().unwrap_or_default(),
-        last_ts: kept.iter().map(|e| e.10).max().unwrap_or_default(),
-        count: kept.len() as i64,
-        events: serde_json::to_string(&kept)?,
-        agents,
-    };
-    Ok(Some((block, total - kept.len())))
+    Ok(Some((Block::new(workflow_id, w.finish()?), total - kept.len())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::{AttemptMeta, Performance};
+
+    fn refs(events: &[NewEvent]) -> Vec<&NewEvent> {
+        events.iter().collect()
+    }
 
     fn ev(t: EventType, agent: Option<&str>, at_us: i64) -> NewEvent {
         let mut e = NewEvent { event_type: Some(t), at_us, ..Default::default() };
-        e.agent_id = agent.map(str::to_string);
+        e.agent_id = agent.map(Into::into);
         e
     }
 
@@ -331,7 +378,7 @@ mod tests {
         let events: Vec<NewEvent> = (0..BLOCK_EVENTS as i64 + 3)
             .map(|i| ev(EventType::TaskStarted, Some(if i % 2 == 0 { "a" } else { "b" }), 10 + i))
             .collect();
-        let blocks = encode("w", 5, &events, 99).unwrap();
+        let blocks = encode("w", 5, &refs(&events), 99).unwrap();
         assert_eq!(blocks.len(), 2);
         assert_eq!((blocks[0].first_seq, blocks[0].last_seq, blocks[0].count), (5, 4 + BLOCK_EVENTS as i64, 256));
         assert_eq!(
@@ -357,7 +404,7 @@ mod tests {
         e.duration_ms = Some(2.5);
         e.metadata = Some(serde_json::json!({"k": [1, 2]}).into());
         e.error = Some(EventError { error_type: "x".into(), message: "m\n".into(), attempt: 2, detail: None });
-        let blocks = encode("w", 1, &[e], 1_700_000_000_000_000).unwrap();
+        let blocks = encode("w", 1, &[&e], 1_700_000_000_000_000).unwrap();
         assert_eq!(blocks[0].agents.keys().collect::<Vec<_>>(), ["alice", "bob"]);
         let stored = decode(&blocks[0].events).unwrap().into_iter().next().unwrap();
         assert!(stored.involves("alice") && stored.involves("bob") && !stored.involves("carol"));
@@ -371,7 +418,7 @@ mod tests {
     }
 
     #[test]
-    fn rows_are_the_json_serde_would_write() {
+    fn blocks_write_each_string_and_repeated_body_once() {
         let mut e = ev(EventType::Handoff, Some("bob"), 42);
         e.task_id = Some("t\"1\\ é \u{1}".into());
         e.source_agent = Some("alice".into());
@@ -379,16 +426,46 @@ mod tests {
         e.duration_ms = Some(9.044735999999999);
         e.metadata = Some(serde_json::json!({"attempt": 2, "issues": ["a\nb"]}).into());
         e.performance = Some(Performance { queue_time_ms: 1.5, execution_time_ms: 2.0, total_time_ms: 3.25 });
-        let plain = ev(EventType::TaskStarted, None, 43);
-        let blocks = encode("w", 9, &[e, plain], 0).unwrap();
-        let expected = serde_json::json!([
-            [9, null, "handoff", "t\"1\\ é \u{1}", "bob", null, "alice", null, "accepted", 9.045, 42,
-                {"metadata": {"attempt": 2, "issues": ["a\nb"]},
-                 "performance": {"queue_time_ms": 1.5, "execution_time_ms": 2.0, "total_time_ms": 3.25}}],
-            [10, null, "task_started", null, null, null, null, null, null, null, 43, null],
-        ]);
+        let meta = AttemptMeta { attempt: 1, worker_id: Some("w1".into()), ..Default::default() };
+        let started = |task: &str, at| {
+            let mut s = ev(EventType::TaskStarted, Some("bob"), at).metadata(meta.clone());
+            s.task_id = Some(task.into());
+            s.agent_type = Some("bob".into());
+            s
+        };
+        let events = [e, started("a", 40), started("b", 43)];
+        let blocks = encode("w", 9, &refs(&events), 0).unwrap();
+        let expected = serde_json::json!({
+            "v": 2, "seq": 9, "ts": 42,
+            "s": ["handoff", "t\"1\\ é \u{1}", "bob", "alice", "accepted", "task_started", "a", "b"],
+            "b": [{"metadata": {"attempt": 2, "issues": ["a\nb"]}}, {"metadata": {"attempt": 1, "worker_id": "w1"}}],
+            "e": [[0, 0, 1, 2, null, 4, 0, 9.045, 3, null, [1.5, 2.0, 3.25]], [5, -2, 6, 2, 2, null, 1], [5, 1, 7, 2, 2, null, 1]],
+        });
         assert_eq!(serde_json::from_str::<Value>(&blocks[0].events).unwrap(), expected);
-        assert!(blocks[0].events.starts_with(r#"[[9,null,"handoff","t\"1\\ é \u0001","bob",null,"alice""#));
+        assert!(blocks[0].events.contains(r#""t\"1\\ é \u0001""#), "{}", blocks[0].events);
+        assert_eq!((blocks[0].first_ts, blocks[0].last_ts), (40, 43));
+        assert_eq!(blocks[0].agents, BTreeMap::from([("alice".to_string(), 42), ("bob".to_string(), 40)]));
+        let read: Vec<Event> =
+            decode(&blocks[0].events).unwrap().into_iter().map(|e| e.into_event("w").unwrap()).collect();
+        assert_eq!(read[0].task_id.as_deref(), Some("t\"1\\ é \u{1}"));
+        assert_eq!((read[0].source_agent.as_deref(), read[0].target_agent.as_deref()), (Some("alice"), None));
+        assert_eq!(read[0].performance.unwrap().total_time_ms, 3.25);
+        assert_eq!(
+            (read[2].seq, read[2].task_id.as_deref(), read[2].timestamp.as_str()),
+            (11, Some("b"), rfc3339(43).as_str())
+        );
+        assert_eq!(read[1].metadata, Some(serde_json::json!({"attempt": 1, "worker_id": "w1"})));
+        assert_eq!(read[2].metadata, read[1].metadata);
+    }
+
+    #[test]
+    fn bad_blocks_are_errors_that_say_why() {
+        let bad_index = r#"{"v":2,"seq":1,"ts":5,"s":["task_started"],"b":[],"e":[[0,0,3]]}"#;
+        assert!(decode(bad_index).err().unwrap().to_string().contains("string 3 is not in the block's table of 1"));
+        let bad_body = r#"{"v":2,"seq":1,"ts":5,"s":["task_started"],"b":[],"e":[[0,0,null,null,null,null,0]]}"#;
+        assert!(decode(bad_body).err().unwrap().to_string().contains("body 0 is not in the block's table of 0"));
+        let newer = r#"{"v":3,"seq":1,"ts":5,"s":[],"b":[],"e":[]}"#;
+        assert!(decode(newer).err().unwrap().to_string().contains("upgrade Hyphae"));
     }
 
     #[test]
@@ -404,19 +481,38 @@ mod tests {
         // Blocks written with stored ids keep them.
         let old = r#"[[3,"stored-id","task_started",null,null,null,null,null,null,null,5,null]]"#;
         assert_eq!(decode(old).unwrap().remove(0).into_event(wf).unwrap().event_id, "stored-id");
-        let new = encode(wf, 3, &[ev(EventType::TaskStarted, None, 5)], 0).unwrap().remove(0);
+        let new = encode(wf, 3, &[&ev(EventType::TaskStarted, None, 5)], 0).unwrap().remove(0);
         assert_eq!(decode(&new.events).unwrap().remove(0).into_event(wf).unwrap().event_id, event_id(wf, 3));
     }
 
     #[test]
     fn retain_keeps_the_newer_events_of_a_block() {
         let events = vec![ev(EventType::TaskStarted, Some("a"), 10), ev(EventType::TaskCompleted, Some("b"), 30)];
-        let block = encode("w", 7, &events, 0).unwrap().remove(0);
+        let block = encode("w", 7, &refs(&events), 0).unwrap().remove(0);
         let (kept, removed) = retain("w", &block.events, |e| e.ts() >= 20).unwrap().unwrap();
         assert_eq!((kept.first_seq, kept.last_seq, kept.count, kept.first_ts, removed), (8, 8, 1, 30, 1));
         assert_eq!(kept.agents.keys().collect::<Vec<_>>(), ["b"]);
         assert_eq!(decode(&kept.events).unwrap()[0].type_name(), "task_completed");
         assert!(retain("w", &block.events, |_| false).unwrap().is_none());
+        // Positions survive a gap.
+        let events = [30, 10, 40].map(|ts| ev(EventType::TaskStarted, Some("a"), ts));
+        let block = encode("w", 7, &refs(&events), 0).unwrap().remove(0);
+        let (kept, _) = retain("w", &block.events, |e| e.ts() >= 20).unwrap().unwrap();
+        let seqs: Vec<i64> = decode(&kept.events).unwrap().iter().map(Stored::seq).collect();
+        assert_eq!((seqs, kept.first_ts, kept.last_seq), (vec![7, 9], 30, 9));
+        // Blocks of the earlier format are written again in the compact one, keeping stored ids.
+        let old = r#"[[3,"id-3","task_started",null,"a",null,null,null,null,null,5,null],
+            [4,"id-4","task_completed","t","b","x",null,null,"completed",1.5,30,{"metadata":{"k":[1]}}]]"#;
+        let (kept, removed) = retain("w", old, |e| e.ts() >= 20).unwrap().unwrap();
+        assert!(kept.events.starts_with(r#"{"v":2,"seq":4,"ts":30,"#), "{}", kept.events);
+        assert_eq!((kept.first_seq, kept.count, removed), (4, 1, 1));
+        let e = decode(&kept.events).unwrap().remove(0).into_event("w").unwrap();
+        assert_eq!(
+            (e.event_id.as_str(), e.seq, e.status.as_deref(), e.duration_ms),
+            ("id-4", 4, Some("completed"), Some(1.5))
+        );
+        assert_eq!((e.task_id.as_deref(), e.agent_type.as_deref()), (Some("t"), Some("x")));
+        assert_eq!(e.metadata, Some(serde_json::json!({"k": [1]})));
         assert!(decode("[[1, \"id\", \"nonsense\", null, null, null, null, null, null, null, 5, null]]")
             .unwrap()
             .remove(0)

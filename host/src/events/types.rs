@@ -1,5 +1,8 @@
 //! Event types and shapes.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -111,25 +114,26 @@ pub struct AttemptMeta {
     pub attempt: u32,
     /// The worker that claimed the attempt (`task_started`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub worker_id: Option<String>,
+    pub worker_id: Option<Arc<str>>,
     /// The attempt's time limit (`execution_start`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     /// The executor plugin that ran it (`execution_end`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub plugin_digest: Option<String>,
+    pub plugin_digest: Option<Arc<str>>,
 }
 
-/// An event to append (the store assigns `event_id` and the sequence number).
+/// An event to append (the store assigns `event_id` and the sequence number). Its names are
+/// shared (`Arc<str>`), not copied: a task's ids are on every event of its attempts.
 #[derive(Debug, Clone, Default)]
 pub struct NewEvent {
     pub event_type: Option<EventType>,
-    pub task_id: Option<String>,
-    pub agent_id: Option<String>,
-    pub agent_type: Option<String>,
-    pub source_agent: Option<String>,
-    pub target_agent: Option<String>,
-    pub status: Option<String>,
+    pub task_id: Option<Arc<str>>,
+    pub agent_id: Option<Arc<str>>,
+    pub agent_type: Option<Arc<str>>,
+    pub source_agent: Option<Arc<str>>,
+    pub target_agent: Option<Arc<str>>,
+    pub status: Option<Cow<'static, str>>,
     pub duration_ms: Option<f64>,
     pub error: Option<EventError>,
     pub metadata: Option<Metadata>,
@@ -142,19 +146,48 @@ pub struct NewEvent {
 impl NewEvent {
     /// An event of `event_type`, timestamped now.
     pub fn new(event_type: EventType) -> NewEvent {
-        NewEvent { event_type: Some(event_type), at_us: crate::store::now_us(), ..Default::default() }
+        NewEvent::at(event_type, crate::store::now_us())
+    }
+
+    /// An event of `event_type` that happened at `at_us` (µs since the epoch).
+    pub fn at(event_type: EventType, at_us: i64) -> NewEvent {
+        NewEvent { event_type: Some(event_type), at_us, ..Default::default() }
+    }
+
+    /// An event about a task and its agent (names shared, not copied), with a status: built in
+    /// one piece, as most events are.
+    pub fn of_task(
+        event_type: EventType,
+        at_us: i64,
+        (task_id, agent_id, agent_type): (&Arc<str>, &Arc<str>, &Arc<str>),
+        status: &'static str,
+    ) -> NewEvent {
+        NewEvent {
+            event_type: Some(event_type),
+            task_id: Some(task_id.clone()),
+            agent_id: Some(agent_id.clone()),
+            agent_type: Some(agent_type.clone()),
+            status: Some(Cow::Borrowed(status)),
+            at_us,
+            ..Default::default()
+        }
     }
 
     /// The same event about a task and its agent.
-    pub fn task(mut self, task_id: &str, agent_id: &str, agent_type: &str) -> NewEvent {
-        self.task_id = Some(task_id.to_string());
-        self.agent_id = Some(agent_id.to_string());
-        self.agent_type = Some(agent_type.to_string());
+    pub fn task(
+        mut self,
+        task_id: impl Into<Arc<str>>,
+        agent_id: impl Into<Arc<str>>,
+        agent_type: impl Into<Arc<str>>,
+    ) -> NewEvent {
+        self.task_id = Some(task_id.into());
+        self.agent_id = Some(agent_id.into());
+        self.agent_type = Some(agent_type.into());
         self
     }
 
     /// The same event with a status.
-    pub fn status(mut self, status: impl Into<String>) -> NewEvent {
+    pub fn status(mut self, status: impl Into<Cow<'static, str>>) -> NewEvent {
         self.status = Some(status.into());
         self
     }

@@ -1,6 +1,7 @@
 //! Claiming ready tasks under a lease: the only way a task starts running.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
@@ -15,9 +16,10 @@ use crate::workflow::{TaskStatus, WorkflowStatus};
 #[derive(Debug, Clone)]
 pub struct ClaimedTask {
     pub workflow_id: String,
-    pub task_id: String,
-    pub agent_id: String,
-    pub agent_type: String,
+    /// Shared with the events of the attempt.
+    pub task_id: Arc<str>,
+    pub agent_id: Arc<str>,
+    pub agent_type: Arc<str>,
     /// The attempt this claim is for: also the fence its outcome must present.
     pub attempt: u32,
     pub input: String,
@@ -85,6 +87,8 @@ impl Store {
             None => String::new(),
         };
         let now = now_us();
+        // Shared by the `task_started` events of this claim.
+        let worker: Arc<str> = worker_id.into();
         let sql = match self.dialect {
             // Each running workflow with free slots gives its first ready tasks, read in order
             // from its own ready index: the cost follows the slots, not the tasks waiting.
@@ -145,7 +149,10 @@ impl Store {
             if task_ids.is_empty() {
                 continue;
             }
-            let list: Vec<String> = (0..task_ids.len()).map(|i| format!("${}", i + 5)).collect();
+            // The list repeats its last id up to a bucket's length, so its text recurs (see
+            // `bucket`); a repeated id changes nothing.
+            let listed = super::inserts::bucket(self.dialect, task_ids.len());
+            let list: Vec<String> = (0..listed).map(|i| format!("${}", i + 5)).collect();
             let sql = format!(
                 "UPDATE tasks SET status = 'running', attempt = attempt + 1, ready_at = NULL, lease_owner = $2, \
                  lease_expires = $3, started_at = COALESCE(started_at, $4) \
@@ -156,8 +163,8 @@ impl Store {
             );
             let mut q =
                 sqlx::query(AssertSqlSafe(sql)).bind(&workflow_id).bind(worker_id).bind(lease_expires).bind(now);
-            for t in &task_ids {
-                q = q.bind(t);
+            for i in 0..listed {
+                q = q.bind(&task_ids[i.min(task_ids.len() - 1)]);
             }
             let mut rows = q.fetch_all(&mut *tx).await?;
             rows.sort_by_key(|r| r.try_get::<i64, _>(9).unwrap_or(0));
@@ -169,9 +176,9 @@ impl Store {
                 let ready_since: Option<i64> = r.try_get(8)?;
                 let task = ClaimedTask {
                     workflow_id: workflow_id.clone(),
-                    task_id: r.try_get(0)?,
-                    agent_id: r.try_get(1)?,
-                    agent_type: r.try_get(2)?,
+                    task_id: r.try_get::<&str, _>(0)?.into(),
+                    agent_id: r.try_get::<&str, _>(1)?.into(),
+                    agent_type: r.try_get::<&str, _>(2)?.into(),
                     attempt: r.try_get::<i64, _>(3)? as u32,
                     input: r.try_get(4)?,
                     dependencies: serde_json::from_str(&r.try_get::<String, _>(5)?)?,
@@ -185,15 +192,11 @@ impl Store {
                     TaskVersionState { status: TaskStatus::Running, attempt: task.attempt, output: None, error: None };
                 change(&mut changes, &task.task_id, state);
                 if tracking {
-                    let mut e = NewEvent::new(EventType::TaskStarted)
-                        .task(&task.task_id, &task.agent_id, &task.agent_type)
-                        .status("running")
-                        .metadata(AttemptMeta {
-                            attempt: task.attempt,
-                            worker_id: Some(worker_id.to_string()),
-                            ..Default::default()
-                        });
-                    e.at_us = now;
+                    let names = (&task.task_id, &task.agent_id, &task.agent_type);
+                    let mut e = NewEvent::of_task(EventType::TaskStarted, now, names, "running");
+                    let meta =
+                        AttemptMeta { attempt: task.attempt, worker_id: Some(worker.clone()), ..Default::default() };
+                    e.metadata = Some(meta.into());
                     events.push(e);
                 }
                 attempts.push((task.task_id.clone(), task.attempt, task.queue_time.as_micros() as i64));
@@ -205,7 +208,7 @@ impl Store {
             let target = "attempts (workflow_id, task_id, attempt, worker_id, status, queue_us, started_at)";
             inserts.rows(target, 7, attempts, |args, (task_id, attempt, queue_us)| {
                 add(args, workflow_id.clone())?;
-                add(args, task_id)?;
+                add(args, &*task_id)?;
                 add(args, attempt as i64)?;
                 add(args, worker_id.to_string())?;
                 add(args, "running")?;

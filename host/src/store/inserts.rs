@@ -26,6 +26,11 @@ impl Inserts {
         Inserts { dialect, groups: Vec::new() }
     }
 
+    /// The database the rows are for.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     /// Add `INSERT INTO {target} VALUES ...` for `rows`, `cols` values each; `bind` adds a row's
     /// values in column order.
     pub fn rows<R>(
@@ -55,12 +60,23 @@ impl Inserts {
             }
             let Some((parts, args, used)) = self.groups.last_mut() else { unreachable!("a group was just pushed") };
             let n = ((MAX_PARAMS - *used) / cols).min(left);
-            let values = placeholders_from(self.dialect, *used, n, cols);
-            parts.push(format!("INSERT INTO {target} VALUES {values}{then}"));
+            // On SQLite the rows are padded to a bucket with null rows that the SELECT drops,
+            // so the statement's text recurs and stays prepared.
+            let padded = bucket(self.dialect, n).min((MAX_PARAMS - *used) / cols);
+            let values = placeholders_from(self.dialect, *used, padded, cols);
+            parts.push(match self.dialect {
+                Dialect::Sqlite => {
+                    format!("INSERT INTO {target} SELECT * FROM (VALUES {values}) WHERE column1 IS NOT NULL{then}")
+                }
+                Dialect::Postgres => format!("INSERT INTO {target} VALUES {values}{then}"),
+            });
             for row in rows.by_ref().take(n) {
                 bind(args, row).map_err(sqlx::Error::Encode)?;
             }
-            *used += n * cols;
+            for _ in 0..(padded - n) * cols {
+                args.add(None::<i64>).map_err(sqlx::Error::Encode)?;
+            }
+            *used += padded * cols;
             left -= n;
         }
         Ok(())
@@ -90,6 +106,16 @@ where
     T: sqlx::Encode<'t, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
     args.add(value)
+}
+
+/// How many rows a statement of `n` rows is written for: on SQLite the next power of two, so
+/// that batches of varying size share a few statement texts, which the driver keeps prepared
+/// (parsing a new text costs more than the rows it carries); `n` on PostgreSQL.
+pub fn bucket(dialect: Dialect, n: usize) -> usize {
+    match dialect {
+        Dialect::Sqlite => n.next_power_of_two(),
+        Dialect::Postgres => n,
+    }
 }
 
 /// The VALUES list of a multi-row INSERT whose only parameters are these: `($1, $2), ($3, $4)` on

@@ -3,6 +3,7 @@
 //! ready and settles the workflow.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -229,7 +230,9 @@ impl Store {
         let mut held = HashMap::with_capacity(done.len());
         let now = now_us();
         for chunk in done.chunks(400) {
-            let values = super::inserts::placeholders(self.dialect, chunk.len(), 5);
+            // Padded with null rows, which match no task (see `bucket`).
+            let rows = super::inserts::bucket(self.dialect, chunk.len());
+            let values = super::inserts::placeholders(self.dialect, rows, 5);
             let sql = match self.dialect {
                 // Task rows are locked in key order first, as control operations lock them.
                 Dialect::Postgres => format!(
@@ -253,6 +256,9 @@ impl Store {
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (o, output) in chunk {
                 q = q.bind(&o.workflow_id).bind(&o.task_id).bind(o.attempt as i64).bind(*output).bind(now);
+            }
+            for _ in 0..(rows - chunk.len()) * 5 {
+                q = q.bind(None::<i64>);
             }
             for row in q.fetch_all(&mut *conn).await? {
                 let (wf, task): (String, String) = (row.try_get(0)?, row.try_get(1)?);
@@ -304,7 +310,20 @@ impl Store {
         let mut cancelled = Vec::new();
         let mut retry_at = None;
         let exec_ms = ms(o.execution_time);
-        let task_event = |t: EventType| NewEvent::new(t).task(&o.task_id, &agent_id, &agent_type);
+        // The task's names, shared by the events this records: those of the attempt's own
+        // events (the claim's), else made at the first event.
+        let names = std::sync::OnceLock::new();
+        let task_event = |t: EventType, status: &'static str| {
+            let (task, agent, agent_type): &(Arc<str>, Arc<str>, Arc<str>) = names.get_or_init(|| {
+                o.events
+                    .iter()
+                    .find_map(|e| Some((e.task_id.clone()?, e.agent_id.clone()?, e.agent_type.clone()?)))
+                    .unwrap_or_else(|| {
+                        (o.task_id.as_str().into(), agent_id.as_str().into(), agent_type.as_str().into())
+                    })
+            });
+            NewEvent::of_task(t, now, (task, agent, agent_type), status)
+        };
 
         let (task_status, attempt_error) = match &o.result {
             AttemptResult::Completed(output) => {
@@ -318,7 +337,7 @@ impl Store {
                 change(&mut changes, &o.task_id, state);
                 if tracking {
                     // The plugin's digest is on the attempt's `execution_end` event.
-                    let mut e = task_event(EventType::TaskCompleted).status("completed");
+                    let mut e = task_event(EventType::TaskCompleted, "completed");
                     e.duration_ms = Some(exec_ms);
                     e.performance = Some(Performance {
                         queue_time_ms: ms(o.queue_time),
@@ -341,7 +360,7 @@ impl Store {
                     attempt: o.attempt,
                     detail: f.detail.clone(),
                 };
-                events.push(task_event(EventType::Failure).status("failed").error(event_error.clone()));
+                events.push(task_event(EventType::Failure, "failed").error(event_error.clone()));
                 if f.retryable && o.attempt < policy.max_attempts {
                     let delay = policy.delay(o.attempt);
                     let at = now + delay.as_micros() as i64;
@@ -366,12 +385,11 @@ impl Store {
                     let meta = json!({ "attempt": o.attempt, "next_attempt": o.attempt + 1,
                         "delay_ms": delay.as_secs_f64() * 1000.0, "max_attempts": policy.max_attempts });
                     events.push(
-                        task_event(EventType::TaskRetrying)
-                            .status("retrying")
+                        task_event(EventType::TaskRetrying, "retrying")
                             .error(event_error.clone())
                             .metadata(meta.clone()),
                     );
-                    events.push(task_event(EventType::Retry).status("retrying").metadata(meta));
+                    events.push(task_event(EventType::Retry, "retrying").metadata(meta));
                     (TaskStatus::Retrying, Some(error))
                 } else {
                     self.finish_task(conn, o, TaskStatus::Failed, None, Some(&error), now).await?;
@@ -382,7 +400,7 @@ impl Store {
                         error: Some(error.clone()),
                     };
                     change(&mut changes, &o.task_id, state);
-                    let mut e = task_event(EventType::TaskFailed).status("failed").error(event_error);
+                    let mut e = task_event(EventType::TaskFailed, "failed").error(event_error);
                     e.duration_ms = Some(exec_ms);
                     e.metadata = Some(json!({ "attempt": o.attempt, "allow_failure": allow_failure }).into());
                     events.push(e);
@@ -423,7 +441,7 @@ impl Store {
                 self.stop_remaining(conn, &o.workflow_id, TaskStatus::Skipped, &mut changes, &mut events).await?;
             self.end_workflow(conn, &o.workflow_id, WorkflowStatus::Failed, Some(&reason), now).await?;
             let mut e = NewEvent::new(EventType::WorkflowFailed).status("failed");
-            e.task_id = Some(o.task_id.clone());
+            e.task_id = Some(o.task_id.as_str().into());
             e.metadata = Some(json!({ "failed_task": o.task_id, "cancelled_tasks": cancelled }).into());
             events.push(e);
             finished = Some(WorkflowStatus::Failed);
@@ -468,16 +486,21 @@ impl Store {
         let now = now_us();
         let rows: Vec<_> = settled.iter().collect();
         for chunk in rows.chunks(400) {
+            // Padded with null rows, which match no task (see `bucket`).
+            let padded = super::inserts::bucket(self.dialect, chunk.len());
             let sql = format!(
                 "WITH d (wf, tid, n, at) AS (VALUES {}) UPDATE tasks SET deps_remaining = deps_remaining - d.n, \
                  ready_at = CASE WHEN deps_remaining = d.n AND status = 'pending' THEN d.at ELSE ready_at END, \
                  ready_since = CASE WHEN deps_remaining = d.n AND status = 'pending' THEN d.at ELSE ready_since END \
                  FROM d WHERE workflow_id = d.wf AND task_id = d.tid",
-                super::inserts::placeholders(self.dialect, chunk.len(), 4)
+                super::inserts::placeholders(self.dialect, padded, 4)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for ((wf, task), n) in chunk {
                 q = q.bind(wf).bind(task).bind(**n).bind(now);
+            }
+            for _ in 0..(padded - chunk.len()) * 4 {
+                q = q.bind(None::<i64>);
             }
             q.execute(&mut *conn).await?;
         }
@@ -545,7 +568,7 @@ impl Store {
                 let (agent_id, agent_type): (String, String) = (r.try_get(1)?, r.try_get(2)?);
                 events.push(
                     NewEvent::new(EventType::TaskSkipped)
-                        .task(&task_id, &agent_id, &agent_type)
+                        .task(task_id.as_str(), agent_id.as_str(), agent_type.as_str())
                         .status("skipped")
                         .metadata(json!({ "reason": "the workflow failed" })),
                 );

@@ -93,7 +93,8 @@ pub struct History<'e> {
 #[derive(Default)]
 struct Pending<'e> {
     versions: Vec<(Option<WorkflowStatus>, &'static str, Changes)>,
-    events: Vec<Cow<'e, NewEvent>>,
+    /// In order, as added: whole lists, never moved one event at a time.
+    events: Vec<Cow<'e, [NewEvent]>>,
 }
 
 /// What [`History::flush`] wrote.
@@ -136,12 +137,12 @@ impl<'e> History<'e> {
 
     /// Events of a workflow, in order.
     pub fn events(&mut self, workflow_id: &str, events: Vec<NewEvent>) {
-        self.entry(workflow_id).events.extend(events.into_iter().map(Cow::Owned));
+        self.entry(workflow_id).events.push(Cow::Owned(events));
     }
 
     /// Events of a workflow, in order, borrowed until the flush.
     pub fn borrowed_events(&mut self, workflow_id: &str, events: &'e [NewEvent]) {
-        self.entry(workflow_id).events.extend(events.iter().map(Cow::Borrowed));
+        self.entry(workflow_id).events.push(Cow::Borrowed(events));
     }
 
     /// Number the versions and events and write them (events only when `with_events`). Every
@@ -155,7 +156,7 @@ impl<'e> History<'e> {
         let mut flushed = Flushed { events: 0, versions: Vec::new() };
         for (workflow_id, p) in self.workflows {
             let k = p.versions.len() as i64;
-            let m = if with_events { p.events.len() as i64 } else { 0 };
+            let m = if with_events { p.events.iter().map(|list| list.len() as i64).sum() } else { 0 };
             if k == 0 && m == 0 {
                 continue;
             }
@@ -183,7 +184,8 @@ impl<'e> History<'e> {
                 flushed.versions.push((workflow_id.clone(), last));
             }
             if m > 0 {
-                event_blocks.extend(blocks::encode(&workflow_id, last_seq - m + 1, &p.events, now)?);
+                let events: Vec<&NewEvent> = p.events.iter().flat_map(|list| list.iter()).collect();
+                event_blocks.extend(blocks::encode(&workflow_id, last_seq - m + 1, &events, now)?);
             }
         }
         let target = "workflow_versions (workflow_id, version, at, status, reason, changes)";
@@ -196,6 +198,13 @@ impl<'e> History<'e> {
             add(args, serde_json::to_string(&changes)?)
         })?;
         flushed.events = event_blocks.iter().map(|b| b.count as u64).sum();
+        if inserts.dialect() == Dialect::Sqlite && !event_blocks.is_empty() {
+            // SQLite parses a statement whose text it has not cached: the other rows' statements
+            // change with their number, the events' (one block per workflow) seldom do, so they
+            // go on their own and are parsed once.
+            inserts.execute(conn).await?;
+            inserts = Inserts::new(Dialect::Sqlite);
+        }
         add_blocks(&mut inserts, event_blocks)?;
         inserts.execute(conn).await?;
         Ok(flushed)

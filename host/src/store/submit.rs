@@ -110,7 +110,11 @@ impl Store {
                 serde_json::json!({ "name": wf.name, "task_count": n, "max_parallel_tasks": wf.max_parallel_tasks });
             events.push(NewEvent::new(EventType::WorkflowCreated).status(status.as_str()).metadata(meta));
             for t in &wf.tasks {
-                let mut e = NewEvent::new(EventType::TaskCreated).task(&t.task_id, &t.agent_id, &t.agent_type);
+                let mut e = NewEvent::new(EventType::TaskCreated).task(
+                    t.task_id.as_str(),
+                    t.agent_id.as_str(),
+                    t.agent_type.as_str(),
+                );
                 e.status = Some("pending".into());
                 if !t.dependencies.is_empty() {
                     e.metadata = Some(serde_json::json!({ "dependencies": t.dependencies }).into());
