@@ -106,6 +106,8 @@ pub(super) struct BlockWriter<'w> {
     rows: Vec<u8>,
     /// The row being written (kept, so its buffer is not cleared for every row).
     line: Line,
+    /// The last row's task, agent and agent type, and their table indexes.
+    last_names: Option<([Option<&'w str>; 3], [u32; 3])>,
     count: i64,
     base: Option<(i64, i64)>,
     last_seq: i64,
@@ -126,6 +128,7 @@ impl<'w> BlockWriter<'w> {
             recent_raw: [(None, NONE); RECENT],
             rows: Vec::with_capacity(events * ROW_TEXT),
             line: Line::new(),
+            last_names: None,
             count: 0,
             base: None,
             last_seq: 0,
@@ -149,17 +152,31 @@ impl<'w> BlockWriter<'w> {
                 None => self.intern(GROUP[5], name),
             },
         };
+        // The events of one task follow each other and share its names (the same `Arc<str>`s):
+        // the task, agent and agent type are looked up once for them.
+        let names = [row.strings[0], row.strings[1], row.strings[2]];
         let mut idx = [NONE; 6];
-        for (slot, s) in row.strings.iter().enumerate() {
-            if let Some(s) = s {
-                let i = self.intern(GROUP[slot], s);
-                if AGENT_SLOTS.contains(&slot) {
-                    let ts = &mut self.agent_ts[i as usize];
-                    *ts = (*ts).min(row.ts);
-                }
-                idx[slot] = i;
+        if let Some((last, found)) = &self.last_names {
+            if names.iter().zip(last).all(|(a, b)| match (a, b) {
+                (Some(a), Some(b)) => std::ptr::eq(*a, *b),
+                (None, None) => true,
+                _ => false,
+            }) {
+                idx[..3].copy_from_slice(found);
             }
         }
+        for (slot, s) in row.strings.iter().enumerate() {
+            if let (Some(s), NONE) = (s, idx[slot]) {
+                idx[slot] = self.intern(GROUP[slot], s);
+            }
+        }
+        for slot in AGENT_SLOTS {
+            if idx[slot] != NONE {
+                let ts = &mut self.agent_ts[idx[slot] as usize];
+                *ts = (*ts).min(row.ts);
+            }
+        }
+        self.last_names = Some((names, [idx[0], idx[1], idx[2]]));
         let body = self.body(&row.body)?;
 
         let line = &mut self.line;
@@ -382,10 +399,8 @@ impl Line {
     }
 
     fn null(&mut self) {
-        self.byte(b',');
-        for &b in b"null" {
-            self.byte(b);
-        }
+        self.buf[self.len..self.len + 5].copy_from_slice(b",null");
+        self.len += 5;
     }
 
     /// `,` and a number of milliseconds when it is whole microseconds (as the host measures
