@@ -67,7 +67,7 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
     let started = Instant::now();
     // With tracking off, events are not even built.
     let tracking = inner.store.events_enabled();
-    let mut events = Vec::new();
+    let mut events = Vec::with_capacity(if tracking { 2 } else { 0 });
     let outcome = |result, digest, log, events| Outcome {
         workflow_id: task.workflow_id.clone(),
         task_id: task.task_id.to_string(),

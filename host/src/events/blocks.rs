@@ -7,11 +7,11 @@
 //!
 //! A block's text is compact: `{"v":2,"seq":S,"ts":T,"s":[strings],"b":[bodies],"e":[rows]}`.
 //! Each distinct string of the block (types, tasks, agents, statuses) is written once, in `s`;
-//! each distinct body (error, metadata, context) once, in `b`. A row is `[type, ts - T, task,
-//! agent id, agent type, status, body, duration (ms), source agent, target agent, [queue,
-//! execution, total] (ms), seq - S, stored id]`: strings and bodies are indexes into the tables,
-//! trailing nulls are left out, and the position is there only when it is not the previous
-//! row's plus one (the first row's is `S`). Blocks written by earlier versions are a JSON array
+//! each distinct body (error, metadata, context) once, in `b`. A row is `[type, time (µs after
+//! the previous row's, the first's after T), task, agent id, agent type, status, body, duration
+//! (ms), [queue, execution, total] (ms), source agent, target agent, seq - S, stored id]`: strings
+//! and bodies are indexes into the tables, trailing nulls are left out, and the position is there
+//! only when it is not the previous row's plus one (the first row's is `S`). Blocks written by earlier versions are a JSON array
 //! of full rows (`[seq, event id, type, task, agent id, agent type, source, target, status,
 //! duration, ts, body]`); they are read as they are.
 
@@ -169,9 +169,9 @@ struct RowV2<'a>(
     #[serde(default)] Option<u32>,
     #[serde(default)] Option<u32>,
     #[serde(default)] Option<f64>,
-    #[serde(default)] Option<u32>,
-    #[serde(default)] Option<u32>,
     #[serde(default)] Option<[f64; 3]>,
+    #[serde(default)] Option<u32>,
+    #[serde(default)] Option<u32>,
     #[serde(default)] Option<i64>,
     #[serde(default, borrow)] Option<Cow<'a, str>>,
 );
@@ -198,10 +198,11 @@ pub fn decode(text: &str) -> serde_json::Result<Vec<Stored<'_>>> {
         .transpose()
     };
     let mut events = Vec::with_capacity(block.e.len());
-    let mut seq = block.seq - 1;
+    let (mut seq, mut ts) = (block.seq - 1, block.ts);
     for row in &block.e {
-        let RowV2(ty, dts, task, agent, agent_type, status, body, duration_ms, source, target, perf, dseq, id) = row;
+        let RowV2(ty, dts, task, agent, agent_type, status, body, duration_ms, perf, source, target, dseq, id) = row;
         seq = dseq.map_or(seq + 1, |d| block.seq + d);
+        ts += dts;
         let body = match body {
             Some(i) => Some(*block.b.get(*i as usize).ok_or_else(|| {
                 serde::de::Error::custom(format!("body {i} is not in the block's table of {}", block.b.len()))
@@ -219,7 +220,7 @@ pub fn decode(text: &str) -> serde_json::Result<Vec<Stored<'_>>> {
             target_agent: string(*target)?,
             status: string(*status)?,
             duration_ms: *duration_ms,
-            ts: block.ts + dts,
+            ts,
             performance: perf.map(|[q, e, t]| Performance { queue_time_ms: q, execution_time_ms: e, total_time_ms: t }),
             body,
         });
@@ -439,7 +440,7 @@ mod tests {
             "v": 2, "seq": 9, "ts": 42,
             "s": ["handoff", "t\"1\\ é \u{1}", "bob", "alice", "accepted", "task_started", "a", "b"],
             "b": [{"metadata": {"attempt": 2, "issues": ["a\nb"]}}, {"metadata": {"attempt": 1, "worker_id": "w1"}}],
-            "e": [[0, 0, 1, 2, null, 4, 0, 9.045, 3, null, [1.5, 2.0, 3.25]], [5, -2, 6, 2, 2, null, 1], [5, 1, 7, 2, 2, null, 1]],
+            "e": [[0, 0, 1, 2, null, 4, 0, 9.045, [1.5, 2.0, 3.25], 3], [5, -2, 6, 2, 2, null, 1], [5, 3, 7, 2, 2, null, 1]],
         });
         assert_eq!(serde_json::from_str::<Value>(&blocks[0].events).unwrap(), expected);
         assert!(blocks[0].events.contains(r#""t\"1\\ é \u0001""#), "{}", blocks[0].events);
@@ -456,6 +457,18 @@ mod tests {
         );
         assert_eq!(read[1].metadata, Some(serde_json::json!({"attempt": 1, "worker_id": "w1"})));
         assert_eq!(read[2].metadata, read[1].metadata);
+    }
+
+    #[test]
+    fn times_that_are_not_whole_microseconds_keep_their_place() {
+        let mut e = ev(EventType::TaskCompleted, None, 5);
+        e.duration_ms = Some(0.1 + 0.2);
+        e.performance = Some(Performance { queue_time_ms: 1e20, execution_time_ms: 1.0, total_time_ms: 2.0 });
+        e.target_agent = Some("bob".into());
+        let block = encode("w", 1, &[&e], 0).unwrap().remove(0);
+        let got = decode(&block.events).unwrap().remove(0).into_event("w").unwrap();
+        assert_eq!((got.duration_ms, got.status, got.target_agent.as_deref()), (Some(0.3), None, Some("bob")));
+        assert_eq!(got.performance.unwrap().queue_time_ms, 1e20);
     }
 
     #[test]

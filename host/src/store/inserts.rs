@@ -26,11 +26,6 @@ impl Inserts {
         Inserts { dialect, groups: Vec::new() }
     }
 
-    /// The database the rows are for.
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
-    }
-
     /// Add `INSERT INTO {target} VALUES ...` for `rows`, `cols` values each; `bind` adds a row's
     /// values in column order.
     pub fn rows<R>(

@@ -198,13 +198,6 @@ impl<'e> History<'e> {
             add(args, serde_json::to_string(&changes)?)
         })?;
         flushed.events = event_blocks.iter().map(|b| b.count as u64).sum();
-        if inserts.dialect() == Dialect::Sqlite && !event_blocks.is_empty() {
-            // SQLite parses a statement whose text it has not cached: the other rows' statements
-            // change with their number, the events' (one block per workflow) seldom do, so they
-            // go on their own and are parsed once.
-            inserts.execute(conn).await?;
-            inserts = Inserts::new(Dialect::Sqlite);
-        }
         add_blocks(&mut inserts, event_blocks)?;
         inserts.execute(conn).await?;
         Ok(flushed)

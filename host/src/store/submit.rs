@@ -1,6 +1,9 @@
 //! Storing a submitted workflow: one transaction for the workflow, its tasks, version 1 and the
 //! creation events.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -109,13 +112,18 @@ impl Store {
             let meta =
                 serde_json::json!({ "name": wf.name, "task_count": n, "max_parallel_tasks": wf.max_parallel_tasks });
             events.push(NewEvent::new(EventType::WorkflowCreated).status(status.as_str()).metadata(meta));
+            // Agents and agent types repeat across tasks: each name is made once.
+            let mut names: HashMap<&str, Arc<str>> = HashMap::new();
+            let now = now_us();
             for t in &wf.tasks {
-                let mut e = NewEvent::new(EventType::TaskCreated).task(
-                    t.task_id.as_str(),
-                    t.agent_id.as_str(),
-                    t.agent_type.as_str(),
+                let [agent, agent_type] = [t.agent_id.as_str(), t.agent_type.as_str()]
+                    .map(|s| names.entry(s).or_insert_with(|| s.into()).clone());
+                let mut e = NewEvent::of_task(
+                    EventType::TaskCreated,
+                    now,
+                    (&t.task_id.as_str().into(), &agent, &agent_type),
+                    "pending",
                 );
-                e.status = Some("pending".into());
                 if !t.dependencies.is_empty() {
                     e.metadata = Some(serde_json::json!({ "dependencies": t.dependencies }).into());
                 }

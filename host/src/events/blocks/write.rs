@@ -111,6 +111,7 @@ pub(super) struct BlockWriter<'w> {
     count: i64,
     base: Option<(i64, i64)>,
     last_seq: i64,
+    last_ts: i64,
     ts_range: (i64, i64),
 }
 
@@ -132,15 +133,19 @@ impl<'w> BlockWriter<'w> {
             count: 0,
             base: None,
             last_seq: 0,
+            last_ts: 0,
             ts_range: (i64::MAX, i64::MIN),
         }
     }
 
-    /// Append a row: `[type, ts - base ts, task, agent id, agent type, status, body, duration,
-    /// source agent, target agent, performance, seq - base seq, stored id]`, trailing nulls left
-    /// out; the position is written only when it is not the previous row's plus one.
+    /// Append a row: `[type, ts - previous row's ts, task, agent id, agent type, status, body,
+    /// duration, performance, source agent, target agent, seq - base seq, stored id]`, trailing
+    /// nulls left out; the position is written only when it is not the previous row's plus one.
     pub fn push(&mut self, row: &Row<'w>) -> serde_json::Result<()> {
         let (base_seq, base_ts) = *self.base.get_or_insert((row.seq, row.ts));
+        if self.count == 0 {
+            self.last_ts = base_ts;
+        }
         let consecutive = self.count == 0 || row.seq == self.last_seq + 1;
         self.last_seq = row.seq;
         self.ts_range = (self.ts_range.0.min(row.ts), self.ts_range.1.max(row.ts));
@@ -184,8 +189,9 @@ impl<'w> BlockWriter<'w> {
         line.byte(b'[');
         line.int(event_type as i64);
         line.byte(b',');
-        line.int(row.ts - base_ts);
+        line.int(row.ts - self.last_ts);
         line.mark();
+        self.last_ts = row.ts;
         for value in [idx[0], idx[1], idx[2], idx[5], body] {
             line.index(value);
         }
@@ -193,25 +199,23 @@ impl<'w> BlockWriter<'w> {
         match row.duration_ms {
             Some(d) if line.float(d) => {}
             Some(d) => {
-                line.flush(out);
+                line.flush_all(out);
                 out.push(b',');
                 serde_json::to_writer(&mut *out, &d)?;
-                line.mark();
+            }
+            None => line.null(),
+        }
+        match row.performance {
+            Some(p) if line.perf(&p) => {}
+            Some(p) => {
+                line.flush_all(out);
+                out.push(b',');
+                serde_json::to_writer(&mut *out, &[p.queue_time_ms, p.execution_time_ms, p.total_time_ms])?;
             }
             None => line.null(),
         }
         line.index(idx[3]);
         line.index(idx[4]);
-        match row.performance {
-            Some(p) if line.perf(&p) => {}
-            Some(p) => {
-                line.flush(out);
-                out.push(b',');
-                serde_json::to_writer(&mut *out, &[p.queue_time_ms, p.execution_time_ms, p.total_time_ms])?;
-                line.mark();
-            }
-            None => line.null(),
-        }
         if !consecutive || row.id.is_some() {
             line.byte(b',');
             line.int(row.seq - base_seq);
@@ -290,8 +294,7 @@ impl<'w> BlockWriter<'w> {
         }
         let i = self.string(s);
         let recent = &mut self.recent[group];
-        recent.rotate_right(1);
-        recent[0] = i;
+        remember(recent, i);
         i
     }
 
@@ -313,8 +316,7 @@ impl<'w> BlockWriter<'w> {
                 }
                 self.start_body();
                 self.bodies.extend_from_slice(raw.as_bytes());
-                self.recent_raw.rotate_right(1);
-                self.recent_raw[0] = (Some(raw), self.body_count - 1);
+                remember(&mut self.recent_raw, (Some(raw), self.body_count - 1));
                 Ok(self.body_count - 1)
             }
             Body::New(e) => {
@@ -330,8 +332,7 @@ impl<'w> BlockWriter<'w> {
                 self.start_body();
                 write_body(&mut self.bodies, e)?;
                 if let Some(m) = attempt_only {
-                    self.recent_meta.rotate_right(1);
-                    self.recent_meta[0] = (Some(m), self.body_count - 1);
+                    remember(&mut self.recent_meta, (Some(m), self.body_count - 1));
                 }
                 Ok(self.body_count - 1)
             }
@@ -344,6 +345,12 @@ impl<'w> BlockWriter<'w> {
         }
         self.body_count += 1;
     }
+}
+
+/// Put `item` first among the recent ones, forgetting the oldest.
+fn remember<T: Copy>(recent: &mut [T; RECENT], item: T) {
+    recent.copy_within(..RECENT - 1, 1);
+    recent[0] = item;
 }
 
 /// Bytes of row text an event usually takes: the row buffer starts this large per event.
@@ -455,6 +462,12 @@ impl Line {
     /// The row ends here unless a later field is set.
     fn mark(&mut self) {
         self.end = self.len;
+    }
+
+    /// Copy all of the row so far out: a field that is not null follows.
+    fn flush_all(&mut self, out: &mut Vec<u8>) {
+        self.mark();
+        self.flush(out);
     }
 
     /// Copy the row so far out, dropping trailing nulls.
