@@ -39,6 +39,7 @@ pub(super) enum Body<'w> {
 
 impl<'w> Row<'w> {
     /// A new event at position `seq`, at its own time or else `now`.
+    #[inline]
     pub fn new(seq: i64, e: &'w NewEvent, now: i64) -> Row<'w> {
         let body =
             if e.error.is_none() && e.metadata.is_none() && e.context.is_none() { Body::None } else { Body::New(e) };
@@ -274,6 +275,7 @@ impl<'w> BlockWriter<'w> {
     }
 
     /// The table index of a type's name, added at its first event.
+    #[inline]
     fn type_index(&mut self, t: EventType) -> u32 {
         if self.types[t as usize] == NONE {
             self.types[t as usize] = self.string(t.as_str());
@@ -282,6 +284,7 @@ impl<'w> BlockWriter<'w> {
     }
 
     /// The table index of `s`, found among the strings lately in `group` or added.
+    #[inline]
     fn intern(&mut self, group: usize, s: &'w str) -> u32 {
         // Names are mostly shared (`Arc<str>`): the same pointer; ids of other tasks mostly
         // differ in their last byte.
@@ -299,6 +302,7 @@ impl<'w> BlockWriter<'w> {
     }
 
     /// Add `s` to the table (it may be there already: sharing is only an economy).
+    #[inline]
     fn string(&mut self, s: &'w str) -> u32 {
         self.strings.push(s);
         self.agent_ts.push(i64::MAX);
@@ -348,6 +352,7 @@ impl<'w> BlockWriter<'w> {
 }
 
 /// Put `item` first among the recent ones, forgetting the oldest.
+#[inline]
 fn remember<T: Copy>(recent: &mut [T; RECENT], item: T) {
     recent.copy_within(..RECENT - 1, 1);
     recent[0] = item;
@@ -373,11 +378,13 @@ impl Line {
         Line { buf: [0; LINE], len: 0, end: 0 }
     }
 
+    #[inline]
     fn byte(&mut self, b: u8) {
         self.buf[self.len] = b;
         self.len += 1;
     }
 
+    #[inline]
     fn int(&mut self, n: i64) {
         match n {
             0..=9 => self.byte(b'0' + n as u8),
@@ -395,6 +402,7 @@ impl Line {
     }
 
     /// `,` and a table index or `null`.
+    #[inline]
     fn index(&mut self, value: u32) {
         if value == NONE {
             self.null();
@@ -405,6 +413,7 @@ impl Line {
         }
     }
 
+    #[inline]
     fn null(&mut self) {
         self.buf[self.len..self.len + 5].copy_from_slice(b",null");
         self.len += 5;
@@ -412,6 +421,7 @@ impl Line {
 
     /// `,` and a number of milliseconds when it is whole microseconds (as the host measures
     /// them): `9.045`, `12.0`. `false` (nothing written) for any other.
+    #[inline]
     fn float(&mut self, ms: f64) -> bool {
         let Some(us) = whole_us(ms) else { return false };
         self.byte(b',');
@@ -438,6 +448,7 @@ impl Line {
     }
 
     /// Microseconds as milliseconds with up to three decimals.
+    #[inline]
     fn ms(&mut self, us: i64) {
         if us < 0 {
             self.byte(b'-');
@@ -460,6 +471,7 @@ impl Line {
     }
 
     /// The row ends here unless a later field is set.
+    #[inline]
     fn mark(&mut self) {
         self.end = self.len;
     }
@@ -479,6 +491,7 @@ impl Line {
 }
 
 /// `ms` in whole microseconds, when that is exactly what it is ([`round_us`]).
+#[inline]
 fn whole_us(ms: f64) -> Option<i64> {
     let us = (ms * 1000.0).round();
     (us.abs() < 1e15 && us / 1000.0 == ms).then_some(us as i64)
