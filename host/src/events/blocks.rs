@@ -472,6 +472,18 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_written_twice_keeps_its_earliest_time() {
+        let names = ["a", "b", "c", "d", "e", "f", "a"];
+        let times = [10, 60, 70, 80, 90, 95, 99];
+        let events: Vec<NewEvent> =
+            names.iter().zip(times).map(|(a, ts)| ev(EventType::TaskStarted, Some(a), ts)).collect();
+        let block = encode("w", 1, &refs(&events), 0).unwrap().remove(0);
+        assert_eq!(block.agents.get("a"), Some(&10));
+        assert_eq!((block.agents.len(), block.first_ts, block.last_ts), (6, 10, 99));
+        assert_eq!(block.events.matches("\"a\"").count(), 2, "the test writes `a` twice: {}", block.events);
+    }
+
+    #[test]
     fn bad_blocks_are_errors_that_say_why() {
         let bad_index = r#"{"v":2,"seq":1,"ts":5,"s":["task_started"],"b":[],"e":[[0,0,3]]}"#;
         assert!(decode(bad_index).err().unwrap().to_string().contains("string 3 is not in the block's table of 1"));

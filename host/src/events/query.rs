@@ -179,10 +179,15 @@ impl Store {
             .await?;
             for row in &rows {
                 let first_ts: i64 = row.try_get(0)?;
-                if found.len() >= limit && first_ts > found[limit - 1].0 {
-                    break 'pages;
-                }
                 let workflow_id: String = row.try_get(1)?;
+                let first_seq: i64 = row.try_get(2)?;
+                // Blocks come in (earliest time, workflow, first position) order, and no event of
+                // this one can come before that key: stop once it is past the last event kept.
+                if let Some((ts, last)) = found.get(limit - 1) {
+                    if (first_ts, workflow_id.as_str(), first_seq) > (*ts, last.workflow_id.as_str(), last.seq) {
+                        break 'pages;
+                    }
+                }
                 let text: &str = row.try_get(3)?;
                 for e in blocks::decode(text).map_err(corrupt(&workflow_id))? {
                     if e.involves(agent_id) && e.is_of(&q.types) {
@@ -191,7 +196,7 @@ impl Store {
                 }
                 found.sort_by(|(a, x), (b, y)| (a, &x.workflow_id, x.seq).cmp(&(b, &y.workflow_id, y.seq)));
                 found.truncate(limit);
-                cursor = (first_ts, workflow_id, row.try_get(2)?);
+                cursor = (first_ts, workflow_id, first_seq);
             }
             if (rows.len() as i64) < page {
                 break;

@@ -114,13 +114,12 @@ impl Store {
             events.push(NewEvent::new(EventType::WorkflowCreated).status(status.as_str()).metadata(meta));
             // Agents and agent types repeat across tasks: each name is made once.
             let mut names: HashMap<&str, Arc<str>> = HashMap::new();
-            let now = now_us();
             for t in &wf.tasks {
                 let [agent, agent_type] = [t.agent_id.as_str(), t.agent_type.as_str()]
                     .map(|s| names.entry(s).or_insert_with(|| s.into()).clone());
                 let mut e = NewEvent::of_task(
                     EventType::TaskCreated,
-                    now,
+                    now_us(),
                     (&t.task_id.as_str().into(), &agent, &agent_type),
                     "pending",
                 );

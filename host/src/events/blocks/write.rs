@@ -255,13 +255,12 @@ impl<'w> BlockWriter<'w> {
         }
         text.extend_from_slice(&self.rows);
         text.extend_from_slice(b"]}");
-        let agents = self
-            .strings
-            .iter()
-            .zip(&self.agent_ts)
-            .filter(|(_, ts)| **ts != i64::MAX)
-            .map(|(s, ts)| (s.to_string(), *ts))
-            .collect();
+        // A string can be in the table twice (sharing is only an economy): keep its earliest time.
+        let mut agents = BTreeMap::new();
+        for (s, &ts) in self.strings.iter().zip(&self.agent_ts).filter(|(_, ts)| **ts != i64::MAX) {
+            let earliest = agents.entry(s.to_string()).or_insert(ts);
+            *earliest = (*earliest).min(ts);
+        }
         Ok(Written {
             text: String::from_utf8(text)
                 .map_err(|e| serde::ser::Error::custom(format!("event text is not UTF-8: {e}")))?,
