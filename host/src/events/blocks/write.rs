@@ -39,7 +39,7 @@ pub(super) enum Body<'w> {
 
 impl<'w> Row<'w> {
     /// A new event at position `seq`, at its own time or else `now`.
-    #[inline]
+    #[inline(always)]
     pub fn new(seq: i64, e: &'w NewEvent, now: i64) -> Row<'w> {
         let body =
             if e.error.is_none() && e.metadata.is_none() && e.context.is_none() { Body::None } else { Body::New(e) };
@@ -387,9 +387,18 @@ impl Line {
     fn int(&mut self, n: i64) {
         match n {
             0..=9 => self.byte(b'0' + n as u8),
-            10..=99 => {
-                self.byte(b'0' + (n / 10) as u8);
-                self.byte(b'0' + (n % 10) as u8);
+            10..=9999 => {
+                let digits = [n / 1000, n / 100 % 10, n / 10 % 10, n % 10].map(|d| b'0' + d as u8);
+                let skip = if n < 100 {
+                    2
+                } else if n < 1000 {
+                    1
+                } else {
+                    0
+                };
+                let len = 4 - skip;
+                self.buf[self.len..self.len + len].copy_from_slice(&digits[skip..]);
+                self.len += len;
             }
             _ => {
                 let mut text = itoa::Buffer::new();
@@ -578,6 +587,19 @@ mod tests {
             "-120",
             "trailing nulls are left out"
         );
+    }
+
+    #[test]
+    fn integers_are_written_as_serde_writes_them() {
+        for n in [0, 7, 10, 99, 100, 999, 1000, 9999, 10_000, 123_456_789, -1, -10_000, i64::MIN, i64::MAX] {
+            let text = row_text(|l| {
+                l.int(n);
+                l.mark();
+                true
+            })
+            .unwrap();
+            assert_eq!(text, n.to_string());
+        }
     }
 
     #[test]
