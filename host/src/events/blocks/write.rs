@@ -39,7 +39,7 @@ pub(super) enum Body<'w> {
 
 impl<'w> Row<'w> {
     /// A new event at position `seq`, at its own time or else `now`.
-    #[inline(always)]
+    #[inline]
     pub fn new(seq: i64, e: &'w NewEvent, now: i64) -> Row<'w> {
         let body =
             if e.error.is_none() && e.metadata.is_none() && e.context.is_none() { Body::None } else { Body::New(e) };
@@ -387,18 +387,9 @@ impl Line {
     fn int(&mut self, n: i64) {
         match n {
             0..=9 => self.byte(b'0' + n as u8),
-            10..=9999 => {
-                let digits = [n / 1000, n / 100 % 10, n / 10 % 10, n % 10].map(|d| b'0' + d as u8);
-                let skip = if n < 100 {
-                    2
-                } else if n < 1000 {
-                    1
-                } else {
-                    0
-                };
-                let len = 4 - skip;
-                self.buf[self.len..self.len + len].copy_from_slice(&digits[skip..]);
-                self.len += len;
+            10..=99 => {
+                self.byte(b'0' + (n / 10) as u8);
+                self.byte(b'0' + (n % 10) as u8);
             }
             _ => {
                 let mut text = itoa::Buffer::new();
