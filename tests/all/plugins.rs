@@ -41,7 +41,7 @@ async fn every_example_runs() {
 
     let exec = rt.execute(task("echo", json!({"hello": "world"})), CallOptions::default()).await;
     assert_eq!(output(&exec)["input"], json!({"hello": "world"}));
-    assert_eq!(exec.digest, rt.registry().digest("echo").unwrap());
+    assert_eq!(*exec.digest, rt.registry().digest("echo").unwrap());
 
     let exec = rt.execute(task("fib", json!({"n": 20})), CallOptions::default()).await;
     assert_eq!(output(&exec)["value"], json!(6765));
@@ -284,12 +284,12 @@ async fn hot_swap_keeps_calls_in_flight_and_remove_unloads() {
     eventually("the new version", || rt.registry().digest("swap").is_some_and(|d| d != old)).await;
     let new = rt.registry().digest("swap").unwrap();
     let exec = rt.execute(task("swap", json!(3)), CallOptions::default()).await;
-    assert_eq!(exec.digest, new);
+    assert_eq!(*exec.digest, new);
     assert_eq!(output(&exec)["input"], json!(3));
 
     let old_exec = in_flight.await.unwrap();
     assert!(old_exec.result.is_ok(), "{:?}", old_exec.result);
-    assert_eq!(old_exec.digest, old);
+    assert_eq!(*old_exec.digest, old);
 
     std::fs::remove_file(&path).unwrap();
     eventually("the unload", || !rt.registry().has_executor("swap")).await;

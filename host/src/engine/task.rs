@@ -188,11 +188,8 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         let status = if exec.result.is_ok() { "completed" } else { "failed" };
         let mut end = NewEvent::of_task(EventType::ExecutionEnd, now_us(), names, status);
         end.duration_ms = Some(ms(exec.duration));
-        let meta = AttemptMeta {
-            attempt: task.attempt,
-            plugin_digest: Some(exec.digest.as_str().into()),
-            ..Default::default()
-        };
+        let meta =
+            AttemptMeta { attempt: task.attempt, plugin_digest: Some(exec.digest.clone()), ..Default::default() };
         end.metadata = Some(meta.into());
         events.push(end);
     }

@@ -22,8 +22,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A compiled, linked and probed plugin version. Calls in flight hold an `Arc` of it, so a
 /// replaced version lives until its last call ends.
 pub(crate) struct LoadedPlugin {
-    /// `sha256:<hex>` of the file's bytes.
-    pub digest: String,
+    /// `sha256:<hex>` of the file's bytes (shared with every execution's result).
+    pub digest: Arc<str>,
     /// Agent type declared by `describe`, if any.
     pub info: Option<PluginInfo>,
     pub pre: InstancePre<HostState>,
@@ -91,7 +91,7 @@ pub(crate) async fn load(
     let linked = link(shared, &file, &component, &imports, &exports).map_err(|e| (e, Some(partial())))?;
     let info = probe(shared, &file, &linked).await.map_err(|e| (e, Some(partial())))?;
     Ok(LoadedPlugin {
-        digest,
+        digest: digest.into(),
         info,
         pre: linked.pre,
         executor: linked.executor,

@@ -18,6 +18,7 @@ mod state;
 mod status;
 mod watch;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use cache::{default_cache_dir, CacheOutcome};
@@ -107,7 +108,7 @@ pub struct LogLine {
 #[derive(Debug, Clone)]
 pub struct Execution {
     /// Content digest (`sha256:...`) of the plugin version that ran; empty when none was loaded.
-    pub digest: String,
+    pub digest: Arc<str>,
     /// Output (JSON text) or failure.
     pub result: Result<String, TaskFailure>,
     /// Log lines, progress reports and captured stdout/stderr.

@@ -177,7 +177,7 @@ impl Registry {
 
     /// The digest of the executor version now serving `agent_type`.
     pub fn digest(&self, agent_type: &str) -> Option<String> {
-        self.read().executors.get(agent_type).map(|p| p.digest.clone())
+        self.read().executors.get(agent_type).map(|p| p.digest.to_string())
     }
 
     /// Status of every plugin file, loaded or failed, sorted by path.
@@ -237,7 +237,7 @@ impl Registry {
             }
         }
         write_atomically(&dir, &path, bytes).await?;
-        let digest = plugin.digest.clone();
+        let digest = plugin.digest.to_string();
         self.insert(&path, target, digest, Ok(plugin));
         let tables = self.read();
         let entry = &tables.files[&path];

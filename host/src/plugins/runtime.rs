@@ -149,7 +149,7 @@ impl Runtime {
         let start = Instant::now();
         let Some(plugin) = self.registry.executor(&ctx.agent_type) else {
             return Execution {
-                digest: String::new(),
+                digest: "".into(),
                 result: Err(no_plugin(&ctx.agent_type, "executor")),
                 log: Vec::new(),
                 duration: start.elapsed(),

@@ -35,7 +35,7 @@ pub struct Outcome {
     pub attempt: u32,
     pub result: AttemptResult,
     /// Digest of the plugin version that ran.
-    pub plugin_digest: Option<String>,
+    pub plugin_digest: Option<Arc<str>>,
     pub log: Vec<LogLine>,
     pub queue_time: Duration,
     pub execution_time: Duration,
@@ -121,7 +121,7 @@ struct AttemptClose {
     finished_at: i64,
     error: Option<String>,
     log: Option<String>,
-    plugin_digest: Option<String>,
+    plugin_digest: Option<Arc<str>>,
 }
 
 impl Store {
@@ -617,6 +617,6 @@ fn close_attempts(inserts: &mut Inserts, rows: Vec<AttemptClose>) -> Result<()> 
         add(args, a.finished_at)?;
         add(args, a.error)?;
         add(args, a.log)?;
-        add(args, a.plugin_digest)
+        add(args, a.plugin_digest.map(|d| d.to_string()))
     })
 }

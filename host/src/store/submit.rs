@@ -112,14 +112,16 @@ impl Store {
             let meta =
                 serde_json::json!({ "name": wf.name, "task_count": n, "max_parallel_tasks": wf.max_parallel_tasks });
             events.push(NewEvent::new(EventType::WorkflowCreated).status(status.as_str()).metadata(meta));
-            // Agents and agent types repeat across tasks: each name is made once.
-            let mut names: HashMap<&str, Arc<str>> = HashMap::new();
+            // Agents and agent types repeat across tasks: each name is made once, and a task's
+            // are mostly those of the task before.
+            let mut names = Names::default();
+            // The tasks are created together, by this transaction.
+            let created = now_us();
             for t in &wf.tasks {
-                let [agent, agent_type] = [t.agent_id.as_str(), t.agent_type.as_str()]
-                    .map(|s| names.entry(s).or_insert_with(|| s.into()).clone());
+                let (agent, agent_type) = (names.get(&t.agent_id), names.get(&t.agent_type));
                 let mut e = NewEvent::of_task(
                     EventType::TaskCreated,
-                    now_us(),
+                    created,
                     (&t.task_id.as_str().into(), &agent, &agent_type),
                     "pending",
                 );
@@ -141,5 +143,39 @@ impl Store {
         tx.commit().await?;
         self.count_events(flushed.events);
         Ok(Submitted { workflow_id: id, status, version, existing: false })
+    }
+}
+
+/// Shared names (`Arc<str>`) made once each: the last two used are found without hashing.
+#[derive(Default)]
+struct Names<'a> {
+    recent: [Option<(&'a str, Arc<str>)>; 2],
+    all: HashMap<&'a str, Arc<str>>,
+}
+
+impl<'a> Names<'a> {
+    fn get(&mut self, s: &'a str) -> Arc<str> {
+        if let Some((_, name)) = self.recent.iter().flatten().find(|(r, _)| *r == s) {
+            return name.clone();
+        }
+        let name = self.all.entry(s).or_insert_with(|| s.into()).clone();
+        self.recent.swap(0, 1);
+        self.recent[0] = Some((s, name.clone()));
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    #[test]
+    fn names_are_made_once() {
+        let mut names = super::Names::default();
+        let (a, b, c) = (names.get("a"), names.get("b"), names.get("c"));
+        assert_eq!((&*a, &*b, &*c), ("a", "b", "c"));
+        for (s, made) in [("a", &a), ("c", &c), ("b", &b), ("c", &c)] {
+            assert!(Arc::ptr_eq(&names.get(s), made), "{s}");
+        }
     }
 }

@@ -107,8 +107,11 @@ pub(super) struct BlockWriter<'w> {
     rows: Vec<u8>,
     /// The row being written (kept, so its buffer is not cleared for every row).
     line: Line,
-    /// The last row's task, agent and agent type, and their table indexes.
-    last_names: Option<([Option<&'w str>; 3], [u32; 3])>,
+    /// Per slot of [`Row::strings`], the last string written there and its table index: a
+    /// task's events follow each other and share its names (the same `Arc<str>`s), and most
+    /// rows of a block have the agent and agent type of the row before. (Keeping two per slot
+    /// cost more than it saved, by callgrind.)
+    last: [(&'w str, u32); 6],
     count: i64,
     base: Option<(i64, i64)>,
     last_seq: i64,
@@ -130,7 +133,7 @@ impl<'w> BlockWriter<'w> {
             recent_raw: [(None, NONE); RECENT],
             rows: Vec::with_capacity(events * ROW_TEXT),
             line: Line::new(),
-            last_names: None,
+            last: [("", NONE); 6],
             count: 0,
             base: None,
             last_seq: 0,
@@ -158,22 +161,10 @@ impl<'w> BlockWriter<'w> {
                 None => self.intern(GROUP[5], name),
             },
         };
-        // The events of one task follow each other and share its names (the same `Arc<str>`s):
-        // the task, agent and agent type are looked up once for them.
-        let names = [row.strings[0], row.strings[1], row.strings[2]];
         let mut idx = [NONE; 6];
-        if let Some((last, found)) = &self.last_names {
-            if names.iter().zip(last).all(|(a, b)| match (a, b) {
-                (Some(a), Some(b)) => std::ptr::eq(*a, *b),
-                (None, None) => true,
-                _ => false,
-            }) {
-                idx[..3].copy_from_slice(found);
-            }
-        }
         for (slot, s) in row.strings.iter().enumerate() {
-            if let (Some(s), NONE) = (s, idx[slot]) {
-                idx[slot] = self.intern(GROUP[slot], s);
+            if let Some(s) = s {
+                idx[slot] = self.lookup(slot, s);
             }
         }
         for slot in AGENT_SLOTS {
@@ -182,7 +173,6 @@ impl<'w> BlockWriter<'w> {
                 *ts = (*ts).min(row.ts);
             }
         }
-        self.last_names = Some((names, [idx[0], idx[1], idx[2]]));
         let body = self.body(&row.body)?;
 
         let line = &mut self.line;
@@ -280,6 +270,19 @@ impl<'w> BlockWriter<'w> {
             self.types[t as usize] = self.string(t.as_str());
         }
         self.types[t as usize]
+    }
+
+    /// The table index of `s` in `slot`: that of the slot's last string when `s` is the same
+    /// one (the same pointer), else [`Self::intern`]ed.
+    #[inline(always)]
+    fn lookup(&mut self, slot: usize, s: &'w str) -> u32 {
+        let (last, i) = self.last[slot];
+        if i != NONE && std::ptr::eq(last, s) {
+            return i;
+        }
+        let i = self.intern(GROUP[slot], s);
+        self.last[slot] = (s, i);
+        i
     }
 
     /// The table index of `s`, found among the strings lately in `group` or added.
@@ -400,16 +403,26 @@ impl Line {
         }
     }
 
-    /// `,` and a table index or `null`.
-    #[inline]
+    /// `,` and a table index or `null`. Indexes are mostly below 100: written in place.
+    #[inline(always)]
     fn index(&mut self, value: u32) {
-        if value == NONE {
-            self.null();
-        } else {
-            self.byte(b',');
-            self.int(value as i64);
-            self.mark();
+        match value {
+            NONE => return self.null(),
+            0..=9 => {
+                self.buf[self.len..self.len + 2].copy_from_slice(&[b',', b'0' + value as u8]);
+                self.len += 2;
+            }
+            10..=99 => {
+                let digits = [b',', b'0' + (value / 10) as u8, b'0' + (value % 10) as u8];
+                self.buf[self.len..self.len + 3].copy_from_slice(&digits);
+                self.len += 3;
+            }
+            _ => {
+                self.byte(b',');
+                self.int(value as i64);
+            }
         }
+        self.mark();
     }
 
     #[inline]
@@ -454,19 +467,18 @@ impl Line {
         }
         let us = us.unsigned_abs();
         self.int((us / 1000) as i64);
-        let frac = us % 1000;
-        let digits = [frac / 100, frac / 10 % 10, frac % 10].map(|d| b'0' + d as u8);
-        let len = if digits[2] != b'0' {
+        // All four bytes are written; only those of the shortest exact form are kept.
+        let frac = (us % 1000) as u32;
+        let digits = [b'.', b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8];
+        let len = if !frac.is_multiple_of(10) {
+            4
+        } else if !frac.is_multiple_of(100) {
             3
-        } else if digits[1] != b'0' {
-            2
         } else {
-            1
+            2
         };
-        self.byte(b'.');
-        for &d in &digits[..len] {
-            self.byte(d);
-        }
+        self.buf[self.len..self.len + 4].copy_from_slice(&digits);
+        self.len += len;
     }
 
     /// The row ends here unless a later field is set.
@@ -492,8 +504,13 @@ impl Line {
 /// `ms` in whole microseconds, when that is exactly what it is ([`round_us`]).
 #[inline]
 fn whole_us(ms: f64) -> Option<i64> {
-    let us = (ms * 1000.0).round();
-    (us.abs() < 1e15 && us / 1000.0 == ms).then_some(us as i64)
+    // Rounded by hand: `f64::round` is a library call on baseline x86-64.
+    let x = ms * 1000.0;
+    if x.is_nan() || x.abs() >= 1e15 {
+        return None;
+    }
+    let us = if x >= 0.0 { (x + 0.5) as i64 } else { (x - 0.5) as i64 };
+    (us as f64 / 1000.0 == ms).then_some(us)
 }
 
 fn int(out: &mut Vec<u8>, n: i64) {
