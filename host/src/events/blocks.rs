@@ -363,6 +363,7 @@ pub fn retain(
 mod tests {
     use super::*;
     use crate::events::{AttemptMeta, Performance};
+    use std::sync::Arc;
 
     fn refs(events: &[NewEvent]) -> Vec<&NewEvent> {
         events.iter().collect()
@@ -457,6 +458,40 @@ mod tests {
         );
         assert_eq!(read[1].metadata, Some(serde_json::json!({"attempt": 1, "worker_id": "w1"})));
         assert_eq!(read[2].metadata, read[1].metadata);
+    }
+
+    #[test]
+    fn shared_names_read_back_whatever_their_order() {
+        // Names shared as the engine shares them (the same `Arc<str>`s), in the orders it writes
+        // them: a task's events together, then tasks interleaved; over 100 strings, so table
+        // indexes of every width.
+        let agents: Vec<Arc<str>> = ["a", "b"].map(Into::into).to_vec();
+        let tasks: Vec<Arc<str>> = (0..150).map(|i| format!("t{i}").into()).collect();
+        let mut events = Vec::new();
+        for (i, task) in tasks.iter().enumerate() {
+            let agent = &agents[i % 2];
+            for (t, status) in [(EventType::ExecutionStart, "running"), (EventType::ExecutionEnd, "completed")] {
+                events.push(NewEvent::of_task(t, 1 + i as i64, (task, agent, agent), status));
+            }
+        }
+        for (i, task) in tasks.iter().enumerate().rev() {
+            events.push(NewEvent::of_task(
+                EventType::TaskCompleted,
+                500,
+                (task, &agents[i % 2], &agents[0]),
+                "completed",
+            ));
+        }
+        let blocks = encode("w", 1, &refs(&events), 0).unwrap();
+        let read: Vec<Event> =
+            blocks.iter().flat_map(|b| decode(&b.events).unwrap()).map(|e| e.into_event("w").unwrap()).collect();
+        assert_eq!(read.len(), events.len());
+        for (got, want) in read.iter().zip(&events) {
+            let names =
+                |e: &NewEvent| [&e.task_id, &e.agent_id, &e.agent_type].map(|n| n.as_deref().map(str::to_string));
+            assert_eq!([got.task_id.clone(), got.agent_id.clone(), got.agent_type.clone()], names(want));
+            assert_eq!(got.status.as_deref(), want.status.as_deref());
+        }
     }
 
     #[test]
