@@ -7,6 +7,7 @@ use std::time::Duration;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::inserts::{add, Inserts};
+use super::names::Names;
 use super::rows::{change, Changes, History, TaskVersionState};
 use super::{now_us, Dialect, Result, Store};
 use crate::events::{AttemptMeta, EventType, NewEvent};
@@ -172,13 +173,15 @@ impl Store {
             let tracking = self.events_enabled();
             let mut events = Vec::with_capacity(if tracking { rows.len() } else { 0 });
             let mut attempts = Vec::with_capacity(rows.len());
+            // The batch's tasks mostly share an agent and agent type: one string each.
+            let mut names = Names::default();
             for r in rows {
                 let ready_since: Option<i64> = r.try_get(8)?;
                 let task = ClaimedTask {
                     workflow_id: workflow_id.clone(),
                     task_id: r.try_get::<&str, _>(0)?.into(),
-                    agent_id: r.try_get::<&str, _>(1)?.into(),
-                    agent_type: r.try_get::<&str, _>(2)?.into(),
+                    agent_id: names.get(r.try_get(1)?),
+                    agent_type: names.get(r.try_get(2)?),
                     attempt: r.try_get::<i64, _>(3)? as u32,
                     input: r.try_get(4)?,
                     dependencies: serde_json::from_str(&r.try_get::<String, _>(5)?)?,

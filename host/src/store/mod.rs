@@ -8,6 +8,7 @@ mod claim;
 mod connect;
 mod control;
 mod inserts;
+mod names;
 mod outcome;
 mod read;
 mod rows;

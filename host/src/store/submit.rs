@@ -1,13 +1,11 @@
 //! Storing a submitted workflow: one transaction for the workflow, its tasks, version 1 and the
 //! creation events.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::inserts::{placeholders, Inserts};
+use super::names::Names;
 use super::rows::{change, Changes, History, TaskVersionState};
 use super::{now_us, Result, Store};
 use crate::events::{EventType, NewEvent};
@@ -143,39 +141,5 @@ impl Store {
         tx.commit().await?;
         self.count_events(flushed.events);
         Ok(Submitted { workflow_id: id, status, version, existing: false })
-    }
-}
-
-/// Shared names (`Arc<str>`) made once each: the last two used are found without hashing.
-#[derive(Default)]
-struct Names<'a> {
-    recent: [Option<(&'a str, Arc<str>)>; 2],
-    all: HashMap<&'a str, Arc<str>>,
-}
-
-impl<'a> Names<'a> {
-    fn get(&mut self, s: &'a str) -> Arc<str> {
-        if let Some((_, name)) = self.recent.iter().flatten().find(|(r, _)| *r == s) {
-            return name.clone();
-        }
-        let name = self.all.entry(s).or_insert_with(|| s.into()).clone();
-        self.recent.swap(0, 1);
-        self.recent[0] = Some((s, name.clone()));
-        name
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    #[test]
-    fn names_are_made_once() {
-        let mut names = super::Names::default();
-        let (a, b, c) = (names.get("a"), names.get("b"), names.get("c"));
-        assert_eq!((&*a, &*b, &*c), ("a", "b", "c"));
-        for (s, made) in [("a", &a), ("c", &c), ("b", &b), ("c", &c)] {
-            assert!(Arc::ptr_eq(&names.get(s), made), "{s}");
-        }
     }
 }
