@@ -11,9 +11,9 @@
 //! the previous row's, the first's after T), task, agent id, agent type, status, body, duration
 //! (ms), [queue, execution, total] (ms), source agent, target agent, seq - S, stored id]`: strings
 //! and bodies are indexes into the tables, trailing nulls are left out, and the position is there
-//! only when it is not the previous row's plus one (the first row's is `S`). Blocks written by earlier versions are a JSON array
-//! of full rows (`[seq, event id, type, task, agent id, agent type, source, target, status,
-//! duration, ts, body]`); they are read as they are.
+//! only when it is not the previous row's plus one (the first row's is `S`). Blocks written by
+//! earlier versions are a JSON array of full rows (`[seq, event id, type, task, agent id, agent
+//! type, source, target, status, duration, ts, body]`); they are read as they are.
 
 mod write;
 
