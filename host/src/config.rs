@@ -3,6 +3,7 @@
 //! Precedence, highest first: command-line flags, `HYPHAE_*` environment variables (both handled by
 //! clap in [`crate::cli`]), the TOML file given with `--config`, and the defaults below.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::EngineConfig;
+use crate::plugins::{HttpLimits, SecretSource};
 
 /// Default body limit of JSON requests (10 MiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 << 20;
@@ -45,11 +47,22 @@ pub struct Config {
     pub watch_plugins: bool,
     /// Log JSON lines instead of human-readable text.
     pub log_json: bool,
+    /// Seconds an outbound request of a plugin may wait for its connection.
+    pub outbound_connect_timeout: f64,
+    /// Seconds one outbound request may take, response included (never past its attempt's deadline).
+    pub outbound_request_timeout: f64,
+    /// Largest request body a plugin may send, in bytes.
+    pub outbound_max_request_bytes: usize,
+    /// Largest response body a plugin may receive, in bytes.
+    pub outbound_max_response_bytes: usize,
+    /// Secrets agent manifests may grant: `[secrets.NAME]` with `env` or `file`, and `hosts`.
+    pub secrets: BTreeMap<String, SecretSource>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         let engine = EngineConfig::default();
+        let http = HttpLimits::default();
         Config {
             db: "hyphae.db".into(),
             plugins_dir: PathBuf::from("plugins/dist"),
@@ -63,6 +76,11 @@ impl Default for Config {
             default_timeout: engine.default_timeout.as_secs_f64(),
             watch_plugins: true,
             log_json: false,
+            outbound_connect_timeout: http.connect_timeout.as_secs_f64(),
+            outbound_request_timeout: http.request_timeout.as_secs_f64(),
+            outbound_max_request_bytes: http.max_request_bytes,
+            outbound_max_response_bytes: http.max_response_bytes,
+            secrets: BTreeMap::new(),
         }
     }
 }
@@ -105,6 +123,8 @@ impl Config {
         };
         positive("heartbeat_interval", self.heartbeat_interval)?;
         positive("default_timeout", self.default_timeout)?;
+        positive("outbound_connect_timeout", self.outbound_connect_timeout)?;
+        positive("outbound_request_timeout", self.outbound_request_timeout)?;
         if self.miss_threshold < 2 {
             return Err(ConfigError::Invalid { key: "miss_threshold", problem: "must be at least 2".into() });
         }
@@ -121,6 +141,16 @@ impl Config {
             return Err(ConfigError::Invalid { key: "db", problem: "give a SQLite file or a postgres:// url".into() });
         }
         Ok(())
+    }
+
+    /// Limits of plugins' outbound HTTP requests.
+    pub fn http_limits(&self) -> HttpLimits {
+        HttpLimits {
+            connect_timeout: Duration::from_secs_f64(self.outbound_connect_timeout),
+            request_timeout: Duration::from_secs_f64(self.outbound_request_timeout),
+            max_request_bytes: self.outbound_max_request_bytes,
+            max_response_bytes: self.outbound_max_response_bytes,
+        }
     }
 
     /// Whether the database is PostgreSQL (shared by several hosts).
@@ -163,5 +193,14 @@ mod tests {
         assert!(!c.engine_config().exclusive);
         assert!(Config::default().engine_config().exclusive);
         assert!(Config { heartbeat_interval: 0.0, ..Config::default() }.check().is_err());
+    }
+
+    #[test]
+    fn secrets_are_tables_of_the_config_file() {
+        let c = Config::from_toml("[secrets.openai]\nenv = \"OPENAI_API_KEY\"\nhosts = [\"https://api.openai.com\"]\n")
+            .unwrap();
+        assert_eq!(c.secrets["openai"].env.as_deref(), Some("OPENAI_API_KEY"));
+        let err = Config::from_toml("[secrets.openai]\nenvv = \"X\"\nhosts = []\n").unwrap_err();
+        assert!(err.contains("envv"), "{err}");
     }
 }

@@ -1,9 +1,11 @@
 //! The integration tests: one binary, one module per area.
 
 mod api;
+mod egress;
 mod engine;
 mod events;
 mod harness;
 mod hosts;
 mod plugins;
 mod support;
+mod upstream;

@@ -36,6 +36,29 @@ pub struct PluginView {
     /// Description the plugin reports about itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// What the version in service may do: its manifest `AGENT_TYPE.toml` with the host's
+    /// defaults filled in (no manifest: nothing granted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyView>,
+}
+
+/// The effective policy of an agent type.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PolicyView {
+    /// Origins outbound HTTP may reach (`scheme://host[:port]`, `*.` for subdomains); empty: none.
+    pub allowed_outbound_hosts: Vec<String>,
+    /// Secrets whose placeholders the plugin may use (values are never shown).
+    pub secrets: Vec<String>,
+    /// Plain values the plugin reads through `wasi:config/store`.
+    pub config: std::collections::BTreeMap<String, String>,
+    /// Linear-memory limit of one call, in MiB.
+    pub memory_limit_mib: u64,
+    /// Per-attempt time limit of tasks that set none, in seconds (absent: the host default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<f64>,
+    /// Calls at once on one host (absent: bounded only by the host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
 }
 
 /// What the API needs from the plugin registry.

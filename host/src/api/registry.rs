@@ -6,7 +6,7 @@ use futures::future::BoxFuture;
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
-use super::plugins::{PluginAdmin, PluginView};
+use super::plugins::{PluginAdmin, PluginView, PolicyView};
 use crate::plugins::{PluginError, PluginState, PluginStatus, Registry};
 
 impl From<PluginStatus> for PluginView {
@@ -26,6 +26,14 @@ impl From<PluginStatus> for PluginView {
             error: p.error,
             version: p.info.as_ref().map(|i| i.version.clone()).filter(|v| !v.is_empty()),
             description: p.info.map(|i| i.description).filter(|d| !d.is_empty()),
+            policy: p.policy.map(|policy| PolicyView {
+                allowed_outbound_hosts: policy.allowed_outbound_hosts.iter().map(|h| h.to_string()).collect(),
+                secrets: policy.secrets,
+                config: policy.config,
+                memory_limit_mib: policy.memory_limit_mib.unwrap_or_default(),
+                timeout_s: policy.timeout_s,
+                max_concurrency: policy.max_concurrency,
+            }),
         }
     }
 }

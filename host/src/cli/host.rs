@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
-use crate::plugins::{default_cache_dir, PluginState, Runtime, RuntimeConfig, Sandbox};
+use crate::plugins::{default_cache_dir, PluginState, Runtime, RuntimeConfig, Sandbox, Secrets};
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
@@ -19,6 +19,9 @@ pub struct Host {
 
 /// Open the database, load the plugins directory and start the engine.
 pub async fn start(config: &Config, engine_config: EngineConfig) -> Result<Host, Failure> {
+    // Secrets first: an unset variable stops the start before anything else is opened.
+    let secrets = Secrets::load(&config.secrets)
+        .map_err(|e| Failure::config(format!("{e} (in `[secrets.{}]` of the host configuration)", e.name)))?;
     let store = Store::connect(&config.db).await.map_err(|e| {
         Failure::unavailable(format!(
             "cannot open the database `{}`: {e}: check `--db` (or HYPHAE_DB, or `db` in the config file)",
@@ -29,6 +32,8 @@ pub async fn start(config: &Config, engine_config: EngineConfig) -> Result<Host,
         plugins_dir: Some(config.plugins_dir.clone()),
         cache_dir: Some(config.cache_dir.clone().unwrap_or_else(default_cache_dir)),
         watch: config.watch_plugins,
+        secrets,
+        http: config.http_limits(),
         ..RuntimeConfig::default()
     };
     let runtime = Runtime::start(runtime_config).await.map_err(|e| {

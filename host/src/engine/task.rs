@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 use super::Inner;
 use crate::events::{ms, rfc3339, AttemptMeta, EventType, NewEvent};
 use crate::handoff::{self, Target};
-use crate::plugins::{CallOptions, DependencyStatus, Issue, PreviousResult, TaskContext, TaskFailure, Validation};
+use crate::plugins::{
+    CallOptions, DependencyStatus, Egress, Issue, PreviousResult, TaskContext, TaskFailure, Validation,
+};
 use crate::store::{now_us, Applied, AttemptResult, ClaimedTask, Outcome, TaskResultRow};
 use crate::workflow::TaskStatus;
 
@@ -98,7 +100,10 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         variables: &variables,
         context: &context,
     };
-    let timeout = task.timeout.unwrap_or(inner.config.default_timeout);
+    let timeout = task
+        .timeout
+        .or_else(|| inner.sandbox.manifest_timeout(&task.agent_type))
+        .unwrap_or(inner.config.default_timeout);
     let opts = CallOptions { timeout: Some(timeout), cancel: Some(token.clone()) };
     let now = rfc3339(now_us());
     let mut handoffs = Vec::with_capacity(deps.len());
@@ -184,6 +189,13 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
     if let Some(took) = exec.instantiation {
         inner.metrics.plugin_instantiated(&task.agent_type, took);
     }
+    for egress in &exec.egress {
+        let tokens = egress.llm_usage.map(|u| (u.prompt_tokens, u.completion_tokens));
+        inner.metrics.egress(&task.agent_type, egress.allowed_by.as_deref(), egress.outcome.as_str(), tokens);
+        if tracking {
+            events.push(egress_event(egress, names, task.attempt));
+        }
+    }
     if tracking {
         let status = if exec.result.is_ok() { "completed" } else { "failed" };
         let mut end = NewEvent::of_task(EventType::ExecutionEnd, now_us(), names, status);
@@ -199,6 +211,18 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         Err(f) => AttemptResult::Failed(f),
     };
     outcome(result, digest, exec.log, events)
+}
+
+/// The `egress` event of one outbound request: the request's fields and the attempt as metadata.
+fn egress_event(egress: &Egress, names: (&Arc<str>, &Arc<str>, &Arc<str>), attempt: u32) -> NewEvent {
+    let mut e = NewEvent::of_task(EventType::Egress, egress.at_us, names, egress.outcome.as_str());
+    e.duration_ms = Some(egress.duration_ms);
+    let mut meta = serde_json::to_value(egress).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut meta {
+        map.insert("attempt".into(), attempt.into());
+    }
+    e.metadata = Some(meta.into());
+    e
 }
 
 /// Put dependency rows in the order of the task's `dependencies`.

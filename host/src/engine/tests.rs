@@ -46,7 +46,14 @@ impl Sandbox for Script {
                 }
                 _ = cancel.cancelled() => fail("cancelled", false),
             };
-            Execution { digest: "sha256:test".into(), result, log: Vec::new(), duration: sleep, instantiation: None }
+            Execution {
+                digest: "sha256:test".into(),
+                result,
+                log: Vec::new(),
+                egress: Vec::new(),
+                duration: sleep,
+                instantiation: None,
+            }
         })
     }
 

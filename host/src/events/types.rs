@@ -51,6 +51,7 @@ event_types!(
     TaskFailed => "task_failed",
     TaskSkipped => "task_skipped",
     TaskRetrying => "task_retrying",
+    Egress => "egress",
 );
 
 impl EventType {
@@ -60,9 +61,8 @@ impl EventType {
         match self {
             Handoff => "handoffs",
             Failure | Retry | TaskFailed | WorkflowFailed => "failures",
-            TaskCreated | TaskStarted | TaskCompleted | TaskSkipped | TaskRetrying | ExecutionStart | ExecutionEnd => {
-                "tasks"
-            }
+            TaskCreated | TaskStarted | TaskCompleted | TaskSkipped | TaskRetrying | ExecutionStart | ExecutionEnd
+            | Egress => "tasks",
             _ => "lifecycle",
         }
     }
@@ -271,7 +271,7 @@ mod tests {
             assert_eq!(EventType::parse(t.as_str()), Some(*t));
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }
-        assert_eq!(EventType::ALL.len(), 19);
+        assert_eq!(EventType::ALL.len(), 20);
         assert_eq!(EventType::Handoff.group(), "handoffs");
         assert_eq!(EventType::TaskFailed.group(), "failures");
     }

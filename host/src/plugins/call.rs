@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use wasmtime::{Engine, Store, Trap, UpdateDeadline, WasmBacktrace};
 
+use super::outbound::Outbound;
 use super::state::{truncate, CallInfo, HostState, MemoryLimitExceeded};
 use super::{LogLine, TaskFailure};
 
@@ -28,10 +29,12 @@ pub(crate) struct Limits {
     pub cancel: Option<CancellationToken>,
 }
 
-/// A store for one call: memory limit, and an epoch callback that yields to the async runtime
-/// every tick and traps once the deadline passes or the call is cancelled.
-pub(crate) fn new_store(engine: &Engine, info: CallInfo, limits: &Limits, deadline: Instant) -> Store<HostState> {
-    let mut store = Store::new(engine, HostState::new(info, limits.memory));
+/// A store for one call: memory limit, outbound HTTP and config under `outbound`'s policy, and an
+/// epoch callback that yields to the async runtime every tick and traps once the deadline passes
+/// or the call is cancelled.
+pub(crate) fn new_store(engine: &Engine, info: CallInfo, limits: &Limits, outbound: Outbound) -> Store<HostState> {
+    let deadline = outbound.deadline;
+    let mut store = Store::new(engine, HostState::new(info, limits.memory, outbound));
     store.limiter(|state| &mut state.limiter);
     store.set_epoch_deadline(1);
     let cancel = limits.cancel.clone();

@@ -4,12 +4,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::loader::{self, display_name};
+use super::manifest;
 use super::runtime::{RuntimeConfig, Shared};
 use super::status::{world_of, PluginReport};
 use super::PluginError;
 
-/// Loads `path` the way the registry would (compile, link, instantiate, `describe`) and reports
-/// what it is. A file the host would refuse gives a report with `problem` set; only an unreadable
+/// Loads `path` the way the registry would (compile, link, instantiate, `describe`, with the
+/// manifest `NAME.toml` beside it) and reports what it is. A file the host would refuse gives a report with `problem` set; only an unreadable
 /// file or an engine that cannot start is an `Err`.
 pub async fn check_file(path: &Path) -> Result<PluginReport, PluginError> {
     let bytes = tokio::fs::read(path).await.map_err(|e| PluginError::io(path, &e))?;
@@ -19,6 +20,11 @@ pub async fn check_file(path: &Path) -> Result<PluginReport, PluginError> {
     let stem = display_name(path).strip_suffix(".wasm").map(str::to_string).unwrap_or_else(|| display_name(path));
     let validator_for = stem.strip_suffix(".validator").map(str::to_string);
     let digest = loader::digest_of(&bytes);
+    let manifest = path.with_file_name(format!("{}.toml", validator_for.as_deref().unwrap_or(&stem)));
+    let policy = match tokio::fs::read_to_string(&manifest).await {
+        Ok(text) => Some(manifest::parse(&display_name(&manifest), &text, None)),
+        Err(_) => None,
+    };
     let mut report = PluginReport {
         path: path.to_path_buf(),
         agent_type: validator_for.clone().unwrap_or_else(|| stem.clone()),
@@ -28,9 +34,14 @@ pub async fn check_file(path: &Path) -> Result<PluginReport, PluginError> {
         info: None,
         imports: Vec::new(),
         exports: Vec::new(),
+        policy: policy.clone().and_then(Result::ok),
         problem: None,
     };
-    match loader::load(&shared, path, bytes).await {
+    if let Some(Err(err)) = policy {
+        report.problem = Some(err.into());
+    }
+    let grants = Arc::new(report.policy.clone().unwrap_or_default());
+    match loader::load(&shared, path, bytes, grants).await {
         Ok(plugin) => {
             if validator_for.is_none() {
                 if let Some(declared) = plugin.info.as_ref().and_then(|i| i.agent_type.clone()) {
@@ -50,7 +61,7 @@ pub async fn check_file(path: &Path) -> Result<PluginReport, PluginError> {
                 report.imports = p.imports;
                 report.exports = p.exports;
             }
-            report.problem = Some(err);
+            report.problem.get_or_insert(err);
         }
     }
     Ok(report)

@@ -20,11 +20,15 @@ pub enum Allocation {
     OnDemand,
 }
 
+/// Largest linear memory a pool slot holds: all a 32-bit memory can address, so any memory limit
+/// (enforced per call by the store's limiter) fits.
+const MAX_MEMORY: usize = 1 << 32;
+
 /// Builds the engine: pooled if `pooling` and the pool can be reserved, else on demand.
-pub(crate) fn build(pooling: bool, max_instances: u32, max_memory: usize) -> Result<(Engine, Allocation), PluginError> {
+pub(crate) fn build(pooling: bool, max_instances: u32) -> Result<(Engine, Allocation), PluginError> {
     if pooling {
         let mut config = base_config();
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(max_instances, max_memory)));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(max_instances, MAX_MEMORY)));
         match Engine::new(&config) {
             Ok(engine) => return Ok((engine, Allocation::Pooling)),
             Err(err) => tracing::warn!(%err, max_instances,

@@ -45,10 +45,10 @@ pub enum PluginError {
     /// The component imports something the host does not provide.
     #[error(
         "`{file}` imports `{import}`, which the host does not provide: plugins may import only \
-         `hyphae:plugin/host@0.1.0` and WASI 0.2 interfaces (all granting nothing); remove that \
-         dependency from the plugin"
+         {allowed} (granting nothing beyond the agent type's manifest); remove that dependency \
+         from the plugin"
     )]
-    UnsupportedImport { file: String, import: String },
+    UnsupportedImport { file: String, import: String, allowed: String },
     /// The component imports host interfaces in a shape this host does not have.
     #[error(
         "`{file}` cannot be linked against the host's interfaces ({reason}): rebuild it against \
@@ -76,6 +76,9 @@ pub enum PluginError {
     /// Another file already serves the agent type.
     #[error("agent type `{agent_type}` is already served by `{other}`: remove one of the two files")]
     Conflict { agent_type: String, other: String },
+    /// The agent type's manifest (`NAME.toml`) cannot be used.
+    #[error(transparent)]
+    Manifest(#[from] super::manifest::ManifestError),
     /// The wasmtime engine could not be created.
     #[error("cannot start the WebAssembly engine: {reason}")]
     Engine { reason: String },

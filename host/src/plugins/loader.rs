@@ -6,11 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 use wasmtime::component::{Component, InstancePre};
 
-use super::bindings::{self, executor, metadata, validator, EXECUTOR, METADATA, VALIDATOR};
+use super::bindings::{executor, metadata, validator, EXECUTOR, METADATA, VALIDATOR};
 use super::cache::CacheOutcome;
 use super::call::{self, Limits};
+use super::imports::{allowed_import, allowed_imports_text};
+use super::manifest::Policy;
 use super::runtime::Shared;
 use super::state::{CallInfo, HostState};
 use super::status::{PluginInfo, Role};
@@ -33,6 +36,32 @@ pub(crate) struct LoadedPlugin {
     pub imports: Vec<String>,
     pub exports: Vec<String>,
     pub cache: CacheOutcome,
+    /// What the agent type may do (its manifest), and the slots of its `max_concurrency`.
+    pub policy: Arc<Policy>,
+    pub slots: Option<Arc<Semaphore>>,
+}
+
+impl LoadedPlugin {
+    /// The same compiled version under another policy (a manifest changed, the code did not).
+    pub fn with_policy(&self, policy: Arc<Policy>) -> LoadedPlugin {
+        LoadedPlugin {
+            digest: self.digest.clone(),
+            info: self.info.clone(),
+            pre: self.pre.clone(),
+            executor: self.executor.clone(),
+            validator: self.validator.clone(),
+            roles: self.roles.clone(),
+            imports: self.imports.clone(),
+            exports: self.exports.clone(),
+            cache: self.cache,
+            slots: slots_of(&policy),
+            policy,
+        }
+    }
+}
+
+fn slots_of(policy: &Policy) -> Option<Arc<Semaphore>> {
+    policy.max_concurrency.map(|n| Arc::new(Semaphore::new(n as usize)))
 }
 
 /// The part of loading that can be reported on even when a later step fails.
@@ -75,6 +104,7 @@ pub(crate) async fn load(
     shared: &Arc<Shared>,
     path: &Path,
     bytes: Vec<u8>,
+    policy: Arc<Policy>,
 ) -> Result<LoadedPlugin, (PluginError, Option<Partial>)> {
     let file = display_name(path);
     classify(&file, &bytes).map_err(|e| (e, None))?;
@@ -100,6 +130,8 @@ pub(crate) async fn load(
         imports,
         exports,
         cache: cache_outcome,
+        slots: slots_of(&policy),
+        policy,
     })
 }
 
@@ -127,8 +159,12 @@ fn link(
     imports: &[String],
     exports: &[String],
 ) -> Result<Linked, PluginError> {
-    if let Some(bad) = imports.iter().find(|i| !bindings::is_provided_import(i)) {
-        return Err(PluginError::UnsupportedImport { file: file.into(), import: bad.clone() });
+    if let Some(bad) = imports.iter().find(|i| !allowed_import(i)) {
+        return Err(PluginError::UnsupportedImport {
+            file: file.into(),
+            import: bad.clone(),
+            allowed: allowed_imports_text(),
+        });
     }
     let pre = shared
         .linker
@@ -167,7 +203,7 @@ async fn probe(shared: &Shared, file: &str, linked: &Linked) -> Result<Option<Pl
     let limits = Limits { memory: shared.config.default_memory_limit, timeout: PROBE_TIMEOUT, cancel: None };
     let deadline = Instant::now() + PROBE_TIMEOUT;
     let info = CallInfo { agent_type: file.to_string(), ..CallInfo::default() };
-    let mut store = call::new_store(&shared.engine, info, &limits, deadline);
+    let mut store = call::new_store(&shared.engine, info, &limits, shared.outbound(Arc::default(), deadline));
     let startup = |reason: String| PluginError::Startup { file: file.into(), reason };
     let bad_export = |interface: &str, e: wasmtime::Error| PluginError::BadExport {
         file: file.into(),

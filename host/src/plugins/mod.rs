@@ -10,10 +10,14 @@ mod capture;
 mod check;
 mod engine;
 mod error;
+mod imports;
 mod loader;
+pub mod manifest;
+mod outbound;
 mod registry;
 mod runtime;
 mod sandbox;
+pub mod secrets;
 mod state;
 mod status;
 mod watch;
@@ -25,8 +29,12 @@ pub use cache::{default_cache_dir, CacheOutcome};
 pub use check::check_file;
 pub use engine::Allocation;
 pub use error::PluginError;
+pub use imports::{allowed_import, allowed_imports_text, ALLOWED_IMPORTS};
+pub use manifest::{HostPattern, ManifestError, Policy};
+pub use outbound::{Egress, EgressOutcome, HttpLimits, LlmUsage};
 pub use registry::{valid_agent_type, Registry};
 pub use runtime::{Runtime, RuntimeConfig};
+pub use secrets::{SecretError, SecretSource, Secrets};
 pub use status::{world_of, PluginInfo, PluginReport, PluginState, PluginStatus, Role};
 
 use serde::{Deserialize, Serialize};
@@ -113,6 +121,8 @@ pub struct Execution {
     pub result: Result<String, TaskFailure>,
     /// Log lines, progress reports and captured stdout/stderr.
     pub log: Vec<LogLine>,
+    /// Outbound HTTP requests of the call, in the order they were made.
+    pub egress: Vec<Egress>,
     /// Time spent inside the call, instantiation included (waiting for a free slot excluded).
     pub duration: Duration,
     /// Time to instantiate the component for this call (absent when it was not instantiated).
@@ -141,6 +151,10 @@ pub enum Validation {
 pub trait Sandbox: Send + Sync + 'static {
     /// Whether an executor is loaded for `agent_type`.
     fn has_executor(&self, agent_type: &str) -> bool;
+    /// The per-attempt time limit the agent type's manifest sets, if any.
+    fn manifest_timeout(&self, _agent_type: &str) -> Option<Duration> {
+        None
+    }
     /// Run one attempt of a task in a fresh sandbox.
     fn execute(&self, ctx: TaskContext, opts: CallOptions) -> futures::future::BoxFuture<'_, Execution>;
     /// Ask the validator of `agent_type` (if one is loaded) about a handoff (JSON text).

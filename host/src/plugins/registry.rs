@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::cache::CacheOutcome;
 use super::loader::{self, LoadedPlugin, Partial};
+use super::manifest::{self, Policy};
 use super::runtime::Shared;
 use super::status::{world_of, PluginState, PluginStatus, Role};
 use super::PluginError;
@@ -43,8 +44,15 @@ struct Tables {
 struct FileEntry {
     target: Target,
     digest: String,
+    /// Digest of the agent type's manifest text when the file was last looked at (`None`: absent).
+    manifest_digest: Option<String>,
     loaded: Result<Arc<LoadedPlugin>, (PluginError, Option<Partial>)>,
+    /// A newer manifest that could not be used, while the version loaded before keeps serving.
+    problem: Option<PluginError>,
 }
+
+/// Loaded, or why not.
+type Loaded = Result<Arc<LoadedPlugin>, (PluginError, Option<Partial>)>;
 
 /// What a file name says a file is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +77,19 @@ impl Target {
         }
     }
 }
+
+impl Target {
+    /// The agent type's manifest: `NAME.toml` for `NAME.wasm` and `NAME.validator.wasm`.
+    fn manifest(&self, wasm: &Path) -> PathBuf {
+        let name = match self {
+            Target::Plugin(stem) | Target::ValidatorFor(stem) => stem,
+        };
+        wasm.with_file_name(format!("{name}.toml"))
+    }
+}
+
+/// The manifest text's digest (when there is one) and the policy it gives.
+type ManifestRead = (Option<String>, Result<Arc<Policy>, PluginError>);
 
 impl FileEntry {
     fn agent_type(&self) -> String {
@@ -180,40 +201,109 @@ impl Registry {
         self.read().executors.get(agent_type).map(|p| p.digest.to_string())
     }
 
-    /// Status of every plugin file, loaded or failed, sorted by path.
+    /// Status of every plugin file, loaded or failed, sorted by path; policies show the memory
+    /// limit in effect.
     pub fn list(&self) -> Vec<PluginStatus> {
         let tables = self.read();
-        tables.files.iter().map(|(path, entry)| status(path, entry, tables.conflicts.get(path))).collect()
+        tables
+            .files
+            .iter()
+            .map(|(path, entry)| self.effective(status(path, entry, tables.conflicts.get(path))))
+            .collect()
     }
 
     /// Status of one plugin file.
     pub fn status(&self, path: &Path) -> Option<PluginStatus> {
         let tables = self.read();
         let entry = tables.files.get(path)?;
-        Some(status(path, entry, tables.conflicts.get(path)))
+        Some(self.effective(status(path, entry, tables.conflicts.get(path))))
     }
 
-    /// (Re)loads `path` if it exists and changed, unloads it if it is gone.
+    fn effective(&self, mut status: PluginStatus) -> PluginStatus {
+        let config = &self.inner.shared.config;
+        if let Some(policy) = &mut status.policy {
+            let configured = config.memory_limits.get(&status.agent_type).copied();
+            let bytes = configured.unwrap_or(config.default_memory_limit);
+            policy.memory_limit_mib.get_or_insert((bytes >> 20) as u64);
+        }
+        status
+    }
+
+    /// (Re)loads `path` if it or its manifest changed, unloads it if it is gone. For a manifest
+    /// (`NAME.toml`), refreshes the plugin files of agent type NAME.
     pub async fn refresh(&self, path: &Path) {
+        if let Some(stem) = manifest_stem(path) {
+            for wasm in [format!("{stem}.wasm"), format!("{stem}.validator.wasm")] {
+                let wasm = path.with_file_name(wasm);
+                if wasm.is_file() || self.read().files.contains_key(&wasm) {
+                    Box::pin(self.refresh(&wasm)).await;
+                }
+            }
+            return;
+        }
         let Some(target) = Target::of(path) else {
             return;
         };
         let _guard = self.inner.load_lock.lock().await;
         match tokio::fs::read(path).await {
-            Ok(bytes) => {
-                let digest = loader::digest_of(&bytes);
-                let unchanged = self.read().files.get(path).is_some_and(|e| e.digest == digest && e.loaded.is_ok());
-                if !unchanged {
-                    let loaded = self.load_bytes(&target, path, bytes).await;
-                    self.insert(path, target, digest, loaded);
-                }
-            }
+            Ok(bytes) => self.refresh_bytes(path, target, bytes).await,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.unload(path),
             Err(e) => {
                 let err = PluginError::io(path, &e);
-                self.insert(path, target, String::new(), Err((err, None)));
+                self.insert(path, FileEntry::failed(target, String::new(), None, err));
             }
         }
+    }
+
+    async fn refresh_bytes(&self, path: &Path, target: Target, bytes: Vec<u8>) {
+        let digest = loader::digest_of(&bytes);
+        let (manifest_digest, policy) = self.read_manifest(&target, path).await;
+        let previous = self.read().files.get(path).and_then(|e| {
+            let plugin = e.loaded.as_ref().ok()?.clone();
+            Some((e.digest == digest, e.manifest_digest == manifest_digest, plugin))
+        });
+        if let Some((true, true, _)) = previous {
+            return;
+        }
+        let policy = match policy {
+            Ok(policy) => policy,
+            Err(err) => {
+                tracing::warn!(path = %path.display(), "manifest refused: {err}");
+                let mut tables = self.write();
+                match (tables.files.get_mut(path), previous) {
+                    (Some(entry), Some(_)) => {
+                        entry.manifest_digest = manifest_digest;
+                        entry.problem = Some(err);
+                    }
+                    _ => {
+                        tables
+                            .files
+                            .insert(path.to_path_buf(), FileEntry::failed(target, digest, manifest_digest, err));
+                        tables.resolve();
+                    }
+                }
+                return;
+            }
+        };
+        let loaded = match previous {
+            Some((true, _, plugin)) => Ok(Arc::new(plugin.with_policy(policy))),
+            _ => self.load_bytes(&target, path, bytes, policy).await,
+        };
+        self.insert(path, FileEntry { target, digest, manifest_digest, loaded, problem: None });
+    }
+
+    /// Reads and parses the manifest of the agent type `target` serves; none: nothing granted.
+    async fn read_manifest(&self, target: &Target, wasm: &Path) -> ManifestRead {
+        let path = target.manifest(wasm);
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (None, Ok(Arc::default())),
+            Err(e) => return (Some(String::new()), Err(PluginError::io(&path, &e))),
+        };
+        let digest = loader::digest_of(text.as_bytes());
+        let file = loader::display_name(&path);
+        let policy = manifest::parse(&file, &text, Some(&self.inner.shared.config.secrets));
+        (Some(digest), policy.map(Arc::new).map_err(PluginError::from))
     }
 
     /// Checks `bytes` as the plugin of `agent_type`, writes it atomically as `AGENT_TYPE.wasm` in
@@ -226,7 +316,8 @@ impl Registry {
         let path = dir.join(format!("{agent_type}.wasm"));
         let target = Target::Plugin(agent_type.to_string());
         let _guard = self.inner.load_lock.lock().await;
-        let plugin = self.load_bytes(&target, &path, bytes.to_vec()).await.map_err(|(e, _)| e)?;
+        let (manifest_digest, policy) = self.read_manifest(&target, &path).await;
+        let plugin = self.load_bytes(&target, &path, bytes.to_vec(), policy?).await.map_err(|(e, _)| e)?;
         if let Some(declared) = plugin.info.as_ref().and_then(|i| i.agent_type.as_ref()) {
             if declared != agent_type {
                 return Err(PluginError::AgentTypeMismatch {
@@ -238,23 +329,18 @@ impl Registry {
         }
         write_atomically(&dir, &path, bytes).await?;
         let digest = plugin.digest.to_string();
-        self.insert(&path, target, digest, Ok(plugin));
+        self.insert(&path, FileEntry { target, digest, manifest_digest, loaded: Ok(plugin), problem: None });
         let tables = self.read();
         let entry = &tables.files[&path];
-        let st = status(&path, entry, tables.conflicts.get(&path));
+        let st = self.effective(status(&path, entry, tables.conflicts.get(&path)));
         match tables.conflicts.get(&path) {
             Some(conflict) => Err(conflict.clone()),
             None => Ok(st),
         }
     }
 
-    async fn load_bytes(
-        &self,
-        target: &Target,
-        path: &Path,
-        bytes: Vec<u8>,
-    ) -> Result<Arc<LoadedPlugin>, (PluginError, Option<Partial>)> {
-        let plugin = loader::load(&self.inner.shared, path, bytes).await?;
+    async fn load_bytes(&self, target: &Target, path: &Path, bytes: Vec<u8>, policy: Arc<Policy>) -> Loaded {
+        let plugin = loader::load(&self.inner.shared, path, bytes, policy).await?;
         if matches!(target, Target::ValidatorFor(_)) && plugin.validator.is_none() {
             let partial = Partial { imports: plugin.imports.clone(), exports: plugin.exports.clone() };
             let file = loader::display_name(path);
@@ -265,18 +351,12 @@ impl Registry {
         Ok(Arc::new(plugin))
     }
 
-    fn insert(
-        &self,
-        path: &Path,
-        target: Target,
-        digest: String,
-        loaded: Result<Arc<LoadedPlugin>, (PluginError, Option<Partial>)>,
-    ) {
-        if let Err((err, _)) = &loaded {
+    fn insert(&self, path: &Path, entry: FileEntry) {
+        if let Err((err, _)) = &entry.loaded {
             tracing::warn!(path = %path.display(), "plugin refused: {err}");
         }
         let mut tables = self.write();
-        tables.files.insert(path.to_path_buf(), FileEntry { target, digest, loaded });
+        tables.files.insert(path.to_path_buf(), entry);
         tables.resolve();
     }
 
@@ -341,12 +421,25 @@ impl Tables {
     }
 }
 
+impl FileEntry {
+    fn failed(target: Target, digest: String, manifest_digest: Option<String>, err: PluginError) -> FileEntry {
+        FileEntry { target, digest, manifest_digest, loaded: Err((err, None)), problem: None }
+    }
+}
+
+/// `NAME` of a manifest path `NAME.toml` (not hidden).
+fn manifest_stem(path: &Path) -> Option<&str> {
+    let name = path.file_name()?.to_str()?;
+    name.strip_suffix(".toml").filter(|stem| !stem.is_empty() && !name.starts_with('.'))
+}
+
 fn status(path: &Path, entry: &FileEntry, conflict: Option<&PluginError>) -> PluginStatus {
     let roles = if conflict.is_some() { Vec::new() } else { entry.roles() };
-    let error = match (&entry.loaded, conflict) {
-        (Err((err, _)), _) => Some(err.to_string()),
-        (Ok(_), Some(c)) => Some(c.to_string()),
-        (Ok(_), None) => None,
+    let error = match (&entry.loaded, conflict, &entry.problem) {
+        (Err((err, _)), _, _) => Some(err.to_string()),
+        (Ok(_), Some(c), _) => Some(c.to_string()),
+        (Ok(_), None, Some(p)) => Some(format!("{p} (the version loaded before keeps serving with its manifest)")),
+        (Ok(_), None, None) => None,
     };
     PluginStatus {
         agent_type: entry.agent_type(),
@@ -358,6 +451,7 @@ fn status(path: &Path, entry: &FileEntry, conflict: Option<&PluginError>) -> Plu
         error,
         info: entry.loaded.as_ref().ok().and_then(|p| p.info.clone()),
         from_cache: entry.loaded.as_ref().is_ok_and(|p| p.cache == CacheOutcome::Hit),
+        policy: entry.loaded.as_ref().ok().map(|p| (*p.policy).clone()),
     }
 }
 
@@ -390,6 +484,11 @@ mod tests {
         assert_eq!(t("/p/.hidden.wasm"), None);
         assert_eq!(t("/p/readme.md"), None);
         assert_eq!(t("/p/.wasm"), None);
+        assert_eq!(manifest_stem(Path::new("/p/echo.toml")), Some("echo"));
+        assert_eq!(manifest_stem(Path::new("/p/.echo.toml")), None);
+        let manifest = |n: &str| Target::of(Path::new(n)).unwrap().manifest(Path::new(n));
+        assert_eq!(manifest("/p/echo.validator.wasm"), PathBuf::from("/p/echo.toml"));
+        assert_eq!(manifest("/p/echo.wasm"), PathBuf::from("/p/echo.toml"));
     }
 
     #[test]

@@ -14,7 +14,10 @@ use super::cache::{default_cache_dir, ArtifactCache};
 use super::call::{self, Limits};
 use super::engine::{self, Allocation};
 use super::loader::LoadedPlugin;
+use super::manifest::Policy;
+use super::outbound::{EgressLog, HttpLimits, Outbound};
 use super::registry::Registry;
+use super::secrets::Secrets;
 use super::state::{CallInfo, HostState};
 use super::{CallOptions, Execution, Issue, PluginError, TaskContext, TaskFailure, Validation};
 
@@ -39,6 +42,10 @@ pub struct RuntimeConfig {
     pub pooling: bool,
     /// Most plugin instances alive at once; further calls wait for a free slot.
     pub max_instances: u32,
+    /// The operator's secrets, which manifests may grant by name.
+    pub secrets: Secrets,
+    /// Limits of each outbound HTTP request.
+    pub http: HttpLimits,
 }
 
 impl Default for RuntimeConfig {
@@ -53,6 +60,8 @@ impl Default for RuntimeConfig {
             watch: true,
             pooling: true,
             max_instances: 256,
+            secrets: Secrets::default(),
+            http: HttpLimits::default(),
         }
     }
 }
@@ -69,14 +78,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn new(config: RuntimeConfig) -> Result<Shared, PluginError> {
-        let max_memory = config
-            .memory_limits
-            .values()
-            .copied()
-            .chain([config.default_memory_limit])
-            .max()
-            .unwrap_or(config.default_memory_limit);
-        let (engine, allocation) = engine::build(config.pooling, config.max_instances, max_memory)?;
+        let (engine, allocation) = engine::build(config.pooling, config.max_instances)?;
         engine::start_ticker(&engine)?;
         let linker = bindings::linker(&engine)
             .map_err(|e| PluginError::Engine { reason: format!("cannot link the host interfaces: {e:#}") })?;
@@ -90,11 +92,26 @@ impl Shared {
         })
     }
 
-    fn limits(&self, agent_type: &str, opts: &CallOptions) -> Limits {
+    /// Limits of a call: memory from the manifest, else the host's per-type or default limit;
+    /// time from the call, else the manifest, else the runtime default.
+    fn limits(&self, agent_type: &str, policy: &Policy, opts: &CallOptions) -> Limits {
+        let configured = self.config.memory_limits.get(agent_type).copied();
+        let manifest = policy.memory_limit_mib.map(|m| (m as usize) << 20);
         Limits {
-            memory: self.config.memory_limits.get(agent_type).copied().unwrap_or(self.config.default_memory_limit),
-            timeout: opts.timeout.unwrap_or(self.config.default_timeout),
+            memory: manifest.or(configured).unwrap_or(self.config.default_memory_limit),
+            timeout: opts.timeout.or(policy.timeout()).unwrap_or(self.config.default_timeout),
             cancel: opts.cancel.clone(),
+        }
+    }
+
+    /// The outbound HTTP and config of a call under `policy`, until `deadline`.
+    pub fn outbound(&self, policy: Arc<Policy>, deadline: Instant) -> Outbound {
+        Outbound {
+            policy,
+            secrets: self.config.secrets.clone(),
+            limits: self.config.http,
+            deadline,
+            log: EgressLog::default(),
         }
     }
 }
@@ -152,22 +169,26 @@ impl Runtime {
                 digest: "".into(),
                 result: Err(no_plugin(&ctx.agent_type, "executor")),
                 log: Vec::new(),
+                egress: Vec::new(),
                 duration: start.elapsed(),
                 instantiation: None,
             };
         };
-        let (result, log, duration, instantiation) = self.run_executor(&plugin, ctx, &opts).await;
-        Execution { digest: plugin.digest.clone(), result, log, duration, instantiation }
+        self.run_executor(&plugin, ctx, &opts).await
     }
 
-    async fn run_executor(
-        &self,
-        plugin: &LoadedPlugin,
-        ctx: TaskContext,
-        opts: &CallOptions,
-    ) -> (Result<String, TaskFailure>, Vec<super::LogLine>, Duration, Option<Duration>) {
+    /// The per-attempt time limit the manifest of `agent_type` sets, if any.
+    pub fn manifest_timeout(&self, agent_type: &str) -> Option<Duration> {
+        self.registry.executor(agent_type).and_then(|p| p.policy.timeout())
+    }
+
+    async fn run_executor(&self, plugin: &LoadedPlugin, ctx: TaskContext, opts: &CallOptions) -> Execution {
         let agent_type = ctx.agent_type.clone();
-        let limits = self.shared.limits(&agent_type, opts);
+        let limits = self.shared.limits(&agent_type, &plugin.policy, opts);
+        let _slot = match &plugin.slots {
+            Some(slots) => Some(slots.acquire().await),
+            None => None,
+        };
         let _permit = self.shared.permits.acquire().await;
         let start = Instant::now();
         let deadline = start + limits.timeout;
@@ -176,10 +197,19 @@ impl Runtime {
             task_id: ctx.task_id.clone(),
             agent_type: agent_type.clone(),
         };
-        let mut store = call::new_store(&self.shared.engine, info, &limits, deadline);
+        let outbound = self.shared.outbound(plugin.policy.clone(), deadline);
+        let egress = outbound.log.clone();
+        let mut store = call::new_store(&self.shared.engine, info, &limits, outbound);
         let wit_ctx = to_wit(ctx);
         let Some(indices) = &plugin.executor else {
-            return (Err(no_plugin(&agent_type, "executor")), Vec::new(), start.elapsed(), None);
+            return Execution {
+                digest: plugin.digest.clone(),
+                result: Err(no_plugin(&agent_type, "executor")),
+                log: Vec::new(),
+                egress: Vec::new(),
+                duration: start.elapsed(),
+                instantiation: None,
+            };
         };
         let mut instantiation = None;
         let work = async {
@@ -195,7 +225,14 @@ impl Runtime {
             Ok(Err(err)) => Err(call::from_error(&agent_type, err, store.data_mut())),
             Err(why) => Err(call::interrupted(&agent_type, why, store.data_mut())),
         };
-        (result, call::take_log(&mut store), start.elapsed(), instantiation)
+        Execution {
+            digest: plugin.digest.clone(),
+            result,
+            log: call::take_log(&mut store),
+            egress: egress.take(),
+            duration: start.elapsed(),
+            instantiation,
+        }
     }
 
     /// Asks the validator of `agent_type` (if one is loaded) about a handoff message (JSON text).
@@ -206,11 +243,12 @@ impl Runtime {
         let Some(indices) = &plugin.validator else {
             return Validation::NoValidator;
         };
-        let limits = self.shared.limits(agent_type, &opts);
+        let limits = self.shared.limits(agent_type, &plugin.policy, &opts);
         let _permit = self.shared.permits.acquire().await;
         let deadline = Instant::now() + limits.timeout;
         let info = CallInfo { agent_type: agent_type.to_string(), ..CallInfo::default() };
-        let mut store = call::new_store(&self.shared.engine, info, &limits, deadline);
+        let outbound = self.shared.outbound(plugin.policy.clone(), deadline);
+        let mut store = call::new_store(&self.shared.engine, info, &limits, outbound);
         let work = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
             let guest = indices.load(&mut store, &instance)?;

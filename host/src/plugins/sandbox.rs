@@ -9,6 +9,10 @@ impl Sandbox for Runtime {
         self.registry().has_executor(agent_type)
     }
 
+    fn manifest_timeout(&self, agent_type: &str) -> Option<std::time::Duration> {
+        Runtime::manifest_timeout(self, agent_type)
+    }
+
     fn execute(&self, ctx: TaskContext, opts: CallOptions) -> BoxFuture<'_, Execution> {
         Box::pin(Runtime::execute(self, ctx, opts))
     }

@@ -1,13 +1,17 @@
 //! The per-call store data: WASI context granting nothing, memory limiter, and the call's log.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::LogLevel;
 use super::capture::CapturePipe;
+use super::manifest::Policy;
+use super::outbound::Outbound;
 use super::LogLine;
 
 /// Most log lines kept per call; later lines are counted, not stored.
@@ -28,6 +32,9 @@ pub(crate) struct CallInfo {
 /// Data of one call's [`wasmtime::Store`].
 pub(crate) struct HostState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    /// Outbound HTTP under the agent type's policy; also the source of its config values.
+    pub outbound: Outbound,
     table: ResourceTable,
     pub limiter: MemoryLimiter,
     pub log: LogSink,
@@ -37,13 +44,16 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    /// Fresh state: no preopens, no env, no args, no network, stdio captured in memory.
-    pub fn new(info: CallInfo, memory_limit: usize) -> Self {
+    /// Fresh state: no preopens, no env, no args, no sockets, stdio captured in memory; HTTP and
+    /// config as `outbound`'s policy grants.
+    pub fn new(info: CallInfo, memory_limit: usize, outbound: Outbound) -> Self {
         let stdout = CapturePipe::new(MAX_STDIO_BYTES);
         let stderr = CapturePipe::new(MAX_STDIO_BYTES);
         let wasi = WasiCtxBuilder::new().stdout(stdout.clone()).stderr(stderr.clone()).build();
         HostState {
             wasi,
+            http: WasiHttpCtx::new(),
+            outbound,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(memory_limit),
             log: LogSink::default(),
@@ -119,6 +129,36 @@ impl HostState {
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
+    }
+}
+
+impl HostState {
+    /// `wasi:config/store`: a `[config]` value of the manifest, or `secret.NAME`'s placeholder for
+    /// a secret the manifest lists.
+    pub fn config_value(&self, key: &str) -> Option<String> {
+        let policy: &Arc<Policy> = &self.outbound.policy;
+        if let Some(name) = key.strip_prefix("secret.") {
+            if !policy.secrets.iter().any(|s| s == name) {
+                return None;
+            }
+            return self.outbound.secrets.get(name).map(|s| s.placeholder.clone());
+        }
+        policy.config.get(key).cloned()
+    }
+
+    /// Every pair [`HostState::config_value`] answers.
+    pub fn config_pairs(&self) -> Vec<(String, String)> {
+        let policy = &self.outbound.policy;
+        let secrets = policy.secrets.iter().filter_map(|name| {
+            self.outbound.secrets.get(name).map(|s| (format!("secret.{name}"), s.placeholder.clone()))
+        });
+        policy.config.iter().map(|(k, v)| (k.clone(), v.clone())).chain(secrets).collect()
     }
 }
 

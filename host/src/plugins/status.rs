@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::PluginError;
+use super::{PluginError, Policy};
 
 /// A role a component plays, by the contract interface it exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -64,6 +64,8 @@ pub struct PluginStatus {
     pub info: Option<PluginInfo>,
     /// Whether the compiled code came from the on-disk cache (no compilation at load).
     pub from_cache: bool,
+    /// What the version in service may do (from its manifest); absent when none is in service.
+    pub policy: Option<Policy>,
 }
 
 /// What `check_file` found in a component file.
@@ -81,6 +83,9 @@ pub struct PluginReport {
     pub imports: Vec<String>,
     /// Names of the component's exports.
     pub exports: Vec<String>,
+    /// The policy of the manifest beside the file (`NAME.toml`), when there is one; secret names
+    /// are not checked against a host configuration.
+    pub policy: Option<Policy>,
     /// The problem that keeps the host from loading it, if any.
     #[serde(serialize_with = "problem_text")]
     pub problem: Option<PluginError>,

@@ -21,6 +21,21 @@ struct AgentStatusLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EgressLabel {
+    agent_type: String,
+    /// The allow-list entry that admitted the request, or `not_allowed`: bounded by the manifests.
+    host: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabel {
+    agent_type: String,
+    /// `prompt` or `completion`.
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabel {
     error_type: String,
 }
@@ -52,6 +67,8 @@ pub struct Metrics {
     failures: Family<ErrorLabel, Counter>,
     plugin_instantiation: Family<AgentLabel, Histogram>,
     events_written: Counter,
+    egress_requests: Family<EgressLabel, Counter>,
+    llm_tokens: Family<TokenLabel, Counter>,
     workflows: Family<StatusLabel, Gauge>,
     tasks: Family<StatusLabel, Gauge>,
     queue_depth: Gauge,
@@ -79,6 +96,8 @@ impl Metrics {
                 Histogram::new(exponential_buckets(0.000005, 4.0, 10))
             }),
             events_written: Counter::default(),
+            egress_requests: Family::default(),
+            llm_tokens: Family::default(),
             workflows: Family::default(),
             tasks: Family::default(),
             queue_depth: Gauge::default(),
@@ -100,6 +119,16 @@ impl Metrics {
             m.plugin_instantiation.clone(),
         );
         registry.register("events_written", "Coordination events written", m.events_written.clone());
+        registry.register(
+            "egress_requests",
+            "Outbound HTTP requests of plugins, by agent type, admitting allow-list entry and outcome",
+            m.egress_requests.clone(),
+        );
+        registry.register(
+            "llm_tokens",
+            "Language-model tokens reported by responses to plugins, by agent type and kind",
+            m.llm_tokens.clone(),
+        );
         registry.register("workflows", "Workflows by status", m.workflows.clone());
         registry.register("tasks", "Tasks by status", m.tasks.clone());
         registry.register("queue_depth", "Ready tasks waiting for a slot", m.queue_depth.clone());
@@ -132,6 +161,23 @@ impl Metrics {
     /// An attempt failed with `error_type`.
     pub fn failure(&self, error_type: &str) {
         self.failures.get_or_create(&ErrorLabel { error_type: error_type.to_string() }).inc();
+    }
+
+    /// An outbound request of a plugin of `agent_type` ended with `outcome`; `host` is the
+    /// allow-list entry that admitted it (`None`: it was not allowed).
+    pub fn egress(&self, agent_type: &str, host: Option<&str>, outcome: &str, tokens: Option<(u64, u64)>) {
+        let label = EgressLabel {
+            agent_type: agent_type.to_string(),
+            host: host.unwrap_or("not_allowed").to_string(),
+            outcome: outcome.to_string(),
+        };
+        self.egress_requests.get_or_create(&label).inc();
+        if let Some((prompt, completion)) = tokens {
+            for (kind, n) in [("prompt", prompt), ("completion", completion)] {
+                let label = TokenLabel { agent_type: agent_type.to_string(), kind: kind.to_string() };
+                self.llm_tokens.get_or_create(&label).inc_by(n);
+            }
+        }
     }
 
     /// A plugin instance was created in `took`.
@@ -169,6 +215,8 @@ mod tests {
         let m = Metrics::new();
         m.task_finished("fib", "completed", Duration::from_millis(3));
         m.failure("timeout");
+        m.egress("llm", Some("https://api.openai.com"), "response", Some((3, 4)));
+        m.egress("llm", None, "denied", None);
         let gauges =
             StatusGauges { workflows: vec![("running".into(), 2)], tasks: vec![], queue_depth: 5, events_written: 7 };
         let text = m.render(&gauges);
@@ -178,5 +226,10 @@ mod tests {
         assert!(text.contains("hyphae_queue_depth 5"), "{text}");
         assert!(text.contains("hyphae_events_written_total 7"), "{text}");
         assert!(text.contains("# EOF"), "{text}");
+        let egress =
+            r#"hyphae_egress_requests_total{agent_type="llm",host="https://api.openai.com",outcome="response"} 1"#;
+        assert!(text.contains(egress), "{text}");
+        assert!(text.contains(r#"host="not_allowed",outcome="denied"} 1"#), "{text}");
+        assert!(text.contains(r#"hyphae_llm_tokens_total{agent_type="llm",kind="completion"} 4"#), "{text}");
     }
 }

@@ -6,14 +6,17 @@
 //!   componentize --wit COMPONENT.wasm         print the component's world as WIT
 //!
 //! Check: the component exports `hyphae:plugin/metadata` plus `executor` and/or `validator`, and
-//! imports nothing but `hyphae:plugin/*`, `wasi:clocks/*` and `wasi:io/*`.
+//! imports only what the host links: the host's own policy, `host/src/plugins/imports.rs`
+//! (included by path, so the build accepts exactly the components the host loads).
 
 use anyhow::{bail, Context, Result};
 use std::{fs, path::Path};
 use wit_component::{ComponentEncoder, DecodedWasm, WitPrinter};
 use wit_parser::{Resolve, WorldId};
 
-const ALLOWED_IMPORTS: &[&str] = &["hyphae:plugin/", "wasi:clocks/", "wasi:io/"];
+#[path = "../../../host/src/plugins/imports.rs"]
+mod imports;
+
 const PLUGIN_EXPORTS: &[&str] = &["metadata", "executor", "validator"];
 
 fn main() {
@@ -67,17 +70,17 @@ fn check(file: &str) -> Result<()> {
     let names = |items: &mut dyn Iterator<Item = &wit_parser::WorldKey>| {
         items.map(|k| resolve.name_world_key(k)).collect::<Vec<_>>()
     };
-    let imports = names(&mut w.imports.keys());
+    let imported = names(&mut w.imports.keys());
     let exports = names(&mut w.exports.keys());
     let name = Path::new(file.trim_end_matches(".tmp")).file_name().unwrap().to_string_lossy();
     println!(
         "  {name:<28} {:>8.1} KiB  imports: {}  exports: {}",
         bytes.len() as f64 / 1024.0,
-        imports.join(", "),
+        imported.join(", "),
         exports.join(", ")
     );
-    if let Some(bad) = imports.iter().find(|i| !ALLOWED_IMPORTS.iter().any(|p| i.starts_with(p))) {
-        bail!("{name}: unexpected import {bad} (allowed: {})", ALLOWED_IMPORTS.join(" "));
+    if let Some(bad) = imported.iter().find(|i| !imports::allowed_import(i)) {
+        bail!("{name}: unexpected import {bad} (allowed: {})", imports::allowed_imports_text());
     }
     let export = |e: &str| format!("hyphae:plugin/{e}@");
     if let Some(bad) = exports.iter().find(|e| !PLUGIN_EXPORTS.iter().any(|p| e.starts_with(&export(p)))) {

@@ -47,6 +47,10 @@
 //! version and description come from the plugin crate's `Cargo.toml`, and the agent type is left
 //! to the file name.
 //!
+//! Beyond `log` and `progress`, executors get what their agent type's manifest (`NAME.toml`
+//! beside `NAME.wasm`) grants: [`config`] values, [`secret`] placeholders, outbound [`http`] to
+//! `allowed_outbound_hosts`, and on top of those an OpenAI-compatible [`llm`] client.
+//!
 //! A panic is written to the host log at error level (`panicked at src/lib.rs:3:5: message`)
 //! and then aborts the instance (a trap), which fails the task attempt.
 
@@ -54,7 +58,11 @@ extern crate self as hyphae_plugin_sdk;
 
 #[doc(hidden)]
 pub mod bindings;
+pub mod config;
+pub mod http;
+pub mod llm;
 pub mod log;
+pub mod secret;
 mod types;
 
 #[doc(hidden)]
