@@ -231,3 +231,160 @@ async fn a_bad_manifest_keeps_a_new_agent_type_out_of_service() {
     assert!(status.error.as_deref().unwrap().contains("http-probe.toml"), "{status:?}");
     assert!(!rt.registry().has_executor("http-probe"));
 }
+
+#[test]
+fn plugin_check_prints_the_manifest_policy_next_to_the_imports() {
+    let dir = support::plugins_dir(&["http-probe"]);
+    let file = dir.path().join("http-probe.wasm");
+    let check = || {
+        let out =
+            std::process::Command::new(env!("CARGO_BIN_EXE_hyphae")).args(["plugin", "check"]).arg(&file).output();
+        let out = out.unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (ok, stdout) = check();
+    assert!(ok && stdout.contains("no manifest: no network"), "{stdout}");
+    assert!(stdout.contains("wasi:http/outgoing-handler@0.2"), "{stdout}");
+    let manifest =
+        "allowed_outbound_hosts = [\"https://api.example.com\"]\nsecrets = [\"api\"]\n[config]\nmodel = \"m\"\n";
+    std::fs::write(dir.path().join("http-probe.toml"), manifest).unwrap();
+    let (ok, stdout) = check();
+    assert!(ok, "{stdout}");
+    assert!(stdout.contains("allowed_outbound_hosts: https://api.example.com"), "{stdout}");
+    assert!(stdout.contains("secrets: api") && stdout.contains("config: model"), "{stdout}");
+    std::fs::write(dir.path().join("http-probe.toml"), "max_concurrency = -1\n").unwrap();
+    let (ok, stdout) = check();
+    assert!(!ok && stdout.contains("`max_concurrency` = -1"), "{stdout}");
+}
+
+/// `examples/agents/NAME.toml` pointed at `server` instead of a local Ollama.
+fn example_manifest(name: &str, server: &Upstream) -> String {
+    let text = std::fs::read_to_string(support::repo_root().join(format!("examples/agents/{name}.toml"))).unwrap();
+    text.replace("http://127.0.0.1:11434", &server.origin())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The research -> draft -> review example, run by the binary over HTTP against an
+/// OpenAI-compatible server on 127.0.0.1: egress events with token usage, the key sent to that
+/// server only, and found nowhere afterwards: not in the database, the logs or any API response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llm_pipeline_runs_through_the_binary_and_the_secret_leaks_nowhere() {
+    let server = Upstream::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let plugins = work.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for name in ["research", "draft", "review"] {
+        std::fs::write(plugins.join(format!("{name}.wasm")), support::component("llm-chat")).unwrap();
+        std::fs::write(plugins.join(format!("{name}.toml")), example_manifest(name, &server)).unwrap();
+    }
+    let config = work.path().join("hyphae.toml");
+    let example = std::fs::read_to_string(support::repo_root().join("examples/agents/hyphae.toml")).unwrap();
+    let example = example.replace("http://127.0.0.1:11434", &server.origin());
+    std::fs::write(&config, example.replace("plugins_dir = \"target/llm-agents\"\n", "")).unwrap();
+    let db = work.path().join("hyphae.db");
+    let port = free_port();
+    let (out, err) = (work.path().join("stdout.log"), work.path().join("stderr.log"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hyphae"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--db")
+        .arg(&db)
+        .arg("--plugins-dir")
+        .arg(&plugins)
+        .arg("--config")
+        .arg(&config)
+        .arg("--cache-dir")
+        .arg(support::repo_root().join("target").join("test-plugin-cache"))
+        .env("LLM_API_KEY", SECRET)
+        .env("RUST_LOG", "debug,hyper=info,sqlx=info")
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    eventually_async("the host to be ready", || async {
+        client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+
+    let spec: Value = serde_json::from_str(
+        &std::fs::read_to_string(support::repo_root().join("examples/llm-pipeline.json")).unwrap(),
+    )
+    .unwrap();
+    let mut answers = String::new();
+    let created: Value =
+        client.post(format!("{base}/v1/workflows")).json(&spec).send().await.unwrap().json().await.unwrap();
+    let id = created["workflow_id"].as_str().expect("workflow id").to_string();
+    let started = Instant::now();
+    let state = loop {
+        let state: Value = client.get(format!("{base}/v1/workflows/{id}")).send().await.unwrap().json().await.unwrap();
+        if state["status"] != "running" && state["status"] != "pending" {
+            break state;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the workflow did not end: {state:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(state["status"], "completed", "{state:#}");
+    let review = state["tasks"].as_array().unwrap().iter().find(|t| t["task_id"] == "review").unwrap();
+    assert!(review["output"]["content"].as_str().unwrap().starts_with("reply to: Review this draft."), "{review:#}");
+    assert_eq!(review["output"]["usage"]["completion_tokens"], 5);
+
+    let events: Value =
+        client.get(format!("{base}/v1/workflows/{id}/events?type=egress")).send().await.unwrap().json().await.unwrap();
+    let egress = events["events"].as_array().expect("events list");
+    assert_eq!(egress.len(), 3, "{events:#}");
+    for e in egress {
+        assert_eq!(e["status"], "response", "{e:#}");
+        assert_eq!(e["metadata"]["status"], 200);
+        assert_eq!(e["metadata"]["path"], "/v1/chat/completions");
+        assert_eq!(e["metadata"]["llm_usage"]["completion_tokens"], 5, "{e:#}");
+    }
+    assert!(server.received().contains(&format!("authorization: Bearer {SECRET}")));
+    for path in [
+        format!("/v1/workflows/{id}"),
+        format!("/v1/workflows/{id}/events"),
+        format!("/v1/workflows/{id}/timeline"),
+        "/v1/plugins".to_string(),
+        "/v1/stats".to_string(),
+        "/metrics".to_string(),
+    ] {
+        let text = client.get(format!("{base}{path}")).send().await.unwrap().text().await.unwrap();
+        assert!(!text.contains(SECRET), "{path} shows the secret");
+        answers.push_str(&text);
+    }
+    assert!(answers.contains("hyphae_egress_requests_total{agent_type=\"draft\""), "metrics count egress");
+    assert!(answers.contains("\"allowed_outbound_hosts\""), "plugins show their policy");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for file in [out, err] {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains(SECRET), "{} shows the secret", file.display());
+    }
+    for file in std::fs::read_dir(work.path()).unwrap().flatten() {
+        if file.file_name().to_string_lossy().starts_with("hyphae.db") {
+            let bytes = std::fs::read(file.path()).unwrap();
+            assert!(memchr_find(&bytes, SECRET.as_bytes()).is_none(), "{} holds the secret", file.path().display());
+        }
+    }
+}
+
+fn memchr_find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Waits (up to 60 s) until the async `cond` holds.
+async fn eventually_async<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !cond().await {
+        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

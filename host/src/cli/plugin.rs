@@ -113,11 +113,31 @@ pub fn render(r: &PluginReport) -> String {
         out += &format!("version:    {}\ndescribe:   {}\n", info.version, info.description);
     }
     out += &format!("imports:\n{}exports:\n{}", list(&r.imports), list(&r.exports));
+    out += &policy_text(r.policy.as_ref());
     match &r.problem {
         Some(p) => out += &format!("problem:    {p}\n"),
         None => out += "status:     ok, the host can load it\n",
     }
     out
+}
+
+/// What the manifest beside the file grants, next to what the component imports.
+fn policy_text(policy: Option<&crate::plugins::Policy>) -> String {
+    let Some(p) = policy else {
+        return "policy:     no manifest: no network, no secrets, no config\n".to_string();
+    };
+    let or_none = |items: Vec<String>| if items.is_empty() { "(none)".to_string() } else { items.join(", ") };
+    let hosts = or_none(p.allowed_outbound_hosts.iter().map(|h| h.to_string()).collect());
+    let config = or_none(p.config.keys().cloned().collect());
+    let limit = |v: Option<String>| v.unwrap_or_else(|| "host default".into());
+    format!(
+        "policy:\n  allowed_outbound_hosts: {hosts}\n  secrets: {}\n  config: {config}\n  \
+         memory_limit_mib: {}\n  timeout_s: {}\n  max_concurrency: {}\n",
+        or_none(p.secrets.clone()),
+        limit(p.memory_limit_mib.map(|m| m.to_string())),
+        limit(p.timeout_s.map(|t| t.to_string())),
+        limit(p.max_concurrency.map(|n| n.to_string())),
+    )
 }
 
 /// `plugins/` of the repository: found from the current directory upwards, else `./plugins`.
