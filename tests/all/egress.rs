@@ -343,6 +343,12 @@ async fn llm_pipeline_runs_through_the_binary_and_the_secret_leaks_nowhere() {
         assert_eq!(e["metadata"]["llm_usage"]["completion_tokens"], 5, "{e:#}");
     }
     assert!(server.received().contains(&format!("authorization: Bearer {SECRET}")));
+    let stats: Value =
+        client.get(format!("{base}/v1/stats?workflow_id={id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(stats["egress"]["requests"], 3, "{stats:#}");
+    assert_eq!(stats["egress"]["llm_completion_tokens"], 15, "{stats:#}");
+    assert_eq!(stats["egress_by_agent_type"]["review"]["llm_completion_tokens"], 5, "{stats:#}");
+    assert!(stats["egress"]["llm_prompt_tokens"].as_u64().unwrap() > 10, "{stats:#}");
     for path in [
         format!("/v1/workflows/{id}"),
         format!("/v1/workflows/{id}/events"),

@@ -276,6 +276,19 @@ impl<'a> Stored<'a> {
         self.agent_id.as_deref()
     }
 
+    pub fn agent_type(&self) -> Option<&str> {
+        self.agent_type.as_deref()
+    }
+
+    pub fn status(&self) -> Option<&str> {
+        self.status.as_deref()
+    }
+
+    /// The body (error, metadata, context) as stored JSON text.
+    pub fn body_text(&self) -> Option<&str> {
+        self.body.map(|b| b.get())
+    }
+
     /// Whether `agent` took part in the event, as actor, source or target.
     pub fn involves(&self, agent: &str) -> bool {
         [&self.agent_id, &self.source_agent, &self.target_agent].into_iter().any(|a| a.as_deref() == Some(agent))

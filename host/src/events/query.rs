@@ -65,6 +65,31 @@ pub struct Statistics {
     pub min_duration_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_duration_ms: Option<f64>,
+    /// Outbound HTTP requests of plugins (`egress` events) and the language-model tokens their
+    /// responses reported, in all and per agent type.
+    pub egress: EgressTotals,
+    pub egress_by_agent_type: BTreeMap<String, EgressTotals>,
+}
+
+/// Outbound requests and the tokens their responses reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct EgressTotals {
+    pub requests: i64,
+    /// Requests the host refused (not allowed, or over budget).
+    pub denied: i64,
+    pub llm_prompt_tokens: u64,
+    pub llm_completion_tokens: u64,
+}
+
+impl EgressTotals {
+    fn add(&mut self, status: Option<&str>, usage: Option<crate::plugins::LlmUsage>) {
+        self.requests += 1;
+        self.denied += i64::from(status == Some("denied"));
+        if let Some(u) = usage {
+            self.llm_prompt_tokens += u.prompt_tokens;
+            self.llm_completion_tokens += u.completion_tokens;
+        }
+    }
 }
 
 /// Blocks read per query at first; later pages read more (most reads want the first few).
@@ -341,6 +366,8 @@ struct Tally {
     agents: HashSet<String>,
     types: BTreeMap<String, i64>,
     durations: (i64, f64, Option<f64>, Option<f64>),
+    egress: EgressTotals,
+    egress_by_agent_type: BTreeMap<String, EgressTotals>,
 }
 
 impl Tally {
@@ -363,12 +390,45 @@ impl Tally {
                 self.types.insert(e.type_name().to_string(), 1);
             }
         }
+        if e.type_name() == EventType::Egress.as_str() {
+            self.add_egress(e);
+            return;
+        }
         if let Some(d) = e.duration_ms() {
             let (n, sum, min, max) = &mut self.durations;
             *n += 1;
             *sum += d;
             *min = Some(min.map_or(d, |m| m.min(d)));
             *max = Some(max.map_or(d, |m| m.max(d)));
+        }
+    }
+
+    /// An `egress` event: counted, and its token usage added (its duration is a request's, not an
+    /// attempt's, so it stays out of the durations).
+    fn add_egress(&mut self, e: &Stored) {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            metadata: Option<Meta>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Meta {
+            llm_usage: Option<crate::plugins::LlmUsage>,
+        }
+        let usage = e
+            .body_text()
+            .and_then(|b| serde_json::from_str::<Body>(b).ok())
+            .and_then(|b| b.metadata)
+            .and_then(|m| m.llm_usage);
+        let status = e.status();
+        self.egress.add(status, usage);
+        let agent_type = e.agent_type().unwrap_or_default();
+        match self.egress_by_agent_type.get_mut(agent_type) {
+            Some(t) => t.add(status, usage),
+            None => {
+                let mut t = EgressTotals::default();
+                t.add(status, usage);
+                self.egress_by_agent_type.insert(agent_type.to_string(), t);
+            }
         }
     }
 
@@ -387,6 +447,8 @@ impl Tally {
             avg_duration_ms: (n > 0).then(|| sum / n as f64),
             min_duration_ms: min,
             max_duration_ms: max,
+            egress: self.egress,
+            egress_by_agent_type: self.egress_by_agent_type,
         }
     }
 }
