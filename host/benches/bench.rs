@@ -1,18 +1,23 @@
 //! Benchmarks of the host, by section: `cargo bench --bench bench [-- SECTION...]`.
 //!
-//! Each section prints its own figures. Sections: `plugins`, `engine`.
+//! Each section prints its own figures. Sections: `plugins`, `engine`, `waiting`.
 
 #[path = "sections/engine.rs"]
 mod engine;
 #[path = "sections/plugins.rs"]
 mod plugins;
+#[path = "sections/waiting.rs"]
+mod waiting;
 
 /// A named group of benchmarks.
 type Section = (&'static str, fn());
 
-const SECTIONS: &[Section] = &[("plugins", plugins::run), ("engine", engine::run)];
+const SECTIONS: &[Section] = &[("plugins", plugins::run), ("engine", engine::run), ("waiting", waiting::run)];
 
 fn main() {
+    if std::env::var_os(waiting::UPSTREAM_ENV).is_some() {
+        return waiting::serve_upstream();
+    }
     // `cargo bench` passes `--bench`; anything else not starting with `-` selects sections.
     let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     for (name, run) in SECTIONS {

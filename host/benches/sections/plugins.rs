@@ -125,7 +125,7 @@ fn report(label: &str, times: &[Duration]) {
 
 /// The example components: `$HYPHAE_PLUGINS_DIST`, else `plugins/dist` (built by
 /// `plugins/build.sh` when missing).
-fn dist() -> PathBuf {
+pub fn dist() -> PathBuf {
     if let Some(dir) = std::env::var_os("HYPHAE_PLUGINS_DIST") {
         return PathBuf::from(dir);
     }
