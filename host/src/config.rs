@@ -37,6 +37,9 @@ pub struct Config {
     pub max_plugin_bytes: usize,
     /// Tasks this host runs at once, over all workflows.
     pub max_concurrent_tasks: usize,
+    /// Plugin instances alive at once (pool slots); calls past it wait for a free one. Agents
+    /// waiting on the network each hold one.
+    pub max_instances: u32,
     /// Seconds between heartbeats of this host.
     pub heartbeat_interval: f64,
     /// Missed heartbeats after which a worker counts as failed.
@@ -71,6 +74,7 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_plugin_bytes: DEFAULT_MAX_PLUGIN_BYTES,
             max_concurrent_tasks: engine.max_concurrent_tasks,
+            max_instances: crate::plugins::RuntimeConfig::default().max_instances,
             heartbeat_interval: engine.heartbeat_interval.as_secs_f64(),
             miss_threshold: engine.miss_threshold,
             default_timeout: engine.default_timeout.as_secs_f64(),
@@ -127,6 +131,9 @@ impl Config {
         positive("outbound_request_timeout", self.outbound_request_timeout)?;
         if self.miss_threshold < 2 {
             return Err(ConfigError::Invalid { key: "miss_threshold", problem: "must be at least 2".into() });
+        }
+        if self.max_instances == 0 {
+            return Err(ConfigError::Invalid { key: "max_instances", problem: "must be at least 1".into() });
         }
         if self.max_concurrent_tasks == 0 {
             return Err(ConfigError::Invalid { key: "max_concurrent_tasks", problem: "must be at least 1".into() });

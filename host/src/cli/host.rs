@@ -34,6 +34,7 @@ pub async fn start(config: &Config, engine_config: EngineConfig) -> Result<Host,
         watch: config.watch_plugins,
         secrets,
         http: config.http_limits(),
+        max_instances: config.max_instances,
         ..RuntimeConfig::default()
     };
     let runtime = Runtime::start(runtime_config).await.map_err(|e| {
