@@ -89,7 +89,7 @@ fn fib(n: u32) -> u64 {
     }
 }
 
-fn task(agent_type: &str, input: &str) -> TaskContext {
+pub fn task(agent_type: &str, input: &str) -> TaskContext {
     TaskContext {
         workflow_id: "wf".into(),
         task_id: "t".into(),

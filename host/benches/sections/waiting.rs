@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hyphae::plugins::{CallOptions, Runtime, RuntimeConfig, TaskContext};
+use hyphae::plugins::{CallOptions, Runtime, RuntimeConfig};
 
 /// Set in the child process that serves `/slow`.
 pub const UPSTREAM_ENV: &str = "HYPHAE_BENCH_UPSTREAM";
@@ -60,9 +60,9 @@ async fn wait_all(runtime: &Runtime, n: usize, port: u16) -> (Duration, usize) {
     let input = format!(r#"{{"requests":[{{"url":"http://127.0.0.1:{port}/slow"}}]}}"#);
     let start = Instant::now();
     let calls: Vec<_> = (0..n)
-        .map(|i| {
-            let (runtime, input) = (runtime.clone(), input.clone());
-            tokio::spawn(async move { runtime.execute(task(i, &input), CallOptions::default()).await })
+        .map(|_| {
+            let (runtime, ctx) = (runtime.clone(), super::plugins::task("http-probe", &input));
+            tokio::spawn(async move { runtime.execute(ctx, CallOptions::default()).await })
         })
         .collect();
     let mut ok = 0;
@@ -71,22 +71,6 @@ async fn wait_all(runtime: &Runtime, n: usize, port: u16) -> (Duration, usize) {
         ok += usize::from(exec.result.as_deref().is_ok_and(|out| out.contains("\"status\":200")));
     }
     (start.elapsed(), ok)
-}
-
-fn task(i: usize, input: &str) -> TaskContext {
-    TaskContext {
-        workflow_id: "wf".into(),
-        task_id: format!("t{i}"),
-        agent_id: "a".into(),
-        agent_type: "http-probe".into(),
-        attempt: 1,
-        input: input.into(),
-        variables: "{}".into(),
-        context: "{}".into(),
-        metadata: "{}".into(),
-        previous_results: Vec::new(),
-        handoffs: Vec::new(),
-    }
 }
 
 /// This benchmark binary again, as the server: it prints its port, then answers `/slow` after 1 s.

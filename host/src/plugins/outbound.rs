@@ -108,6 +108,26 @@ pub struct Egress {
     pub llm_usage: Option<LlmUsage>,
 }
 
+impl Egress {
+    /// A request made now, its outcome not known yet.
+    fn starting(method: &str, origin: &str, path: &str) -> Egress {
+        Egress {
+            at_us: crate::store::now_us(),
+            method: method.to_string(),
+            origin: origin.to_string(),
+            path: path.to_string(),
+            outcome: EgressOutcome::Aborted,
+            status: None,
+            reason: None,
+            allowed_by: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            duration_ms: 0.0,
+            llm_usage: None,
+        }
+    }
+}
+
 /// The outbound requests of one call: finished ones, and those still in flight (reported as
 /// aborted when the call's record is taken). Shared by the call's store and its request tasks.
 #[derive(Clone, Default)]
@@ -265,20 +285,7 @@ impl Target {
     }
 
     fn egress(&self, method: &str) -> Egress {
-        Egress {
-            at_us: crate::store::now_us(),
-            method: method.to_string(),
-            origin: self.origin.clone(),
-            path: self.path.clone(),
-            outcome: EgressOutcome::Aborted,
-            status: None,
-            reason: None,
-            allowed_by: None,
-            bytes_sent: 0,
-            bytes_received: 0,
-            duration_ms: 0.0,
-            llm_usage: None,
-        }
+        Egress::starting(method, &self.origin, &self.path)
     }
 }
 
@@ -433,20 +440,7 @@ mod tests {
     #[test]
     fn in_flight_requests_are_reported_aborted_in_order() {
         let log = EgressLog::default();
-        let target = |path: &str| Egress {
-            at_us: 0,
-            method: "GET".into(),
-            origin: "http://a:80".into(),
-            path: path.into(),
-            outcome: EgressOutcome::Aborted,
-            status: None,
-            reason: None,
-            allowed_by: None,
-            bytes_sent: 0,
-            bytes_received: 0,
-            duration_ms: 0.0,
-            llm_usage: None,
-        };
+        let target = |path: &str| Egress::starting("GET", "http://a:80", path);
         let first = log.start(target("/1"));
         let second = log.start(target("/2"));
         log.finish(second, |e| e.outcome = EgressOutcome::Response);
