@@ -378,3 +378,25 @@ async fn compiled_plugins_are_cached_and_bad_entries_rebuilt() {
     assert!(!load().await.from_cache);
     assert!(load().await.from_cache);
 }
+
+/// A plugins directory given as a relative path (as the default `plugins/dist` is), watched:
+/// the watcher's absolute paths and the host's own reads must not list a file twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_watched_directory_lists_each_file_once() {
+    let dir = support::plugins_dir(&["echo", "fib"]);
+    let cwd = std::env::current_dir().unwrap();
+    let up = "../".repeat(cwd.components().count() - 1);
+    let relative = std::path::PathBuf::from(up).join(dir.path().strip_prefix("/").unwrap());
+    let mut cfg = config(&relative);
+    cfg.watch = true;
+    let rt = Runtime::start(cfg).await.unwrap();
+    std::fs::read(dir.path().join("echo.wasm")).unwrap();
+    let tmp = dir.path().join("fib.tmp");
+    std::fs::write(&tmp, support::component("echo")).unwrap();
+    std::fs::rename(&tmp, dir.path().join("fib.wasm")).unwrap();
+    eventually("fib replaced", || rt.registry().digest("fib") == rt.registry().digest("echo")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let list = rt.registry().list();
+    assert_eq!(list.len(), 2, "{list:#?}");
+    assert!(list.iter().all(|p| p.state == PluginState::Loaded), "{list:#?}");
+}

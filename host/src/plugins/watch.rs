@@ -28,10 +28,14 @@ impl Registry {
                 .into(),
         })?;
         let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
+        let events_dir = dir.clone();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(event) if !changes_files(&event.kind) => {}
             Ok(event) => {
-                for path in event.paths {
-                    let _ = tx.send(path);
+                // Named as the registry names them (the watcher reports absolute paths, the
+                // directory may be relative), so a file is never listed twice.
+                for name in event.paths.iter().filter_map(|p| p.file_name()) {
+                    let _ = tx.send(events_dir.join(name));
                 }
             }
             Err(err) => tracing::warn!(%err, "plugins directory watch error"),
@@ -43,6 +47,13 @@ impl Registry {
         tracing::info!(dir = %dir.display(), "watching the plugins directory");
         Ok(())
     }
+}
+
+/// Whether an event may have changed a file: not a mere read (the registry's own reads of the
+/// plugin files are reported too).
+fn changes_files(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    !matches!(kind, EventKind::Access(a) if *a != AccessKind::Close(AccessMode::Write))
 }
 
 fn watch_error(dir: &std::path::Path, err: notify::Error) -> PluginError {
