@@ -76,9 +76,7 @@ impl Target {
             _ => None,
         }
     }
-}
 
-impl Target {
     /// The agent type's manifest: `NAME.toml` for `NAME.wasm` and `NAME.validator.wasm`.
     fn manifest(&self, wasm: &Path) -> PathBuf {
         let name = match self {
