@@ -58,6 +58,9 @@ pub struct Config {
     pub outbound_max_request_bytes: usize,
     /// Largest response body a plugin may receive, in bytes.
     pub outbound_max_response_bytes: usize,
+    /// PEM file of certificate authorities trusted for plugins' outbound HTTPS, besides the
+    /// bundled Mozilla roots (a company CA, a local test CA).
+    pub outbound_ca_file: Option<PathBuf>,
     /// Secrets agent manifests may grant: `[secrets.NAME]` with `env` or `file`, and `hosts`.
     pub secrets: BTreeMap<String, SecretSource>,
 }
@@ -84,6 +87,7 @@ impl Default for Config {
             outbound_request_timeout: http.request_timeout.as_secs_f64(),
             outbound_max_request_bytes: http.max_request_bytes,
             outbound_max_response_bytes: http.max_response_bytes,
+            outbound_ca_file: None,
             secrets: BTreeMap::new(),
         }
     }

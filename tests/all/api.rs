@@ -26,6 +26,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/workflows/{id}/resume"),
     ("post", "/v1/workflows/{id}/cancel"),
     ("post", "/v1/workflows/{id}/rollback"),
+    ("put", "/v1/workflows/{id}/budget"),
     ("get", "/v1/workflows/{id}/versions"),
     ("get", "/v1/workflows/{id}/versions/{version}"),
     ("get", "/v1/workflows/{id}/events"),
@@ -242,6 +243,19 @@ async fn control_routes_pause_resume_roll_back_and_cancel(backend: Backend) {
     let (s, out) = app.post(&format!("/v1/workflows/{id}/pause"), json!({})).await;
     assert_eq!(s, StatusCode::OK, "{out}");
     assert_eq!(out["status"], "paused");
+    let (_, wf) = app.get(&format!("/v1/workflows/{id}")).await;
+    assert_eq!(wf["pause_reason"], json!({ "reason": "requested" }), "{wf}");
+    assert_eq!(wf["usage"], json!({ "egress_requests": 0, "llm_tokens": 0 }), "{wf}");
+    let budget = format!("/v1/workflows/{id}/budget");
+    let (s, out) = app.call(Method::PUT, &budget, Some(json!({ "max_llm_tokens": 500 }))).await;
+    assert_eq!(s, StatusCode::OK, "{out}");
+    assert_eq!((out["budget"].clone(), out["status"].clone()), (json!({ "max_llm_tokens": 500 }), json!("paused")));
+    let (_, wf) = app.get(&format!("/v1/workflows/{id}")).await;
+    assert_eq!(wf["budget"], json!({ "max_llm_tokens": 500 }), "{wf}");
+    let (s, v) = app.call(Method::PUT, &budget, Some(json!({ "max_tokens": 5 }))).await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_json");
+    let (s, v) = app.call(Method::PUT, "/v1/workflows/missing/budget", Some(json!({}))).await;
+    assert_error(s, &v, StatusCode::NOT_FOUND, "workflow_not_found");
     let (s, v) = app.post(&format!("/v1/workflows/{id}/rollback"), json!({ "version": 999 })).await;
     assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_version");
     let (s, v) = app.post(&format!("/v1/workflows/{id}/rollback"), json!({ "versio": 1 })).await;
@@ -249,7 +263,11 @@ async fn control_routes_pause_resume_roll_back_and_cancel(backend: Backend) {
     let (s, out) = app.post(&format!("/v1/workflows/{id}/resume"), json!({})).await;
     assert_eq!(s, StatusCode::OK, "{out}");
     assert_eq!(app.settle(&id).await, "completed");
+    let (_, wf) = app.get(&format!("/v1/workflows/{id}")).await;
+    assert!(wf.get("pause_reason").is_none(), "{wf}");
     let (s, v) = app.post(&format!("/v1/workflows/{id}/cancel"), json!({})).await;
+    assert_error(s, &v, StatusCode::CONFLICT, "conflict");
+    let (s, v) = app.call(Method::PUT, &budget, Some(json!({}))).await;
     assert_error(s, &v, StatusCode::CONFLICT, "conflict");
     let (s, out) = app.post(&format!("/v1/workflows/{id}/rollback"), json!({ "version": 1 })).await;
     assert_eq!(s, StatusCode::OK, "{out}");

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use hyphae::plugins::{CallOptions, EgressOutcome, Execution, PluginState, Runtime, RuntimeConfig, Secrets};
+use hyphae::plugins::{
+    CallOptions, EgressOutcome, Execution, OutboundTls, PluginState, Runtime, RuntimeConfig, Secrets,
+};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -79,6 +81,36 @@ async fn allowed_requests_succeed_and_everything_else_is_refused_before_connecti
     assert!(first.bytes_received > 0 && first.duration_ms > 0.0);
     assert_eq!(first.allowed_by.as_deref(), Some(allowed.origin().as_str()));
     assert!(exec.egress[1].reason.as_deref().unwrap().contains("allowed_outbound_hosts"), "{:?}", exec.egress[1]);
+}
+
+/// HTTPS to a server whose certificate the operator's CA signed; without that CA the handshake
+/// fails and the request is recorded as an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_works_with_the_operators_certificate_authority() {
+    let (server, ca) = Upstream::start_tls().await;
+    let dir = support::plugins_dir(&["http-probe"]);
+    std::fs::write(dir.path().join("http-probe.toml"), allow(&[server.origin()])).unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let mut cfg = with_secret(config(dir.path()), &server.origin());
+    cfg.tls = OutboundTls::load(Some(&ca_file)).expect("the CA loads");
+    let rt = Runtime::start(cfg).await.unwrap();
+    let exec =
+        probe(&rt, json!({"requests": [{"url": server.url("/echo"), "method": "POST", "body": "over tls"}]})).await;
+    let r = responses(&exec);
+    assert_eq!(r[0]["status"], 200, "{r:?}");
+    assert!(r[0]["body"].as_str().unwrap().contains("over tls"), "{r:?}");
+    assert_eq!(exec.egress[0].origin, server.origin());
+
+    let mut cfg = with_secret(config(dir.path()), &server.origin());
+    cfg.tls = OutboundTls::default();
+    let rt = Runtime::start(cfg).await.unwrap();
+    let exec = probe(&rt, json!({"requests": [{"url": server.url("/echo")}]})).await;
+    let r = responses(&exec);
+    assert!(r[0]["error"].as_str().is_some(), "an unknown CA is refused: {r:?}");
+    assert_eq!(exec.egress[0].outcome, EgressOutcome::Error);
+    assert!(exec.egress[0].reason.as_deref().unwrap_or("").to_lowercase().contains("tls"), "{:?}", exec.egress[0]);
+    assert_eq!(server.hits(), 1, "only the trusted connection reached the handler");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +197,8 @@ async fn a_cancelled_task_stops_at_once_while_its_request_hangs() {
     let server = Upstream::start().await;
     let (rt, _dir) = probe_runtime(&allow(&[server.origin()]), &server.origin()).await;
     let token = CancellationToken::new();
-    let opts = CallOptions { timeout: Some(Duration::from_secs(30)), cancel: Some(token.clone()) };
+    let opts =
+        CallOptions { timeout: Some(Duration::from_secs(30)), cancel: Some(token.clone()), ..Default::default() };
     let call = tokio::spawn({
         let rt = rt.clone();
         let input = json!({"requests": [{"url": server.url("/slow?ms=20000")}]});

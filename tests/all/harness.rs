@@ -70,7 +70,11 @@ pub fn test_config() -> EngineConfig {
 impl Host {
     /// Start a host on `url` with the example plugins.
     pub async fn start(url: &str, config: EngineConfig) -> Host {
-        let dir = plugins_dir();
+        Host::start_with(url, config, plugins_dir()).await
+    }
+
+    /// Start a host on `url` with the plugins (and manifests) in `dir`.
+    pub async fn start_with(url: &str, config: EngineConfig, dir: tempfile::TempDir) -> Host {
         let mut rc = support::config(dir.path());
         // Compiled components are cached across hosts of the test run.
         rc.cache_dir = Some(support::repo_root().join("target").join("test-plugin-cache"));

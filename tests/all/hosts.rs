@@ -91,6 +91,8 @@ async fn late_result_of_a_fenced_attempt_is_refused() {
             queue_time: Duration::ZERO,
             execution_time: Duration::ZERO,
             events: Vec::new(),
+            usage: Default::default(),
+            exhausted: None,
         };
         let applied = h.engine.store().record_outcomes(&[late]).await.unwrap();
         assert_eq!(applied, vec![Applied::Fenced], "{backend:?}");

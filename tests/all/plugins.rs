@@ -26,7 +26,7 @@ async fn runtime(agent_types: &[&str]) -> (Runtime, tempfile::TempDir) {
 }
 
 fn timeout(ms: u64) -> CallOptions {
-    CallOptions { timeout: Some(Duration::from_millis(ms)), cancel: None }
+    CallOptions { timeout: Some(Duration::from_millis(ms)), cancel: None, ..Default::default() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +131,8 @@ async fn sleeping_guest_is_stopped_at_its_deadline_and_cancellation_stops_a_loop
     assert_eq!(failure(&exec).error_type, "timeout");
 
     let token = CancellationToken::new();
-    let opts = CallOptions { timeout: Some(Duration::from_secs(10)), cancel: Some(token.clone()) };
+    let opts =
+        CallOptions { timeout: Some(Duration::from_secs(10)), cancel: Some(token.clone()), ..Default::default() };
     let call = tokio::spawn({
         let rt = rt.clone();
         async move { rt.execute(task("testkit", json!({"action": "loop"})), opts).await }

@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 pub struct Upstream {
     pub addr: SocketAddr,
     seen: Arc<Seen>,
+    tls: bool,
 }
 
 #[derive(Default)]
@@ -31,22 +32,52 @@ impl Upstream {
     /// Starts a server on a free port of 127.0.0.1.
     pub async fn start() -> Upstream {
         let seen = Arc::new(Seen::default());
-        let app = Router::new()
-            .route("/echo", any(echo))
-            .route("/redirect", any(redirect))
-            .route("/big", any(big))
-            .route("/slow", any(slow))
-            .route("/v1/chat/completions", post(chat))
-            .with_state(seen.clone());
+        let app = routes(seen.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Upstream { addr, seen }
+        Upstream { addr, seen, tls: false }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// Starts an HTTPS server on a free port of 127.0.0.1, its certificate (for `127.0.0.1`)
+    /// signed by a new certificate authority; returns the CA certificate as PEM too.
+    pub async fn start_tls() -> (Upstream, String) {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let chain = vec![CertificateDer::from(cert.der().to_vec())];
+        let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(chain, private).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+
+        let seen = Arc::new(Seen::default());
+        let app = routes(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(tcp).await else { return };
+                    let service = hyper::service::service_fn(move |req| tower::ServiceExt::oneshot(app.clone(), req));
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                });
+            }
+        });
+        (Upstream { addr, seen, tls: true }, ca.pem())
+    }
+
+    /// `http://127.0.0.1:PORT` (`https` for a TLS server).
     pub fn origin(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
     }
 
     /// `http://127.0.0.1:PORT{path}`.
@@ -63,6 +94,16 @@ impl Upstream {
     pub fn received(&self) -> String {
         self.seen.requests.lock().unwrap().join("\n")
     }
+}
+
+fn routes(seen: Arc<Seen>) -> Router {
+    Router::new()
+        .route("/echo", any(echo))
+        .route("/redirect", any(redirect))
+        .route("/big", any(big))
+        .route("/slow", any(slow))
+        .route("/v1/chat/completions", post(chat))
+        .with_state(seen)
 }
 
 fn record(seen: &Seen, headers: &HeaderMap, body: &[u8], what: String) {

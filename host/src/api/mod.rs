@@ -67,6 +67,7 @@ fn routes(config: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(workflows::resume))
         .routes(routes!(workflows::cancel))
         .routes(routes!(workflows::rollback).layer(DefaultBodyLimit::max(64 << 10)))
+        .routes(routes!(workflows::budget).layer(DefaultBodyLimit::max(64 << 10)))
         .routes(routes!(workflows::versions))
         .routes(routes!(workflows::version))
         .routes(routes!(events::workflow_events))

@@ -10,10 +10,10 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::AppState;
 use crate::store::{
-    Control, ControlOutcome, Page, StoreError, Submitted, TaskState, VersionInfo, VersionState, WorkflowFilter,
-    WorkflowState, WorkflowSummary,
+    BudgetState, Control, ControlOutcome, Page, StoreError, Submitted, TaskState, VersionInfo, VersionState,
+    WorkflowFilter, WorkflowState, WorkflowSummary,
 };
-use crate::workflow::{WorkflowSpec, WorkflowStatus};
+use crate::workflow::{Budget, WorkflowSpec, WorkflowStatus};
 
 /// Default page size of listings.
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -126,6 +126,24 @@ pub async fn resume(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> 
     responses((status = 200, body = ControlOutcome), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn cancel(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<ControlOutcome>> {
     control(&s, &id, Control::Cancel).await
+}
+
+/// Replace the workflow's budget (`{}` removes every limit). A workflow paused because its
+/// budget was spent stays paused: resume it once the budget is raised.
+#[utoipa::path(put, path = "/v1/workflows/{id}/budget", tag = "workflows", request_body = Budget,
+    params(("id" = String, Path, description = "Workflow id")),
+    responses(
+        (status = 200, body = BudgetState),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The workflow has ended", body = ErrorBody),
+    ))]
+pub async fn budget(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(budget): ApiJson<Budget>,
+) -> ApiResult<Json<BudgetState>> {
+    Ok(Json(s.engine.set_budget(&id, budget).await?))
 }
 
 /// Body of a rollback.

@@ -162,6 +162,9 @@ pub(super) async fn status(args: StatusArgs) -> CommandResult {
         v["version"],
         v["name"].as_str().map(|n| format!("  ({n})")).unwrap_or_default()
     );
+    if let Some(line) = spending(&v) {
+        println!("{line}\n");
+    }
     let mut t = Table::new(&["TASK", "AGENT TYPE", "STATUS", "ATTEMPTS", "DURATION"]);
     for task in v["tasks"].as_array().into_iter().flatten() {
         let took = table::millis_between(task["started_at"].as_str(), task["finished_at"].as_str());
@@ -175,6 +178,29 @@ pub(super) async fn status(args: StatusArgs) -> CommandResult {
     }
     print!("{}", t.render());
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a workflow spent against its budget, and why it is paused when a budget paused it.
+fn spending(v: &Value) -> Option<String> {
+    let usage = &v["usage"];
+    let (requests, tokens) = (usage["egress_requests"].as_u64()?, usage["llm_tokens"].as_u64()?);
+    let limit = |key: &str| v["budget"][key].as_u64().map(|l| format!(" of {l}")).unwrap_or_default();
+    let mut line = format!(
+        "spent: {requests}{} outbound requests, {tokens}{} LLM tokens",
+        limit("max_egress_requests"),
+        limit("max_llm_tokens")
+    );
+    let reason = &v["pause_reason"];
+    if reason["reason"] == "budget_exhausted" {
+        line.push_str(&format!(
+            "\npaused: budget `{}` spent; raise it (PUT /v1/workflows/{}/budget), then resume",
+            reason["budget"].as_str().unwrap_or("?"),
+            v["workflow_id"].as_str().unwrap_or("?")
+        ));
+    } else if requests == 0 && tokens == 0 && v["budget"].is_null() {
+        return None;
+    }
+    Some(line)
 }
 
 pub(super) async fn cancel(args: CancelArgs) -> CommandResult {
@@ -318,5 +344,23 @@ impl Frame {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn spending_shows_usage_limits_and_a_budget_pause() {
+        let idle = json!({"workflow_id": "w", "usage": {"egress_requests": 0, "llm_tokens": 0}});
+        assert_eq!(super::spending(&idle), None);
+        let paused = json!({"workflow_id": "w", "usage": {"egress_requests": 2, "llm_tokens": 16},
+            "budget": {"max_llm_tokens": 10}, "pause_reason": {"reason": "budget_exhausted", "budget": "max_llm_tokens"}});
+        assert_eq!(
+            super::spending(&paused).unwrap(),
+            "spent: 2 outbound requests, 16 of 10 LLM tokens\n\
+             paused: budget `max_llm_tokens` spent; raise it (PUT /v1/workflows/w/budget), then resume"
+        );
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
-use crate::plugins::{default_cache_dir, PluginState, Runtime, RuntimeConfig, Sandbox, Secrets};
+use crate::plugins::{default_cache_dir, OutboundTls, PluginState, Runtime, RuntimeConfig, Sandbox, Secrets};
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
@@ -22,6 +22,7 @@ pub async fn start(config: &Config, engine_config: EngineConfig) -> Result<Host,
     // Secrets first: an unset variable stops the start before anything else is opened.
     let secrets = Secrets::load(&config.secrets)
         .map_err(|e| Failure::config(format!("{e} (in `[secrets.{}]` of the host configuration)", e.name)))?;
+    let tls = OutboundTls::load(config.outbound_ca_file.as_deref()).map_err(|e| Failure::config(e.to_string()))?;
     let store = Store::connect(&config.db).await.map_err(|e| {
         Failure::unavailable(format!(
             "cannot open the database `{}`: {e}: check `--db` (or HYPHAE_DB, or `db` in the config file)",
@@ -34,6 +35,7 @@ pub async fn start(config: &Config, engine_config: EngineConfig) -> Result<Host,
         watch: config.watch_plugins,
         secrets,
         http: config.http_limits(),
+        tls,
         max_instances: config.max_instances,
         ..RuntimeConfig::default()
     };

@@ -1,6 +1,7 @@
 //! The orchestration engine: claims ready tasks under leases, runs them in the sandbox, records
 //! outcomes in batches, and wakes the next claims at once (no waves, no polling gaps).
 
+mod budget;
 mod heartbeat;
 mod listener;
 mod scheduler;
@@ -16,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::plugins::Sandbox;
-use crate::store::{Control, ControlOutcome, Store, StoreError, Submitted};
+use crate::store::{BudgetState, Control, ControlOutcome, Store, StoreError, Submitted};
 use crate::telemetry::Metrics;
-use crate::workflow::{validate, ValidationError, WorkflowSpec, WorkflowStatus};
+use crate::workflow::{validate, Budget, ValidationError, WorkflowSpec, WorkflowStatus};
 
 /// Settings of the engine.
 #[derive(Debug, Clone)]
@@ -95,6 +96,8 @@ struct Inner {
     slots: Arc<Semaphore>,
     /// Cancellation of the attempts running here, by (workflow id, task id), with the attempt.
     running: Mutex<HashMap<(String, String), (u32, CancellationToken)>>,
+    /// Budgets of the workflows with attempts running here.
+    ledgers: Arc<budget::Ledgers>,
     writer: mpsc::UnboundedSender<writer::Job>,
     notices: broadcast::Sender<Notice>,
     /// When the earliest known retry becomes due (µs).
@@ -125,6 +128,7 @@ impl Engine {
             metrics,
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
+            ledgers: Arc::default(),
             writer: tx,
             notices,
             next_due: Mutex::new(None),
@@ -181,6 +185,13 @@ impl Engine {
         self.inner.interrupt(workflow_id, &out.cancelled_tasks);
         self.inner.notify(workflow_id, true);
         self.inner.wake.notify_one();
+        Ok(out)
+    }
+
+    /// Replace a workflow's budget (see [`Store::set_budget`]); a paused workflow stays paused.
+    pub async fn set_budget(&self, workflow_id: &str, budget: Budget) -> Result<BudgetState, StoreError> {
+        let out = self.inner.store.set_budget(workflow_id, budget).await?;
+        self.inner.notify(workflow_id, false);
         Ok(out)
     }
 

@@ -12,10 +12,11 @@ use super::Inner;
 use crate::events::{ms, rfc3339, AttemptMeta, EventType, NewEvent};
 use crate::handoff::{self, Target};
 use crate::plugins::{
-    CallOptions, DependencyStatus, Egress, Issue, PreviousResult, TaskContext, TaskFailure, Validation,
+    CallOptions, DependencyStatus, Egress, EgressBudget, EgressOutcome, Issue, PreviousResult, TaskContext,
+    TaskFailure, Validation,
 };
 use crate::store::{now_us, Applied, AttemptResult, ClaimedTask, Outcome, TaskResultRow};
-use crate::workflow::TaskStatus;
+use crate::workflow::{TaskStatus, Usage};
 
 pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemaphorePermit) {
     let key = (task.workflow_id.clone(), task.task_id.to_string());
@@ -80,6 +81,8 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         queue_time: task.queue_time,
         execution_time: started.elapsed(),
         events,
+        usage: Usage::default(),
+        exhausted: None,
     };
     let deps = match inner.store.task_results(&task.workflow_id, &task.dependencies).await {
         Ok(d) => order(d, &task.dependencies),
@@ -104,7 +107,12 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         .timeout
         .or_else(|| inner.sandbox.manifest_timeout(&task.agent_type))
         .unwrap_or(inner.config.default_timeout);
-    let opts = CallOptions { timeout: Some(timeout), cancel: Some(token.clone()) };
+    let budget = task.budget.map(|(b, used)| inner.ledgers.attempt(&task.workflow_id, b, used, token.clone()));
+    let opts = CallOptions {
+        timeout: Some(timeout),
+        cancel: Some(token.clone()),
+        budget: budget.clone().map(|b| b as Arc<dyn EgressBudget>),
+    };
     let now = rfc3339(now_us());
     let mut handoffs = Vec::with_capacity(deps.len());
     for dep in &deps {
@@ -206,11 +214,22 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         events.push(end);
     }
     let digest = (!exec.digest.is_empty()).then_some(exec.digest);
-    let result = match exec.result {
-        Ok(output) => AttemptResult::Completed(output),
-        Err(f) => AttemptResult::Failed(f),
+    let exhausted = budget.and_then(|b| b.exhausted());
+    let result = match (exec.result, &exhausted) {
+        // Whatever the guest made of the refusal, the attempt stops here and runs again later.
+        (_, Some(e)) => AttemptResult::Failed(failure("budget_exhausted", e.to_string(), true, Some(json!(e)))),
+        (Ok(output), None) => AttemptResult::Completed(output),
+        (Err(f), None) => AttemptResult::Failed(f),
     };
-    outcome(result, digest, exec.log, events)
+    Outcome { usage: usage_of(&exec.egress), exhausted, ..outcome(result, digest, exec.log, events) }
+}
+
+/// What an attempt's requests spent: those sent (not denied) and the tokens they reported.
+fn usage_of(egress: &[Egress]) -> Usage {
+    Usage {
+        egress_requests: egress.iter().filter(|e| e.outcome != EgressOutcome::Denied).count() as u64,
+        llm_tokens: egress.iter().filter_map(|e| e.llm_usage).map(|u| u.total()).sum(),
+    }
 }
 
 /// The `egress` event of one outbound request: the request's fields and the attempt as metadata.

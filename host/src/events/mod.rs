@@ -4,5 +4,5 @@ pub mod blocks;
 mod query;
 mod types;
 
-pub use query::{AgentEventsQuery, EventQuery, Statistics, Timeline};
+pub use query::{AgentEventsQuery, EventQuery, Statistics, TaskEgress, Timeline};
 pub use types::{ms, rfc3339, round_us, AttemptMeta, Event, EventError, EventType, Metadata, NewEvent, Performance};

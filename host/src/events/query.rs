@@ -69,6 +69,17 @@ pub struct Statistics {
     /// responses reported, in all and per agent type.
     pub egress: EgressTotals,
     pub egress_by_agent_type: BTreeMap<String, EgressTotals>,
+    /// Per task, and per attempt of each (only in the statistics of one workflow).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub egress_by_task: BTreeMap<String, TaskEgress>,
+}
+
+/// A task's outbound requests and tokens, in all and per attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct TaskEgress {
+    #[serde(flatten)]
+    pub totals: EgressTotals,
+    pub by_attempt: BTreeMap<u32, EgressTotals>,
 }
 
 /// Outbound requests and the tokens their responses reported.
@@ -279,7 +290,7 @@ impl Store {
         if let Some(id) = workflow_id {
             self.workflow_exists(id).await?;
         }
-        let mut acc = Tally::default();
+        let mut acc = Tally { per_task: workflow_id.is_some(), ..Tally::default() };
         let mut cursor = (workflow_id.unwrap_or("").to_string(), i64::MIN);
         loop {
             let sql = if workflow_id.is_some() {
@@ -368,6 +379,9 @@ struct Tally {
     durations: (i64, f64, Option<f64>, Option<f64>),
     egress: EgressTotals,
     egress_by_agent_type: BTreeMap<String, EgressTotals>,
+    /// Whether to total egress per task (one workflow's statistics).
+    per_task: bool,
+    egress_by_task: BTreeMap<String, TaskEgress>,
 }
 
 impl Tally {
@@ -413,13 +427,20 @@ impl Tally {
         #[derive(serde::Deserialize)]
         struct Meta {
             llm_usage: Option<crate::plugins::LlmUsage>,
+            attempt: Option<u32>,
         }
-        let usage = e
-            .body_text()
-            .and_then(|b| serde_json::from_str::<Body>(b).ok())
-            .and_then(|b| b.metadata)
-            .and_then(|m| m.llm_usage);
+        let meta = e.body_text().and_then(|b| serde_json::from_str::<Body>(b).ok()).and_then(|b| b.metadata);
+        let (usage, attempt) = meta.map(|m| (m.llm_usage, m.attempt)).unwrap_or_default();
         let status = e.status();
+        if let (true, Some(task)) = (self.per_task, e.task_id()) {
+            if !self.egress_by_task.contains_key(task) {
+                self.egress_by_task.insert(task.to_string(), TaskEgress::default());
+            }
+            if let Some(t) = self.egress_by_task.get_mut(task) {
+                t.totals.add(status, usage);
+                t.by_attempt.entry(attempt.unwrap_or(0)).or_default().add(status, usage);
+            }
+        }
         self.egress.add(status, usage);
         let agent_type = e.agent_type().unwrap_or_default();
         match self.egress_by_agent_type.get_mut(agent_type) {
@@ -449,6 +470,7 @@ impl Tally {
             max_duration_ms: max,
             egress: self.egress,
             egress_by_agent_type: self.egress_by_agent_type,
+            egress_by_task: self.egress_by_task,
         }
     }
 }

@@ -45,6 +45,7 @@ event_types!(
     WorkflowPaused => "workflow_paused",
     WorkflowResumed => "workflow_resumed",
     WorkflowRolledBack => "workflow_rolled_back",
+    WorkflowBudgetChanged => "workflow_budget_changed",
     TaskCreated => "task_created",
     TaskStarted => "task_started",
     TaskCompleted => "task_completed",

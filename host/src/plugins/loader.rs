@@ -203,7 +203,8 @@ async fn probe(shared: &Shared, file: &str, linked: &Linked) -> Result<Option<Pl
     let limits = Limits { memory: shared.config.default_memory_limit, timeout: PROBE_TIMEOUT, cancel: None };
     let deadline = Instant::now() + PROBE_TIMEOUT;
     let info = CallInfo { agent_type: file.to_string(), ..CallInfo::default() };
-    let mut store = call::new_store(&shared.engine, info, &limits, shared.outbound(Arc::default(), deadline));
+    let mut store =
+        call::new_store(&shared.engine, info, &limits, shared.outbound(Arc::default(), deadline, &Default::default()));
     let startup = |reason: String| PluginError::Startup { file: file.into(), reason };
     let bad_export = |interface: &str, e: wasmtime::Error| PluginError::BadExport {
         file: file.into(),

@@ -8,6 +8,7 @@ mod cache;
 mod call;
 mod capture;
 mod check;
+mod connect;
 mod engine;
 mod error;
 mod imports;
@@ -27,11 +28,12 @@ use std::time::Duration;
 
 pub use cache::{default_cache_dir, CacheOutcome};
 pub use check::check_file;
+pub use connect::{OutboundTls, TlsError};
 pub use engine::Allocation;
 pub use error::PluginError;
 pub use imports::{allowed_import, allowed_imports_text, ALLOWED_IMPORTS};
 pub use manifest::{HostPattern, ManifestError, Policy};
-pub use outbound::{Egress, EgressOutcome, HttpLimits, LlmUsage};
+pub use outbound::{Egress, EgressBudget, EgressOutcome, HttpLimits, LlmUsage};
 pub use registry::{valid_agent_type, Registry};
 pub use runtime::{Runtime, RuntimeConfig};
 pub use secrets::{SecretError, SecretSource, Secrets};
@@ -87,6 +89,8 @@ pub struct CallOptions {
     pub timeout: Option<Duration>,
     /// Cancelling it stops the guest at its next yield point (within about a millisecond).
     pub cancel: Option<CancellationToken>,
+    /// What the call's outbound requests may still spend (a workflow's budget); none: no limit.
+    pub budget: Option<std::sync::Arc<dyn EgressBudget>>,
 }
 
 /// Why a call did not produce an output.

@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use serde::{Deserialize, Serialize};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::connect::OutboundTls;
 use super::manifest::{split_host_port, Policy, Scheme};
 use super::secrets::{replace_all, Secret, Secrets};
 
@@ -53,6 +54,15 @@ impl LlmUsage {
     pub fn total(&self) -> u64 {
         self.prompt_tokens + self.completion_tokens
     }
+}
+
+/// What a call's outbound requests may spend, asked before each request that the allow-list
+/// admitted. The engine implements it over a workflow's budget.
+pub trait EgressBudget: Send + Sync + std::fmt::Debug {
+    /// Take one request from the budget, or say why it is refused.
+    fn admit(&self) -> Result<(), String>;
+    /// Count the language-model tokens a response reported.
+    fn spend_tokens(&self, tokens: u64);
 }
 
 /// How an outbound request ended.
@@ -186,6 +196,8 @@ pub(crate) struct Outbound {
     pub limits: HttpLimits,
     pub deadline: Instant,
     pub log: EgressLog,
+    pub budget: Option<Arc<dyn EgressBudget>>,
+    pub tls: OutboundTls,
 }
 
 type ResponseFuture = Box<
@@ -217,11 +229,21 @@ impl WasiHttpHooks for Outbound {
             return Box::new(async { Err(Error::HttpRequestDenied) });
         };
         let allowed_by = rule.to_string();
+        if let Some(refused) = self.budget.as_ref().and_then(|b| b.admit().err()) {
+            log.finish(id, |e| {
+                deny(e, refused);
+                e.allowed_by = Some(allowed_by);
+            });
+            return Box::new(async { Err(Error::HttpRequestDenied) });
+        }
+        let budget = self.budget.clone();
+        let tls = self.tls.clone();
         let secrets = self.secrets.bound_to(&self.policy.secrets, scheme, &host, port);
         let limits = self.limits;
         let total = limits.request_timeout.min(self.deadline.saturating_duration_since(Instant::now()));
         Box::new(async move {
-            let exchanged = match tokio::time::timeout(total, exchange(request, options, &secrets, limits)).await {
+            let exchanged = match tokio::time::timeout(total, exchange(request, options, &secrets, limits, &tls)).await
+            {
                 Ok(result) => result,
                 Err(_) => Err(Error::HttpResponseTimeout),
             };
@@ -234,6 +256,9 @@ impl WasiHttpHooks for Outbound {
                         (e.bytes_sent, e.bytes_received) = (done.sent, done.received);
                         e.llm_usage = done.usage;
                     });
+                    if let (Some(budget), Some(usage)) = (&budget, done.usage) {
+                        budget.spend_tokens(usage.total());
+                    }
                     let io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
                         Box::new(async { Ok(()) });
                     Ok((done.response, io))
@@ -303,6 +328,7 @@ async fn exchange(
     options: Option<RequestOptions>,
     secrets: &[Arc<Secret>],
     limits: HttpLimits,
+    tls: &OutboundTls,
 ) -> Result<Exchanged, Error> {
     let (mut parts, body) = request.into_parts();
     let mut body = read_limited(body, limits.max_request_bytes, Error::HttpRequestBodySize).await?;
@@ -321,18 +347,14 @@ async fn exchange(
         parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
     let sent = body.len() as u64;
-    let request = http::Request::from_parts(parts, Full::new(body).map_err(|never| match never {}));
-    let options = RequestOptions {
-        connect_timeout: Some(
-            options.and_then(|o| o.connect_timeout).map_or(limits.connect_timeout, |t| t.min(limits.connect_timeout)),
-        ),
-        first_byte_timeout: options.and_then(|o| o.first_byte_timeout),
-        between_bytes_timeout: options.and_then(|o| o.between_bytes_timeout),
-    };
-    let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+    let request = http::Request::from_parts(parts, Full::new(body));
+    let connect_timeout =
+        options.and_then(|o| o.connect_timeout).map_or(limits.connect_timeout, |t| t.min(limits.connect_timeout));
+    let first_byte_timeout = options.and_then(|o| o.first_byte_timeout);
     // The connection's I/O runs beside the body's reading; it stops when dropped.
-    let io = wasmtime_wasi::runtime::spawn(io);
+    let (response, io) = super::connect::send(request, tls, connect_timeout, first_byte_timeout).await?;
     let (mut parts, body) = response.into_parts();
+    let body = body.map_err(Error::from);
     let mut body = read_limited(body, limits.max_response_bytes, Error::HttpResponseBodySize).await?;
     drop(io);
     let received = body.len() as u64;

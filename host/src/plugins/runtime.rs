@@ -12,6 +12,7 @@ use wasmtime::Engine;
 use super::bindings::{self, wit};
 use super::cache::{default_cache_dir, ArtifactCache};
 use super::call::{self, Limits};
+use super::connect::OutboundTls;
 use super::engine::{self, Allocation};
 use super::loader::LoadedPlugin;
 use super::manifest::Policy;
@@ -46,6 +47,8 @@ pub struct RuntimeConfig {
     pub secrets: Secrets,
     /// Limits of each outbound HTTP request.
     pub http: HttpLimits,
+    /// TLS of outbound HTTPS: the bundled roots and the operator's certificate authorities.
+    pub tls: OutboundTls,
 }
 
 impl Default for RuntimeConfig {
@@ -62,6 +65,7 @@ impl Default for RuntimeConfig {
             max_instances: 256,
             secrets: Secrets::default(),
             http: HttpLimits::default(),
+            tls: OutboundTls::default(),
         }
     }
 }
@@ -104,14 +108,16 @@ impl Shared {
         }
     }
 
-    /// The outbound HTTP and config of a call under `policy`, until `deadline`.
-    pub fn outbound(&self, policy: Arc<Policy>, deadline: Instant) -> Outbound {
+    /// The outbound HTTP and config of a call under `policy`, until `deadline`, within `opts`'s budget.
+    pub fn outbound(&self, policy: Arc<Policy>, deadline: Instant, opts: &CallOptions) -> Outbound {
         Outbound {
             policy,
             secrets: self.config.secrets.clone(),
             limits: self.config.http,
             deadline,
             log: EgressLog::default(),
+            budget: opts.budget.clone(),
+            tls: self.config.tls.clone(),
         }
     }
 }
@@ -197,7 +203,7 @@ impl Runtime {
             task_id: ctx.task_id.clone(),
             agent_type: agent_type.clone(),
         };
-        let outbound = self.shared.outbound(plugin.policy.clone(), deadline);
+        let outbound = self.shared.outbound(plugin.policy.clone(), deadline, opts);
         let egress = outbound.log.clone();
         let mut store = call::new_store(&self.shared.engine, info, &limits, outbound);
         let wit_ctx = to_wit(ctx);
@@ -247,7 +253,7 @@ impl Runtime {
         let _permit = self.shared.permits.acquire().await;
         let deadline = Instant::now() + limits.timeout;
         let info = CallInfo { agent_type: agent_type.to_string(), ..CallInfo::default() };
-        let outbound = self.shared.outbound(plugin.policy.clone(), deadline);
+        let outbound = self.shared.outbound(plugin.policy.clone(), deadline, &opts);
         let mut store = call::new_store(&self.shared.engine, info, &limits, outbound);
         let work = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;

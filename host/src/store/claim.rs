@@ -11,7 +11,7 @@ use super::names::Names;
 use super::rows::{change, Changes, History, TaskVersionState};
 use super::{now_us, Dialect, Result, Store};
 use crate::events::{AttemptMeta, EventType, NewEvent};
-use crate::workflow::{TaskStatus, WorkflowStatus};
+use crate::workflow::{Budget, TaskStatus, Usage, WorkflowStatus};
 
 /// A task this worker now holds a lease on, with everything needed to run its attempt.
 #[derive(Debug, Clone)]
@@ -31,6 +31,8 @@ pub struct ClaimedTask {
     pub context: String,
     /// Time the task waited between becoming ready and this claim.
     pub queue_time: Duration,
+    /// The workflow's budget, if it has one, and what it had spent when this claim was made.
+    pub budget: Option<(Budget, Usage)>,
 }
 
 /// A request to claim ready tasks.
@@ -130,7 +132,7 @@ impl Store {
             let k = task_ids.len() as i64;
             let row = sqlx::query(
                 "UPDATE workflows SET running = running + $2 WHERE workflow_id = $1 \
-                 RETURNING running, max_parallel, variables, context",
+                 RETURNING running, max_parallel, variables, context, budget, egress_requests, llm_tokens",
             )
             .bind(&workflow_id)
             .bind(k)
@@ -138,6 +140,16 @@ impl Store {
             .await?;
             let (running, max_parallel): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
             let (variables, context): (String, String) = (row.try_get(2)?, row.try_get(3)?);
+            let budget = match row.try_get::<Option<String>, _>(4)? {
+                Some(b) => {
+                    let used = Usage {
+                        egress_requests: row.try_get::<i64, _>(5)? as u64,
+                        llm_tokens: row.try_get::<i64, _>(6)? as u64,
+                    };
+                    Some((serde_json::from_str::<Budget>(&b)?, used))
+                }
+                None => None,
+            };
             let excess = (running - max_parallel).clamp(0, k);
             if excess > 0 {
                 sqlx::query("UPDATE workflows SET running = running - $2 WHERE workflow_id = $1")
@@ -190,6 +202,7 @@ impl Store {
                     variables: variables.clone(),
                     context: context.clone(),
                     queue_time: Duration::from_micros((now - ready_since.unwrap_or(now)).max(0) as u64),
+                    budget,
                 };
                 let state =
                     TaskVersionState { status: TaskStatus::Running, attempt: task.attempt, output: None, error: None };

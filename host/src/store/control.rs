@@ -11,7 +11,7 @@ use super::rows::{change, Changes, History, TaskVersionState};
 use super::versions::parse_status;
 use super::{now_us, Dialect, Result, Store, StoreError};
 use crate::events::{EventType, NewEvent};
-use crate::workflow::{TaskStatus, WorkflowStatus};
+use crate::workflow::{Budget, TaskStatus, Usage, WorkflowStatus};
 
 /// An operation on a workflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +36,51 @@ pub struct ControlOutcome {
     pub cancelled_tasks: Vec<String>,
 }
 
+/// A workflow's budget and what it has spent.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BudgetState {
+    pub workflow_id: String,
+    pub status: WorkflowStatus,
+    pub budget: Budget,
+    pub usage: Usage,
+}
+
 impl Store {
+    /// Replace a workflow's budget (an empty one removes every limit). Refused with
+    /// [`StoreError::Conflict`] once the workflow has ended. Resuming is a separate operation.
+    pub async fn set_budget(&self, workflow_id: &str, budget: Budget) -> Result<BudgetState> {
+        let mut tx = self.write.begin().await?;
+        let row =
+            sqlx::query("SELECT status, budget, egress_requests, llm_tokens FROM workflows WHERE workflow_id = $1")
+                .bind(workflow_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::WorkflowNotFound(workflow_id.to_string()))?;
+        let status = parse_status(&row.try_get::<String, _>(0)?)?;
+        if status.is_terminal() {
+            return Err(StoreError::Conflict(format!(
+                "workflow `{workflow_id}` is {status}: its budget can no longer change"
+            )));
+        }
+        let before: Option<Budget> =
+            row.try_get::<Option<String>, _>(1)?.map(|b| serde_json::from_str(&b)).transpose()?;
+        let usage =
+            Usage { egress_requests: row.try_get::<i64, _>(2)? as u64, llm_tokens: row.try_get::<i64, _>(3)? as u64 };
+        let stored = (!budget.is_unlimited()).then(|| serde_json::to_string(&budget)).transpose()?;
+        sqlx::query("UPDATE workflows SET budget = $2 WHERE workflow_id = $1")
+            .bind(workflow_id)
+            .bind(stored)
+            .execute(&mut *tx)
+            .await?;
+        let meta = json!({ "from": before.unwrap_or_default(), "to": budget, "usage": usage });
+        let mut history = History::default();
+        history.events(workflow_id, vec![NewEvent::new(EventType::WorkflowBudgetChanged).metadata(meta)]);
+        let flushed = history.flush(&mut tx, Inserts::new(self.dialect), self.events_enabled()).await?;
+        tx.commit().await?;
+        self.count_events(flushed.events);
+        Ok(BudgetState { workflow_id: workflow_id.to_string(), status, budget, usage })
+    }
+
     /// Apply an operation. Refused with [`StoreError::Conflict`] when the workflow's status does
     /// not allow it.
     pub async fn control(&self, workflow_id: &str, op: Control) -> Result<ControlOutcome> {
@@ -138,9 +182,13 @@ impl Store {
                 (WorkflowStatus::Paused, "rolled_back")
             }
         };
-        sqlx::query("UPDATE workflows SET status = $2 WHERE workflow_id = $1")
+        // Why it is paused, in its state; none once it runs or ends.
+        let pause_reason = (new_status == WorkflowStatus::Paused)
+            .then(|| json!({ "reason": if reason == "paused" { "requested" } else { reason } }).to_string());
+        sqlx::query("UPDATE workflows SET status = $2, pause_reason = $3 WHERE workflow_id = $1")
             .bind(workflow_id)
             .bind(new_status.as_str())
+            .bind(pause_reason)
             .execute(&mut *tx)
             .await?;
         let mut history = History::default();

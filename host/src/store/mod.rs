@@ -23,7 +23,7 @@ use std::sync::Arc;
 use sqlx::AnyPool;
 
 pub use claim::{Claim, ClaimedTask};
-pub use control::{Control, ControlOutcome};
+pub use control::{BudgetState, Control, ControlOutcome};
 pub(crate) use inserts::Inserts;
 pub use outcome::{Applied, AttemptResult, Outcome};
 pub use read::{AttemptRecord, Page, TaskResultRow, TaskState, WorkflowFilter, WorkflowState, WorkflowSummary};

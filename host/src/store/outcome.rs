@@ -16,7 +16,7 @@ use super::rows::{change, json_opt, Changes, History, TaskVersionState};
 use super::{now_us, ClaimedTask, Dialect, Result, Store};
 use crate::events::{ms, round_us, AttemptMeta, EventError, EventType, NewEvent, Performance};
 use crate::plugins::{LogLine, TaskFailure};
-use crate::workflow::{RetryPolicy, TaskStatus, WorkflowStatus};
+use crate::workflow::{Exhausted, RetryPolicy, TaskStatus, Usage, WorkflowStatus};
 
 /// What an attempt produced.
 #[derive(Debug, Clone)]
@@ -41,6 +41,11 @@ pub struct Outcome {
     pub execution_time: Duration,
     /// Events observed while running the attempt (handoffs, execution start and end).
     pub events: Vec<NewEvent>,
+    /// What the attempt spent on outbound requests, added to the workflow's usage.
+    pub usage: Usage,
+    /// The workflow's budget refused one of the attempt's requests: the attempt does not count,
+    /// the task waits to run again, and the workflow pauses.
+    pub exhausted: Option<Exhausted>,
 }
 
 /// What recording an outcome did.
@@ -77,13 +82,16 @@ impl Batch<'_> {
     }
 }
 
-/// Per workflow: slots given back, tasks settled, whether it failed, and its last outcome.
+/// Per workflow: slots given back, tasks settled, whether it failed, its last outcome, what its
+/// attempts spent, and the budget that refused one of them.
 #[derive(Default)]
 struct Counters {
     released: i64,
     settled: i64,
     failed: bool,
     last: usize,
+    usage: Usage,
+    exhausted: Option<(String, Exhausted)>,
 }
 
 /// What recording needs of the task an attempt held, read by the statement that checks its fence.
@@ -94,10 +102,13 @@ struct Held {
     allow_failure: bool,
     policy: RetryPolicy,
     first_started: Option<i64>,
+    /// Attempts a budget refused, which the retry policy does not count.
+    uncounted: u32,
 }
 
 /// The columns [`Held::from_row`] reads, from index `at` on.
-const HELD_COLUMNS: &str = "agent_id, agent_type, dependents, allow_failure, retry_policy, started_at";
+const HELD_COLUMNS: &str =
+    "agent_id, agent_type, dependents, allow_failure, retry_policy, started_at, uncounted_attempts";
 
 impl Held {
     fn from_row(row: &AnyRow, at: usize) -> Result<Held> {
@@ -108,6 +119,7 @@ impl Held {
             allow_failure: row.try_get::<i64, _>(at + 3)? != 0,
             policy: serde_json::from_str(&row.try_get::<String, _>(at + 4)?)?,
             first_started: row.try_get(at + 5)?,
+            uncounted: row.try_get::<i64, _>(at + 6)? as u32,
         })
     }
 }
@@ -142,6 +154,12 @@ impl Store {
         let mut batch = Batch::default();
         let mut completed = self.complete_fenced(&mut tx, outcomes).await?;
         for o in outcomes {
+            if !o.usage.is_zero() {
+                // Spent even when the attempt no longer holds its task.
+                let u = &mut batch.counters(&o.workflow_id).usage;
+                u.egress_requests += o.usage.egress_requests;
+                u.llm_tokens += o.usage.llm_tokens;
+            }
             let held = completed.remove(&(o.workflow_id.as_str(), o.task_id.as_str()));
             let a = self.record_one(&mut tx, o, held, &mut batch).await?;
             if a != Applied::Fenced {
@@ -158,14 +176,24 @@ impl Store {
         let now = now_us();
         let mut history = batch.history;
         // Workflow rows are taken in id order, as claims take them, so writers never deadlock.
-        for (workflow_id, c) in batch.workflows.iter().filter(|(_, c)| !c.failed) {
+        for (workflow_id, c) in &batch.workflows {
+            if c.failed {
+                add_usage(&mut tx, workflow_id, c.usage).await?;
+                continue;
+            }
+            if let Some((task_id, exhausted)) = &c.exhausted {
+                pause_for_budget(&mut tx, workflow_id, task_id, exhausted, &mut history).await?;
+            }
             let row = sqlx::query(
-                "UPDATE workflows SET running = running - $2, remaining = remaining - $3 WHERE workflow_id = $1 \
+                "UPDATE workflows SET running = running - $2, remaining = remaining - $3, \
+                 egress_requests = egress_requests + $4, llm_tokens = llm_tokens + $5 WHERE workflow_id = $1 \
                  RETURNING remaining, status",
             )
             .bind(workflow_id)
             .bind(c.released)
             .bind(c.settled)
+            .bind(c.usage.egress_requests as i64)
+            .bind(c.usage.llm_tokens as i64)
             .fetch_one(&mut *tx)
             .await?;
             let remaining: i64 = row.try_get(0)?;
@@ -297,7 +325,8 @@ impl Store {
                 row.map(|r| Held::from_row(&r, 0)).transpose()?
             }
         };
-        let Some(Held { agent_id, agent_type, dependents, allow_failure, policy, first_started }) = held else {
+        let Some(Held { agent_id, agent_type, dependents, allow_failure, policy, first_started, uncounted }) = held
+        else {
             return Ok(Applied::Fenced);
         };
 
@@ -349,6 +378,37 @@ impl Store {
                 }
                 (TaskStatus::Completed, None)
             }
+            AttemptResult::Failed(f) if o.exhausted.is_some() => {
+                let error = json!({
+                    "error_type": f.error_type, "message": f.message, "attempt": o.attempt,
+                    "retryable": true, "detail": f.detail,
+                });
+                let event_error = EventError {
+                    error_type: f.error_type.clone(),
+                    message: f.message.clone(),
+                    attempt: o.attempt,
+                    detail: f.detail.clone(),
+                };
+                events.push(task_event(EventType::Failure, "failed").error(event_error));
+                // Ready at once; it is claimed when the workflow runs again.
+                sqlx::query(
+                    "UPDATE tasks SET status = 'retrying', lease_owner = NULL, lease_expires = NULL, \
+                     ready_at = $3, ready_since = $3, error = $4, uncounted_attempts = uncounted_attempts + 1 \
+                     WHERE workflow_id = $1 AND task_id = $2",
+                )
+                .bind(&o.workflow_id)
+                .bind(&o.task_id)
+                .bind(now)
+                .bind(error.to_string())
+                .execute(&mut *conn)
+                .await?;
+                let state =
+                    TaskVersionState { status: TaskStatus::Retrying, attempt: o.attempt, output: None, error: None };
+                change(&mut changes, &o.task_id, state);
+                let c = batch.counters(&o.workflow_id);
+                c.exhausted = c.exhausted.take().or_else(|| o.exhausted.clone().map(|e| (o.task_id.clone(), e)));
+                (TaskStatus::Retrying, Some(error))
+            }
             AttemptResult::Failed(f) => {
                 let error = json!({
                     "error_type": f.error_type, "message": f.message, "attempt": o.attempt,
@@ -361,7 +421,7 @@ impl Store {
                     detail: f.detail.clone(),
                 };
                 events.push(task_event(EventType::Failure, "failed").error(event_error.clone()));
-                if f.retryable && o.attempt < policy.max_attempts {
+                if f.retryable && o.attempt.saturating_sub(uncounted) < policy.max_attempts {
                     let delay = policy.delay(o.attempt);
                     let at = now + delay.as_micros() as i64;
                     retry_at = Some(at);
@@ -587,8 +647,8 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE workflows SET status = $2, running = 0, finished_at = $3, error = COALESCE($4, error) \
-             WHERE workflow_id = $1",
+            "UPDATE workflows SET status = $2, running = 0, finished_at = $3, error = COALESCE($4, error), \
+             pause_reason = NULL WHERE workflow_id = $1",
         )
         .bind(workflow_id)
         .bind(status.as_str())
@@ -598,6 +658,49 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// Add what a workflow's attempts spent to its usage.
+async fn add_usage(conn: &mut AnyConnection, workflow_id: &str, usage: Usage) -> Result<()> {
+    if !usage.is_zero() {
+        sqlx::query(
+            "UPDATE workflows SET egress_requests = egress_requests + $2, llm_tokens = llm_tokens + $3 \
+             WHERE workflow_id = $1",
+        )
+        .bind(workflow_id)
+        .bind(usage.egress_requests as i64)
+        .bind(usage.llm_tokens as i64)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Pause a running workflow whose budget refused a request of `task_id`, with the reason in its
+/// state (`pause_reason`) and in its `workflow_paused` event.
+async fn pause_for_budget(
+    conn: &mut AnyConnection,
+    workflow_id: &str,
+    task_id: &str,
+    exhausted: &Exhausted,
+    history: &mut History<'_>,
+) -> Result<()> {
+    let reason = json!({
+        "reason": "budget_exhausted", "task_id": task_id, "budget": exhausted.budget,
+        "limit": exhausted.limit, "used": exhausted.used,
+    });
+    let paused = sqlx::query(
+        "UPDATE workflows SET status = 'paused', pause_reason = $2 WHERE workflow_id = $1 AND status = 'running'",
+    )
+    .bind(workflow_id)
+    .bind(reason.to_string())
+    .execute(&mut *conn)
+    .await?;
+    if paused.rows_affected() == 1 {
+        history.version(workflow_id, WorkflowStatus::Paused, "budget_exhausted", Changes::new());
+        history.events(workflow_id, vec![NewEvent::new(EventType::WorkflowPaused).status("paused").metadata(reason)]);
+    }
+    Ok(())
 }
 
 /// Close the recorded attempts: a multi-row upsert, sent with the transaction's last INSERTs.

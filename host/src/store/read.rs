@@ -13,7 +13,7 @@ use super::versions::parse_status;
 use super::{Result, Store, StoreError};
 use crate::events::rfc3339;
 use crate::plugins::LogLine;
-use crate::workflow::{RetryPolicy, TaskStatus, WorkflowStatus};
+use crate::workflow::{Budget, RetryPolicy, TaskStatus, Usage, WorkflowStatus};
 
 /// A task as it is now.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -92,6 +92,15 @@ pub struct WorkflowState {
     pub started_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// Why the workflow is paused (`reason`: `requested`, `rolled_back` or `budget_exhausted`,
+    /// the last with the `budget`, its `limit`, what was `used` and the `task_id` refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub pause_reason: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
+    /// What the workflow's attempts spent on outbound requests.
+    pub usage: Usage,
     /// Number of tasks in each status.
     pub task_counts: BTreeMap<String, usize>,
     pub tasks: Vec<TaskState>,
@@ -158,7 +167,8 @@ impl Store {
     pub async fn workflow(&self, workflow_id: &str) -> Result<WorkflowState> {
         let r = sqlx::query(
             "SELECT workflow_id, name, status, version, max_parallel, variables, context, error, created_at, \
-             updated_at, started_at, finished_at FROM workflows WHERE workflow_id = $1",
+             updated_at, started_at, finished_at, pause_reason, budget, egress_requests, llm_tokens \
+             FROM workflows WHERE workflow_id = $1",
         )
         .bind(workflow_id)
         .fetch_optional(&self.read)
@@ -188,6 +198,12 @@ impl Store {
             updated_at: rfc3339(r.try_get(9)?),
             started_at: r.try_get::<Option<i64>, _>(10)?.map(rfc3339),
             finished_at: r.try_get::<Option<i64>, _>(11)?.map(rfc3339),
+            pause_reason: json_opt(r.try_get(12)?),
+            budget: r.try_get::<Option<String>, _>(13)?.map(|b| serde_json::from_str(&b)).transpose()?,
+            usage: Usage {
+                egress_requests: r.try_get::<i64, _>(14)? as u64,
+                llm_tokens: r.try_get::<i64, _>(15)? as u64,
+            },
             task_counts,
             tasks,
         })

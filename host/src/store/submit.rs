@@ -50,7 +50,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO workflows (workflow_id, name, status, version, max_parallel, running, remaining, \
              task_count, snapshot_every, event_seq, variables, context, idempotency_key, created_at, updated_at, \
-             started_at) VALUES ($1, $2, $3, 0, $4, 0, $5, $5, $6, 0, $7, $8, $9, $10, $10, $11)",
+             started_at, budget) VALUES ($1, $2, $3, 0, $4, 0, $5, $5, $6, 0, $7, $8, $9, $10, $10, $11, $12)",
         )
         .bind(&id)
         .bind(wf.name.clone())
@@ -63,6 +63,7 @@ impl Store {
         .bind(wf.idempotency_key.clone())
         .bind(now)
         .bind(wf.start.then_some(now))
+        .bind(wf.budget.map(|b| serde_json::to_string(&b)).transpose()?)
         .execute(&mut *tx)
         .await?;
 

@@ -170,6 +170,8 @@ impl Store {
                 queue_time: Duration::ZERO,
                 execution_time: Duration::ZERO,
                 events: Vec::new(),
+                usage: Default::default(),
+                exhausted: None,
             });
         }
         self.record_outcomes(&outcomes).await

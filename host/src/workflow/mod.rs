@@ -1,9 +1,11 @@
 //! The workflow model: what a client submits, the statuses, and DAG validation (pure, no I/O).
 
+mod budget;
 mod model;
 mod status;
 mod validate;
 
+pub use budget::{Budget, Exhausted, Usage};
 pub use model::{RetryPolicy, TaskSpec, WorkflowSpec, DEFAULT_MAX_PARALLEL_TASKS};
 pub use status::{TaskStatus, UnknownStatus, WorkflowStatus};
 pub use validate::{validate, ValidTask, ValidWorkflow, ValidationError};

@@ -35,6 +35,10 @@ pub struct WorkflowSpec {
     /// Submitting twice with the same key returns the first workflow instead of a new one.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// Limits on the workflow's outbound requests and language-model tokens; reaching one pauses
+    /// the workflow (`pause_reason.reason` = `budget_exhausted`) until it is raised and resumed.
+    #[serde(default)]
+    pub budget: Option<super::Budget>,
 }
 
 /// One task of a workflow.

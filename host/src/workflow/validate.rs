@@ -85,6 +85,8 @@ pub struct ValidWorkflow {
     pub max_parallel_tasks: u32,
     pub start: bool,
     pub idempotency_key: Option<String>,
+    /// `None` when no limit is set.
+    pub budget: Option<super::Budget>,
 }
 
 /// Validate a submitted workflow. `has_executor` tells whether an agent type has a loaded executor.
@@ -173,6 +175,7 @@ pub fn validate(spec: WorkflowSpec, has_executor: impl Fn(&str) -> bool) -> Resu
         max_parallel_tasks: max_parallel,
         start: spec.start.unwrap_or(true),
         idempotency_key: spec.idempotency_key.filter(|k| !k.is_empty()),
+        budget: spec.budget.filter(|b| !b.is_unlimited()),
     })
 }
 
