@@ -38,4 +38,4 @@ export HYPHAE_PLUGINS_DIST="$PWD/plugins/dist"
 echo "==> running the plugin SDK and example plugin unit tests (native)"
 (cd plugins && cargo test --quiet)
 echo "==> running the tests (PostgreSQL at $HYPHAE_TEST_POSTGRES)"
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"

@@ -272,7 +272,7 @@ mod tests {
             assert_eq!(EventType::parse(t.as_str()), Some(*t));
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }
-        assert_eq!(EventType::ALL.len(), 20);
+        assert_eq!(EventType::ALL.len(), 21);
         assert_eq!(EventType::Handoff.group(), "handoffs");
         assert_eq!(EventType::TaskFailed.group(), "failures");
     }
