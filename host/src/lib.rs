@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod events;
 pub mod handoff;
+pub mod json;
 pub mod plugins;
 pub mod store;
 pub mod telemetry;

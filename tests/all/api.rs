@@ -45,15 +45,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/openapi.json"),
 ];
 
-struct App {
+pub(crate) struct App {
     router: Router,
-    host: Host,
+    pub(crate) host: Host,
     _dir: tempfile::TempDir,
     _db_dir: Option<tempfile::TempDir>,
 }
 
 /// A host on a fresh SQLite file with the example plugins, and its router.
-async fn app_with(backend: Backend, tune: impl FnOnce(&mut Config)) -> App {
+pub(crate) async fn app_with(backend: Backend, tune: impl FnOnce(&mut Config)) -> App {
     let dir = tempfile::tempdir().unwrap();
     let (db, db_dir) = database(backend).await;
     let plugins = dir.path().join("plugins");
@@ -81,19 +81,19 @@ async fn app_with(backend: Backend, tune: impl FnOnce(&mut Config)) -> App {
     App { router: api::router(state), host, _dir: dir, _db_dir: db_dir }
 }
 
-async fn app(backend: Backend) -> App {
+pub(crate) async fn app(backend: Backend) -> App {
     app_with(backend, |_| {}).await
 }
 
 impl App {
-    async fn send(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    pub(crate) async fn send(&self, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let (parts, body) = resp.into_parts();
         let bytes = tokio::time::timeout(Duration::from_secs(30), body.collect()).await.expect("body in time").unwrap();
         (parts.status, parts.headers, bytes.to_bytes().to_vec())
     }
 
-    async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(uri);
         let body = match body {
             Some(b) => {
@@ -108,21 +108,21 @@ impl App {
         (status, value)
     }
 
-    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, uri: &str) -> (StatusCode, Value) {
         self.call(Method::GET, uri, None).await
     }
 
-    async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, uri, Some(body)).await
     }
 
-    async fn submit(&self, body: Value) -> String {
+    pub(crate) async fn submit(&self, body: Value) -> String {
         let (status, v) = self.post("/v1/workflows", body).await;
         assert_eq!(status, StatusCode::CREATED, "{v}");
         v["workflow_id"].as_str().unwrap().to_string()
     }
 
-    async fn settle(&self, id: &str) -> String {
+    pub(crate) async fn settle(&self, id: &str) -> String {
         let status =
             tokio::time::timeout(Duration::from_secs(30), self.host.engine.wait_settled(id)).await.unwrap().unwrap();
         status.to_string()
@@ -143,7 +143,7 @@ fn pipeline() -> Value {
     })
 }
 
-fn assert_error(status: StatusCode, v: &Value, want: StatusCode, code: &str) {
+pub(crate) fn assert_error(status: StatusCode, v: &Value, want: StatusCode, code: &str) {
     assert_eq!(status, want, "{v}");
     assert_eq!(v["error"]["code"], code, "{v}");
     assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");

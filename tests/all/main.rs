@@ -6,6 +6,7 @@ mod egress;
 mod engine;
 mod events;
 mod harness;
+mod hostile;
 mod hosts;
 mod plugins;
 mod support;

@@ -62,10 +62,30 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, code, message)
     }
 
-    /// 500: the host failed; the message is logged, the client gets a generic one.
+    /// 500: the host failed. The error is logged under a correlation id; the client gets `what`
+    /// (which must name no internals) and that id.
     pub fn internal(what: &str, err: &dyn std::fmt::Display) -> ApiError {
-        tracing::error!("{what}: {err}");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{what}: {err}"))
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        tracing::error!(correlation_id = %id, "{what}: {err}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("{what}; the host logged the details under correlation id {id}"),
+        )
+        .details(json!({ "correlation_id": id }))
+    }
+
+    /// 503: the database cannot be reached now. Logged under a correlation id; no driver text
+    /// reaches the client.
+    pub fn database_unavailable(err: &dyn std::fmt::Display) -> ApiError {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        tracing::warn!(correlation_id = %id, "database unavailable: {err}");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            format!("the database is not reachable now: retry later (correlation id {id})"),
+        )
+        .details(json!({ "correlation_id": id }))
     }
 }
 
@@ -96,15 +116,8 @@ impl From<StoreError> for ApiError {
             )
             .details(json!({ "workflow_id": id, "version": v })),
             StoreError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
-                tracing::error!("database unavailable: {e}");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "database_unavailable",
-                    format!("{e}: the database is not reachable; retry later"),
-                )
-            }
-            _ => ApiError::internal("database operation failed", &e),
+            _ if e.is_unavailable() => ApiError::database_unavailable(&e),
+            _ => ApiError::internal("a database operation failed", &e),
         }
     }
 }
@@ -124,6 +137,10 @@ impl From<ValidationError> for ApiError {
             ValidationError::RetryPolicy { task, .. } | ValidationError::Timeout { task } => json!({ "task": task }),
             ValidationError::EmptyField { index, field } => json!({ "index": index, "field": field }),
             ValidationError::TooManyTasks(n) => json!({ "tasks": n }),
+            ValidationError::TooDeep { task, field, depth } => {
+                json!({ "task": task, "field": field, "depth": depth, "limit": crate::json::MAX_DEPTH })
+            }
+            ValidationError::BadName { task, field, .. } => json!({ "task": task, "field": field }),
             ValidationError::Empty | ValidationError::MaxParallel => Value::Null,
         };
         let err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string());

@@ -3,12 +3,13 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::error::ApiError;
+use crate::workflow::{id_problem, MAX_ID_BYTES};
 
 /// A JSON body, parsed into `T`.
 pub struct ApiJson<T>(pub T);
@@ -73,6 +74,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        if let Some(problem) = parts.uri.query().and_then(control_in_query) {
+            return Err(ApiError::bad_request("invalid_query", format!("invalid query parameters: {problem}")));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| ApiQuery(q.0)).map_err(
             |e: QueryRejection| {
                 ApiError::bad_request("invalid_query", format!("invalid query parameters: {}", e.body_text()))
@@ -88,10 +92,36 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Path::<T>::from_request_parts(parts, state).await.map(|p| ApiPath(p.0)).map_err(
-            |e: PathRejection| ApiError::bad_request("invalid_path", format!("invalid path: {}", e.body_text())),
-        )
+        let invalid = |problem: String| ApiError::bad_request("invalid_path", format!("invalid path: {problem}"));
+        let path = axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|e: PathRejection| invalid(e.body_text()))?;
+        // Ids have the limits of submitted ids: a longer one, or a control character, names nothing.
+        if let Ok(raw) = RawPathParams::from_request_parts(parts, state).await {
+            for (name, value) in &raw {
+                if let Some(problem) = id_problem(value, MAX_ID_BYTES) {
+                    return Err(invalid(format!("`{name}`: {problem}")));
+                }
+            }
+        }
+        Ok(ApiPath(path.0))
     }
+}
+
+/// A percent-encoded control character (`%00` to `%1F`, `%7F`) or a raw one in a query string.
+fn control_in_query(query: &str) -> Option<String> {
+    let bytes = query.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b.is_ascii_control() {
+            return Some(format!("a control character at byte {i}: use printable characters only"));
+        }
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let decoded = hex.filter(|_| b == b'%').and_then(|h| u8::from_str_radix(h, 16).ok());
+        if let Some(c) = decoded.filter(u8::is_ascii_control) {
+            return Some(format!("`%{c:02X}` is a control character: use printable characters only"));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -105,6 +135,15 @@ mod tests {
         let d = err.details.unwrap();
         assert_eq!(d["line"], 2);
         assert_eq!(d["category"], "syntax");
+    }
+
+    #[test]
+    fn control_characters_in_queries_are_found() {
+        assert!(control_in_query("cursor=%00%ff").unwrap().contains("`%00`"));
+        assert!(control_in_query("a=%1f").is_some());
+        assert!(control_in_query("a=%7F&b=1").is_some());
+        assert_eq!(control_in_query("cursor=abc%20def&limit=10%"), None);
+        assert_eq!(control_in_query("a=%e2%82%ac"), None);
     }
 
     #[test]

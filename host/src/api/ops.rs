@@ -70,7 +70,10 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) 
             "dialect": format!("{:?}", s.engine.store().dialect()).to_lowercase(),
             "latency_ms": start.elapsed().as_secs_f64() * 1000.0,
         })),
-        Ok(Err(e)) => failed(format!("the database does not answer: {e}")),
+        Ok(Err(e)) => {
+            tracing::warn!("readiness: the database does not answer: {e}");
+            failed("the database does not answer: see the host's log".into())
+        }
         Err(_) => failed("the database did not answer within 2 s".into()),
     };
     components.insert("database".to_string(), db);
@@ -139,7 +142,6 @@ pub fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
         .map(String::as_str)
         .or_else(|| err.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
-    tracing::error!("request handler panicked: {what}");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the host failed to handle this request; see its log")
+    ApiError::internal("the host failed to handle this request", &format!("request handler panicked: {what}"))
         .into_response()
 }

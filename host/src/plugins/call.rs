@@ -163,6 +163,19 @@ pub(crate) fn check_output(agent_type: &str, output: String, max_bytes: usize) -
             detail: Some(json!({ "output_prefix": truncate(&output, 512) })),
         });
     }
+    let depth = crate::json::text_depth(&output);
+    if depth > crate::json::MAX_DEPTH {
+        return Err(TaskFailure {
+            error_type: "invalid_output".into(),
+            message: format!(
+                "plugin '{agent_type}' returned output nested {depth} levels deep, more than the limit of {}: \
+                 return a flatter document",
+                crate::json::MAX_DEPTH
+            ),
+            retryable: false,
+            detail: Some(json!({ "depth": depth, "limit": crate::json::MAX_DEPTH })),
+        });
+    }
     Ok(output)
 }
 

@@ -78,7 +78,8 @@ impl Store {
             Dialect::Postgres => {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(30))
+                    // A request waits this long for a connection before it is answered 503.
+                    .acquire_timeout(Duration::from_secs(10))
                     .connect(&any_url)
                     .await?;
                 (pool.clone(), pool)

@@ -59,6 +59,35 @@ pub enum StoreError {
     Conflict(String),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached, is shutting down, or is out of resources
+    /// (connections, disk): the same operation may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| unavailable_code(&code)),
+            _ => false,
+        }
+    }
+}
+
+/// PostgreSQL SQLSTATE classes 08 (connection), 53 (insufficient resources) and 57 (operator
+/// intervention: shutdown, terminated); SQLite's busy, locked, I/O error, full and cannot-open.
+fn unavailable_code(code: &str) -> bool {
+    if code.len() == 5 {
+        return ["08", "53", "57"].iter().any(|class| code.starts_with(class));
+    }
+    code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13 | 14))
+}
+
 impl From<crate::workflow::UnknownStatus> for StoreError {
     fn from(e: crate::workflow::UnknownStatus) -> Self {
         StoreError::Corrupt(e.to_string())

@@ -8,4 +8,4 @@ mod validate;
 pub use budget::{Budget, Exhausted, Usage};
 pub use model::{RetryPolicy, TaskSpec, WorkflowSpec, DEFAULT_MAX_PARALLEL_TASKS};
 pub use status::{TaskStatus, UnknownStatus, WorkflowStatus};
-pub use validate::{validate, ValidTask, ValidWorkflow, ValidationError};
+pub use validate::{id_problem, validate, ValidTask, ValidWorkflow, ValidationError, MAX_ID_BYTES};

@@ -11,6 +11,10 @@ use super::model::{RetryPolicy, WorkflowSpec, DEFAULT_MAX_PARALLEL_TASKS};
 const MAX_TIMEOUT_SECS: f64 = 7.0 * 86_400.0;
 /// Most tasks in one workflow.
 pub const MAX_TASKS: usize = 100_000;
+/// Longest task id, agent id, agent type or idempotency key, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+/// Longest workflow name, in bytes.
+pub const MAX_NAME_BYTES: usize = 1024;
 
 /// Why a workflow was refused. Each message names the task concerned.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -39,13 +43,29 @@ pub enum ValidationError {
     Timeout { task: String },
     #[error("max_parallel_tasks must be between 1 and 10000")]
     MaxParallel,
+    #[error("{} is nested {depth} levels deep; at most {} levels are allowed", where_(.task, .field), crate::json::MAX_DEPTH)]
+    TooDeep { task: Option<String>, field: &'static str, depth: usize },
+    #[error("{}: {problem}", where_(.task, .field))]
+    BadName { task: Option<String>, field: &'static str, problem: String },
+}
+
+fn where_(task: &Option<String>, field: &str) -> String {
+    match task {
+        Some(t) => format!("the `{field}` of task `{t}`"),
+        None => format!("the workflow's `{field}`"),
+    }
 }
 
 impl ValidationError {
     /// Stable machine-readable code, used by the API.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Empty | Self::TooManyTasks(_) | Self::EmptyField { .. } | Self::MaxParallel => "invalid_workflow",
+            Self::Empty
+            | Self::TooManyTasks(_)
+            | Self::EmptyField { .. }
+            | Self::MaxParallel
+            | Self::TooDeep { .. }
+            | Self::BadName { .. } => "invalid_workflow",
             Self::DuplicateTask(_) => "duplicate_task",
             Self::UnknownDependency { .. } => "unknown_dependency",
             Self::SelfDependency(_) => "self_dependency",
@@ -101,6 +121,8 @@ pub fn validate(spec: WorkflowSpec, has_executor: impl Fn(&str) -> bool) -> Resu
     if !(1..=10_000).contains(&max_parallel) {
         return Err(ValidationError::MaxParallel);
     }
+    check_depths(&spec)?;
+    check_names(&spec)?;
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(spec.tasks.len());
     for (i, t) in spec.tasks.iter().enumerate() {
         if t.task_id.trim().is_empty() {
@@ -179,6 +201,65 @@ pub fn validate(spec: WorkflowSpec, has_executor: impl Fn(&str) -> bool) -> Resu
     })
 }
 
+/// Why `value` cannot be an id of at most `max` bytes: too long, or a control character (NUL
+/// included, which PostgreSQL cannot store in text). `None`: it can.
+pub fn id_problem(value: &str, max: usize) -> Option<String> {
+    if value.len() > max {
+        return Some(format!("it is {} bytes long; at most {max} are allowed", value.len()));
+    }
+    value
+        .chars()
+        .find(|c| c.is_control())
+        .map(|c| format!("it contains the control character {:?}: use printable characters only", c))
+}
+
+/// Names and ids keep to [`id_problem`]'s rule.
+fn check_names(spec: &WorkflowSpec) -> Result<(), ValidationError> {
+    let check = |task: Option<&str>, field: &'static str, value: &str, max: usize| match id_problem(value, max) {
+        Some(problem) => Err(ValidationError::BadName { task: task.map(printable), field, problem }),
+        None => Ok(()),
+    };
+    if let Some(name) = &spec.name {
+        check(None, "name", name, MAX_NAME_BYTES)?;
+    }
+    if let Some(key) = &spec.idempotency_key {
+        check(None, "idempotency_key", key, MAX_ID_BYTES)?;
+    }
+    for t in &spec.tasks {
+        check(Some(&t.task_id), "task_id", &t.task_id, MAX_ID_BYTES)?;
+        check(Some(&t.task_id), "agent_type", &t.agent_type, MAX_ID_BYTES)?;
+        if let Some(agent) = &t.agent_id {
+            check(Some(&t.task_id), "agent_id", agent, MAX_ID_BYTES)?;
+        }
+    }
+    Ok(())
+}
+
+/// A name fit for an error message: control characters escaped, at most 64 characters.
+fn printable(name: &str) -> String {
+    name.chars().flat_map(char::escape_debug).take(64).collect()
+}
+
+/// Every document of the workflow keeps to the nesting rule of [`crate::json`].
+fn check_depths(spec: &WorkflowSpec) -> Result<(), ValidationError> {
+    let deep = |task: Option<&str>, field: &'static str, depth: usize| {
+        if depth > crate::json::MAX_DEPTH {
+            Err(ValidationError::TooDeep { task: task.map(str::to_string), field, depth })
+        } else {
+            Ok(())
+        }
+    };
+    let object_depth =
+        |m: &serde_json::Map<String, Value>| 1 + m.values().map(crate::json::value_depth).max().unwrap_or(0);
+    deep(None, "variables", object_depth(&spec.variables))?;
+    deep(None, "context", object_depth(&spec.context))?;
+    for t in &spec.tasks {
+        deep(Some(&t.task_id), "input", t.input.as_ref().map_or(0, crate::json::value_depth))?;
+        deep(Some(&t.task_id), "metadata", object_depth(&t.metadata))?;
+    }
+    Ok(())
+}
+
 /// Find one cycle (iterative DFS, so deep graphs cannot overflow the stack) and list its tasks,
 /// closing the loop: `a -> b -> a`.
 fn find_cycle(spec: &WorkflowSpec, index: &HashMap<&str, usize>) -> Option<Vec<String>> {
@@ -248,6 +329,42 @@ mod tests {
 
     fn check(tasks: Vec<TaskSpec>) -> Result<ValidWorkflow, ValidationError> {
         validate(spec(tasks), |t| t == "echo")
+    }
+
+    #[test]
+    fn documents_deeper_than_the_limit_are_refused() {
+        let nested = |levels: usize| -> serde_json::Value {
+            let text = format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+            serde_json::from_str(&text).unwrap()
+        };
+        let mut ok = task("a", &[]);
+        ok.input = Some(nested(crate::json::MAX_DEPTH));
+        assert!(check(vec![ok.clone()]).is_ok());
+        ok.input = Some(nested(crate::json::MAX_DEPTH + 1));
+        let e = check(vec![ok]).unwrap_err();
+        assert_eq!(e.to_string(), "the `input` of task `a` is nested 101 levels deep; at most 100 levels are allowed");
+        let mut wf = spec(vec![task("a", &[])]);
+        wf.context.insert("k".into(), nested(crate::json::MAX_DEPTH));
+        let e = validate(wf, |t| t == "echo").unwrap_err();
+        assert!(e.to_string().starts_with("the workflow's `context` is nested 101 levels"), "{e}");
+    }
+
+    #[test]
+    fn ids_are_printable_and_bounded() {
+        let e = check(vec![task("a\u{0}b", &[])]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the `task_id` of task `a\\0b`: it contains the control character '\\0': use printable characters only"
+        );
+        let long = "x".repeat(MAX_ID_BYTES + 1);
+        let mut t = task("a", &[]);
+        t.agent_id = Some(long.clone());
+        let e = check(vec![t]).unwrap_err();
+        assert!(e.to_string().contains("it is 257 bytes long; at most 256 are allowed"), "{e}");
+        assert!(check(vec![task(&"x".repeat(MAX_ID_BYTES), &[])]).is_ok());
+        let mut wf = spec(vec![task("a", &[])]);
+        wf.idempotency_key = Some("k\n".into());
+        assert_eq!(validate(wf, |t| t == "echo").unwrap_err().code(), "invalid_workflow");
     }
 
     #[test]

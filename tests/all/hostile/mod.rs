@@ -1,0 +1,6 @@
+//! What a hostile but fair client (or an outage) can do to a host, one module per finding: the
+//! host keeps serving, answers with the documented error, and loses nothing.
+
+mod client_input;
+mod deep_json;
+mod outage;
