@@ -530,7 +530,19 @@ async fn openapi_document_is_valid_and_lists_every_route(backend: Backend) {
             v["error"]["code"] != "route_not_found" && v["error"]["code"] != "method_not_allowed",
             "{method} {uri}: {status} {v}"
         );
+        // What it answered (here: no body, made-up ids) is a response it declares.
+        let declared = &paths[*path][*method]["responses"];
+        assert!(declared.get(status.as_str()).is_some(), "{method} {path} answered an undeclared {status}: {v}");
+        for common in ["500"] {
+            assert!(declared.get(common).is_some(), "{method} {path} does not declare {common}");
+        }
     }
+    let (s, v) = app.get("/v1/workflows/x/versions?limit=9223372036854775808").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(paths["/v1/workflows/{id}/versions"]["get"]["responses"].get("400").is_some());
+    assert!(paths["/v1/workflows/{id}/rollback"]["post"]["responses"].get("415").is_some());
+    let sse = &paths["/v1/workflows/{id}/events/stream"]["get"]["responses"]["200"];
+    assert!(sse["content"]["text/event-stream"]["example"].as_str().unwrap().contains("data: {"), "{sse}");
     // Schemas referenced by the operations are present.
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for name in ["WorkflowSpec", "Submitted", "ErrorBody", "Event", "PluginView", "Readiness"] {

@@ -89,7 +89,43 @@ fn routes(config: &Config) -> OpenApiRouter<AppState> {
 /// The OpenAPI document of this API, generated from the route declarations.
 pub fn openapi() -> &'static utoipa::openapi::OpenApi {
     static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
-    DOC.get_or_init(|| routes(&Config::default()).split_for_parts().1)
+    DOC.get_or_init(|| {
+        let mut doc = routes(&Config::default()).split_for_parts().1;
+        add_common_responses(&mut doc);
+        doc
+    })
+}
+
+/// The error responses every route may give, added where a route does not declare its own: 400
+/// for a malformed path, query or body; 413 and 415 for a body; 500 (generic, with a correlation
+/// id); 503 when the database cannot be reached.
+fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+        ResponseBuilder::new().description(description).content("application/json", content).build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let operations =
+            [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten();
+        for op in operations {
+            let has_input = op.parameters.as_ref().is_some_and(|p| !p.is_empty()) || op.request_body.is_some();
+            let mut add = |status: &str, description: &str| {
+                op.responses.responses.entry(status.to_string()).or_insert_with(|| error(description).into());
+            };
+            if has_input {
+                add("400", "Malformed path, query or body");
+            }
+            if op.request_body.is_some() {
+                add("413", "Body too large");
+                add("415", "Body of the wrong content type");
+            }
+            add("500", "The host failed: a generic message and `details.correlation_id`, also in its log");
+            if path.starts_with("/v1/") {
+                add("503", "The database cannot be reached now: retry later");
+            }
+        }
+    }
 }
 
 /// The complete HTTP service.

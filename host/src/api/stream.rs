@@ -42,7 +42,10 @@ pub struct StreamQuery {
         StreamQuery,
     ),
     responses(
-        (status = 200, description = "`text/event-stream` of events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Server-sent events, one per coordination event: `id` is its `seq`, \
+         `event` its `event_type`, `data` the `Event` as JSON (the schema `Event`); when the workflow has ended, an `end` \
+         event (`status`, `last_seq`); a comment line every 15 s keeps the connection open", content_type = "text/event-stream", body = String,
+         example = json!("id: 3\nevent: task_started\ndata: {\"seq\":3,\"event_type\":\"task_started\",...}\n\n")),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ))]
@@ -83,7 +86,8 @@ fn events(
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(workflow_id = %id, "event stream stopped: {e}");
-                    yield Ok(error_event(&e.to_string()));
+                    let why = if e.is_unavailable() { "the database cannot be reached now" } else { "reading the events failed" };
+                    yield Ok(error_event(&format!("{why}: reconnect with Last-Event-ID: {pos}")));
                     break;
                 }
             };

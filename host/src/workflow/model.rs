@@ -58,9 +58,9 @@ pub struct TaskSpec {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub input: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_only")]
     pub retry_policy: Option<RetryPolicy>,
-    /// Seconds per attempt.
+    /// Seconds per attempt (at least 0.001, at most 7 days).
     #[serde(default)]
     pub timeout: Option<f64>,
     /// When the task fails for good, dependents still run and the workflow can complete.
@@ -72,11 +72,36 @@ pub struct TaskSpec {
     pub metadata: Map<String, Value>,
 }
 
+/// A JSON object (or null) as `T`: serde would otherwise take `[]` for a struct of defaults.
+fn object_only<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        v @ Value::Object(_) => serde_json::from_value(v).map(Some).map_err(D::Error::custom),
+        other => Err(D::Error::custom(format!(
+            "expected an object such as {{\"max_attempts\": 3}}, found {}",
+            match other {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                _ => "a boolean",
+            }
+        ))),
+    }
+}
+
+/// Most attempts a retry policy may allow.
+pub const MAX_ATTEMPTS: u32 = 100;
+
 /// When and how often a failed task is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryPolicy {
-    /// Attempts in all, the first included (>= 1).
+    /// Attempts in all, the first included (1 to 100).
     pub max_attempts: u32,
     /// Seconds before the first retry.
     pub initial_delay: f64,
@@ -105,6 +130,8 @@ impl RetryPolicy {
         let finite = [self.initial_delay, self.max_delay, self.exponential_base].iter().all(|v| v.is_finite());
         if self.max_attempts == 0 {
             Some("max_attempts must be at least 1 (it counts the first attempt)".into())
+        } else if self.max_attempts > MAX_ATTEMPTS {
+            Some(format!("max_attempts must be at most {MAX_ATTEMPTS}"))
         } else if !finite || self.initial_delay < 0.0 || self.max_delay < 0.0 {
             Some("initial_delay and max_delay must be finite numbers of seconds >= 0".into())
         } else if self.max_delay > 86_400.0 {
@@ -120,6 +147,23 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_policy_is_an_object_with_bounded_attempts() {
+        let task = |policy: Value| {
+            serde_json::from_value::<TaskSpec>(serde_json::json!({
+                "task_id": "a", "agent_type": "echo", "retry_policy": policy,
+            }))
+        };
+        let e = task(serde_json::json!([])).unwrap_err().to_string();
+        assert!(e.contains("expected an object such as {\"max_attempts\": 3}, found an array"), "{e}");
+        assert_eq!(task(Value::Null).unwrap().retry_policy, None);
+        let p = task(serde_json::json!({"max_attempts": 2})).unwrap().retry_policy.unwrap();
+        assert_eq!((p.max_attempts, p.initial_delay), (2, 1.0));
+        assert!(task(serde_json::json!({"max_attempts": 2, "x": 1})).is_err(), "unknown keys are refused");
+        let many = RetryPolicy { max_attempts: MAX_ATTEMPTS + 1, ..Default::default() };
+        assert_eq!(many.problem().unwrap(), "max_attempts must be at most 100");
+    }
 
     #[test]
     fn delays_follow_the_formula() {

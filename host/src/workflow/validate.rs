@@ -9,6 +9,8 @@ use super::model::{RetryPolicy, WorkflowSpec, DEFAULT_MAX_PARALLEL_TASKS};
 
 /// Longest allowed per-attempt timeout (7 days).
 const MAX_TIMEOUT_SECS: f64 = 7.0 * 86_400.0;
+/// Shortest allowed per-attempt timeout (timeouts are kept in milliseconds).
+const MIN_TIMEOUT_SECS: f64 = 0.001;
 /// Most tasks in one workflow.
 pub const MAX_TASKS: usize = 100_000;
 /// Longest task id, agent id, agent type or idempotency key, in bytes.
@@ -39,7 +41,7 @@ pub enum ValidationError {
     UnknownAgentType { task: String, agent_type: String },
     #[error("task `{task}` has a malformed retry_policy: {problem}")]
     RetryPolicy { task: String, problem: String },
-    #[error("task `{task}` has a malformed timeout: it must be a number of seconds > 0 and <= {MAX_TIMEOUT_SECS}")]
+    #[error("task `{task}` has a malformed timeout: it must be a number of seconds >= {MIN_TIMEOUT_SECS} and <= {MAX_TIMEOUT_SECS}")]
     Timeout { task: String },
     #[error("max_parallel_tasks must be between 1 and 10000")]
     MaxParallel,
@@ -158,7 +160,7 @@ pub fn validate(spec: WorkflowSpec, has_executor: impl Fn(&str) -> bool) -> Resu
             return Err(ValidationError::RetryPolicy { task: t.task_id.clone(), problem });
         }
         if let Some(s) = t.timeout {
-            if !(s.is_finite() && s > 0.0 && s <= MAX_TIMEOUT_SECS) {
+            if !(s.is_finite() && (MIN_TIMEOUT_SECS..=MAX_TIMEOUT_SECS).contains(&s)) {
                 return Err(ValidationError::Timeout { task: t.task_id.clone() });
             }
         }
@@ -329,6 +331,15 @@ mod tests {
 
     fn check(tasks: Vec<TaskSpec>) -> Result<ValidWorkflow, ValidationError> {
         validate(spec(tasks), |t| t == "echo")
+    }
+
+    #[test]
+    fn timeouts_are_at_least_a_millisecond() {
+        let mut t = task("a", &[]);
+        t.timeout = Some(1e-300);
+        assert_eq!(check(vec![t.clone()]).unwrap_err().code(), "invalid_timeout");
+        t.timeout = Some(0.001);
+        assert_eq!(check(vec![t]).unwrap().tasks[0].timeout, Some(Duration::from_millis(1)));
     }
 
     #[test]
