@@ -533,9 +533,7 @@ async fn openapi_document_is_valid_and_lists_every_route(backend: Backend) {
         // What it answered (here: no body, made-up ids) is a response it declares.
         let declared = &paths[*path][*method]["responses"];
         assert!(declared.get(status.as_str()).is_some(), "{method} {path} answered an undeclared {status}: {v}");
-        for common in ["500"] {
-            assert!(declared.get(common).is_some(), "{method} {path} does not declare {common}");
-        }
+        assert!(declared.get("500").is_some(), "{method} {path} does not declare 500");
     }
     let (s, v) = app.get("/v1/workflows/x/versions?limit=9223372036854775808").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
