@@ -58,6 +58,9 @@ pub struct Config {
     pub outbound_max_request_bytes: usize,
     /// Largest response body a plugin may receive, in bytes.
     pub outbound_max_response_bytes: usize,
+    /// HTTP connections held open at once; past it a connection is answered 503. Default: half
+    /// the descriptor limit (raised to its hard limit at start), at most 8,192.
+    pub max_connections: Option<usize>,
     /// PEM file of certificate authorities trusted for plugins' outbound HTTPS, besides the
     /// bundled Mozilla roots (a company CA, a local test CA).
     pub outbound_ca_file: Option<PathBuf>,
@@ -87,6 +90,7 @@ impl Default for Config {
             outbound_request_timeout: http.request_timeout.as_secs_f64(),
             outbound_max_request_bytes: http.max_request_bytes,
             outbound_max_response_bytes: http.max_response_bytes,
+            max_connections: None,
             outbound_ca_file: None,
             secrets: BTreeMap::new(),
         }
@@ -138,6 +142,9 @@ impl Config {
         }
         if self.max_instances == 0 {
             return Err(ConfigError::Invalid { key: "max_instances", problem: "must be at least 1".into() });
+        }
+        if self.max_connections == Some(0) {
+            return Err(ConfigError::Invalid { key: "max_connections", problem: "must be at least 1".into() });
         }
         if self.max_concurrent_tasks == 0 {
             return Err(ConfigError::Invalid { key: "max_concurrent_tasks", problem: "must be at least 1".into() });

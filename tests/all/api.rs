@@ -394,6 +394,19 @@ async fn operations_routes_report_health_metrics_and_workers(backend: Backend) {
     let written = text.lines().find_map(|l| l.strip_prefix("hyphae_events_written_total ")).unwrap_or("0");
     assert!(written.parse::<u64>().unwrap() >= 6, "events are counted: {text}");
 
+    // Readiness fails while a plugin file is not loaded, naming it.
+    let registry = app.host.runtime.registry();
+    let broken = registry.dir().unwrap().join("broken.wasm");
+    std::fs::write(&broken, b"not a component").unwrap();
+    registry.refresh(&broken).await;
+    let (s, v) = app.get("/readyz").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(v["components"]["plugins"]["message"].as_str().unwrap().contains("broken.wasm"), "{v}");
+    std::fs::remove_file(&broken).unwrap();
+    registry.refresh(&broken).await;
+    let (s, v) = app.get("/readyz").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
     // Readiness fails (503, with the component) when the database is gone.
     app.host.engine.store().close().await;
     let (s, v) = app.get("/readyz").await;

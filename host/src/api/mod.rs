@@ -3,6 +3,7 @@
 //! [`router`] builds the whole service from an [`AppState`]; routes are declared once, with their
 //! OpenAPI description, so `/openapi.json` cannot drift from what is served.
 
+pub mod connections;
 mod error;
 mod events;
 mod extract;

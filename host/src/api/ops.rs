@@ -58,7 +58,7 @@ fn failed(message: String) -> ComponentStatus {
     ComponentStatus { status: "failed".into(), message: Some(message), detail: None }
 }
 
-/// Readiness: the database answers and the plugins directory has been loaded (503 otherwise,
+/// Readiness: the database answers and every plugin file of the directory is loaded (503 otherwise,
 /// with the failing component).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, description = "Not ready", body = Readiness)))]
@@ -83,7 +83,16 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) 
         failed("the plugins directory is still being loaded".into())
     } else {
         let failed_files: Vec<_> = plugins.iter().filter(|p| p.state != "loaded").map(|p| p.file.clone()).collect();
-        ok(serde_json::json!({ "loaded": loaded, "failed": failed_files }))
+        if failed_files.is_empty() {
+            ok(serde_json::json!({ "loaded": loaded, "failed": failed_files }))
+        } else {
+            // A plugin file that is not in service (or not in its latest version): see GET /v1/plugins.
+            failed(format!(
+                "{} plugin file(s) not loaded: {}: see GET /v1/plugins for the reasons",
+                failed_files.len(),
+                failed_files.join(", ")
+            ))
+        }
     };
     components.insert("plugins".to_string(), plugin_status);
     components.insert(

@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::exit::{CommandResult, Failure};
 use super::host;
-use crate::api::{self, AppState};
+use crate::api::{self, connections, AppState};
 use crate::config::Config;
 
 /// Options of `hyphae serve`. Flags override `HYPHAE_*` variables, which override the config
@@ -85,9 +85,13 @@ async fn serve_until(config: Config, stop: impl Future<Output = ()> + Send + 'st
             config.listen
         ))
     })?;
+    let descriptors = connections::raise_descriptor_limit();
+    let max_connections = config.max_connections.unwrap_or_else(|| connections::default_max_connections(descriptors));
     let host = host::start(&config, config.engine_config()).await?;
     let addr = listener.local_addr().unwrap_or(config.listen);
     print_banner(&config, addr, &host);
+    println!("  limits:    {max_connections} connections (of {descriptors} descriptors)");
+    let listener = connections::Bounded::new(listener, max_connections);
     let state = AppState {
         engine: host.engine.clone(),
         plugins: Arc::new(host.runtime.registry().clone()),

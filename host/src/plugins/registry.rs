@@ -47,8 +47,11 @@ struct FileEntry {
     /// Digest of the agent type's manifest text when the file was last looked at (`None`: absent).
     manifest_digest: Option<String>,
     loaded: Result<Arc<LoadedPlugin>, (PluginError, Option<Partial>)>,
-    /// A newer manifest that could not be used, while the version loaded before keeps serving.
+    /// A newer file or manifest that could not be used, while the version loaded before keeps
+    /// serving.
     problem: Option<PluginError>,
+    /// The last read of the file failed (an I/O error, maybe transient): read it again later.
+    unreadable: bool,
 }
 
 /// Loaded, or why not.
@@ -248,9 +251,36 @@ impl Registry {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.unload(path),
             Err(e) => {
                 let err = PluginError::io(path, &e);
-                self.insert(path, FileEntry::failed(target, String::new(), None, err));
+                let entry = FileEntry { unreadable: true, ..FileEntry::failed(target, String::new(), None, err) };
+                self.keep_or_insert(path, entry);
             }
         }
+    }
+
+    /// Reads again every file whose last read failed.
+    pub(crate) async fn retry_unreadable(&self) {
+        let paths: Vec<PathBuf> =
+            self.read().files.iter().filter(|(_, e)| e.unreadable).map(|(p, _)| p.clone()).collect();
+        for path in paths {
+            self.refresh(&path).await;
+        }
+    }
+
+    /// Put `entry` (a failure) in place, unless a version of the file is loaded: that one keeps
+    /// serving, with the failure as its problem. Nothing loaded is ever unloaded by a failure.
+    fn keep_or_insert(&self, path: &Path, entry: FileEntry) {
+        let mut tables = self.write();
+        if let Some(current) = tables.files.get_mut(path).filter(|e| e.loaded.is_ok()) {
+            let Err((err, _)) = entry.loaded else {
+                return;
+            };
+            tracing::warn!(path = %path.display(), "{err}; the version loaded before keeps serving");
+            current.problem = Some(err);
+            current.unreadable = entry.unreadable;
+            return;
+        }
+        drop(tables);
+        self.insert(path, entry);
     }
 
     async fn refresh_bytes(&self, path: &Path, target: Target, bytes: Vec<u8>) {
@@ -261,22 +291,29 @@ impl Registry {
             Some((e.digest == digest, e.manifest_digest == manifest_digest, plugin))
         });
         if let Some((true, true, _)) = previous {
+            // Unchanged: what failed before (a read, a transient error) holds no more.
+            if policy.is_ok() {
+                if let Some(entry) = self.write().files.get_mut(path) {
+                    (entry.problem, entry.unreadable) = (None, false);
+                }
+            }
             return;
         }
         let policy = match policy {
             Ok(policy) => policy,
             Err(err) => {
                 tracing::warn!(path = %path.display(), "manifest refused: {err}");
+                let unreadable = matches!(err, PluginError::Io { .. });
                 let mut tables = self.write();
                 match (tables.files.get_mut(path), previous) {
                     (Some(entry), Some(_)) => {
                         entry.manifest_digest = manifest_digest;
                         entry.problem = Some(err);
+                        entry.unreadable = unreadable;
                     }
                     _ => {
-                        tables
-                            .files
-                            .insert(path.to_path_buf(), FileEntry::failed(target, digest, manifest_digest, err));
+                        let entry = FileEntry { unreadable, ..FileEntry::failed(target, digest, manifest_digest, err) };
+                        tables.files.insert(path.to_path_buf(), entry);
                         tables.resolve();
                     }
                 }
@@ -287,7 +324,13 @@ impl Registry {
             Some((true, _, plugin)) => Ok(Arc::new(plugin.with_policy(policy))),
             _ => self.load_bytes(&target, path, bytes, policy).await,
         };
-        self.insert(path, FileEntry { target, digest, manifest_digest, loaded, problem: None });
+        let unreadable = matches!(&loaded, Err((PluginError::Io { .. }, _)));
+        let entry = FileEntry { target, digest, manifest_digest, loaded, problem: None, unreadable };
+        if entry.loaded.is_ok() {
+            self.insert(path, entry);
+        } else {
+            self.keep_or_insert(path, entry);
+        }
     }
 
     /// Reads and parses the manifest of the agent type `target` serves; none: nothing granted.
@@ -327,7 +370,8 @@ impl Registry {
         }
         write_atomically(&dir, &path, bytes).await?;
         let digest = plugin.digest.to_string();
-        self.insert(&path, FileEntry { target, digest, manifest_digest, loaded: Ok(plugin), problem: None });
+        let entry = FileEntry { target, digest, manifest_digest, loaded: Ok(plugin), problem: None, unreadable: false };
+        self.insert(&path, entry);
         let tables = self.read();
         let entry = &tables.files[&path];
         let st = self.effective(status(&path, entry, tables.conflicts.get(&path)));
@@ -421,7 +465,7 @@ impl Tables {
 
 impl FileEntry {
     fn failed(target: Target, digest: String, manifest_digest: Option<String>, err: PluginError) -> FileEntry {
-        FileEntry { target, digest, manifest_digest, loaded: Err((err, None)), problem: None }
+        FileEntry { target, digest, manifest_digest, loaded: Err((err, None)), problem: None, unreadable: false }
     }
 }
 
@@ -436,7 +480,7 @@ fn status(path: &Path, entry: &FileEntry, conflict: Option<&PluginError>) -> Plu
     let error = match (&entry.loaded, conflict, &entry.problem) {
         (Err((err, _)), _, _) => Some(err.to_string()),
         (Ok(_), Some(c), _) => Some(c.to_string()),
-        (Ok(_), None, Some(p)) => Some(format!("{p} (the version loaded before keeps serving with its manifest)")),
+        (Ok(_), None, Some(p)) => Some(format!("{p} (the version loaded before keeps serving)")),
         (Ok(_), None, None) => None,
     };
     PluginStatus {

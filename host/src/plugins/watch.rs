@@ -60,9 +60,25 @@ fn watch_error(dir: &std::path::Path, err: notify::Error) -> PluginError {
     PluginError::Io { path: dir.to_path_buf(), reason: format!("cannot watch the plugins directory: {err}") }
 }
 
-/// Collects changed paths until the directory settles, then refreshes each.
+/// How often files that could not be read (a transient error, such as running out of
+/// descriptors) are read again.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// Collects changed paths until the directory settles, then refreshes each; every [`RETRY`]
+/// without events, reads again the files whose last read failed.
 async fn apply_changes(registry: Weak<RegistryInner>, mut rx: mpsc::UnboundedReceiver<PathBuf>) {
-    while let Some(first) = rx.recv().await {
+    loop {
+        let first = match tokio::time::timeout(RETRY, rx.recv()).await {
+            Ok(Some(path)) => path,
+            Ok(None) => return,
+            Err(_) => {
+                let Some(inner) = registry.upgrade() else {
+                    return;
+                };
+                Registry { inner }.retry_unreadable().await;
+                continue;
+            }
+        };
         let mut changed = BTreeSet::from([first]);
         loop {
             match tokio::time::timeout(SETTLE, rx.recv()).await {

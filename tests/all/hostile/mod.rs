@@ -3,4 +3,5 @@
 
 mod client_input;
 mod deep_json;
+mod descriptors;
 mod outage;

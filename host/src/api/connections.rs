@@ -1,0 +1,154 @@
+//! Connections of the HTTP API, bounded below the process's descriptor limit so that clients
+//! holding connections open cannot starve the host of the descriptors it needs for its database,
+//! plugin files and outbound requests. A connection past the bound is answered `503` at once and
+//! closed.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Most connections by default, whatever the descriptor limit.
+const DEFAULT_CAP: usize = 8192;
+
+/// Raise the soft limit on open descriptors to the hard limit, and return the limit in effect.
+pub fn raise_descriptor_limit() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+    }
+    limit.rlim_cur
+}
+
+/// The default bound for a descriptor limit: half of it (the rest stays the host's), at most 8,192.
+pub fn default_max_connections(descriptor_limit: u64) -> usize {
+    ((descriptor_limit / 2) as usize).clamp(1, DEFAULT_CAP)
+}
+
+/// A TCP listener that holds at most `max` connections open.
+pub struct Bounded {
+    listener: TcpListener,
+    slots: Arc<Semaphore>,
+    max: usize,
+}
+
+impl Bounded {
+    pub fn new(listener: TcpListener, max: usize) -> Bounded {
+        Bounded { listener, slots: Arc::new(Semaphore::new(max)), max }
+    }
+}
+
+impl axum::serve::Listener for Bounded {
+    type Io = Counted;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Counted, SocketAddr) {
+        loop {
+            let (stream, addr) = match self.listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors, or a connection reset before it was accepted: wait a
+                    // little rather than spin.
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            match self.slots.clone().try_acquire_owned() {
+                Ok(permit) => return (Counted { stream, _permit: permit }, addr),
+                Err(_) => {
+                    tracing::warn!(%addr, max = self.max, "connection refused: the host holds max_connections already");
+                    tokio::spawn(refuse(stream, self.max));
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// Answer 503 in the API's error shape and close.
+async fn refuse(mut stream: TcpStream, max: usize) {
+    let body = serde_json::json!({ "error": {
+        "code": "too_many_connections",
+        "message": format!("the host holds {max} connections, its max_connections: close idle connections or retry later"),
+    }})
+    .to_string();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\nretry-after: 1\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// A connection holding one slot of the bound until it closes.
+pub struct Counted {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_keeps_half_the_descriptors() {
+        assert_eq!(default_max_connections(1024), 512);
+        assert_eq!(default_max_connections(1 << 20), 8192);
+        assert_eq!(default_max_connections(1), 1);
+    }
+}
