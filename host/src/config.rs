@@ -58,6 +58,9 @@ pub struct Config {
     pub outbound_max_request_bytes: usize,
     /// Largest response body a plugin may receive, in bytes.
     pub outbound_max_response_bytes: usize,
+    /// MiB the linear memories of all plugin calls share; a call that grows past it waits (2 s at
+    /// most) for room, then fails retryably. Default: three quarters of the machine's memory.
+    pub plugin_memory_budget_mib: Option<u64>,
     /// HTTP connections held open at once; past it a connection is answered 503. Default: half
     /// the descriptor limit (raised to its hard limit at start), at most 8,192.
     pub max_connections: Option<usize>,
@@ -91,6 +94,7 @@ impl Default for Config {
             outbound_max_request_bytes: http.max_request_bytes,
             outbound_max_response_bytes: http.max_response_bytes,
             max_connections: None,
+            plugin_memory_budget_mib: None,
             outbound_ca_file: None,
             secrets: BTreeMap::new(),
         }
@@ -142,6 +146,9 @@ impl Config {
         }
         if self.max_instances == 0 {
             return Err(ConfigError::Invalid { key: "max_instances", problem: "must be at least 1".into() });
+        }
+        if self.plugin_memory_budget_mib == Some(0) {
+            return Err(ConfigError::Invalid { key: "plugin_memory_budget_mib", problem: "must be at least 1".into() });
         }
         if self.max_connections == Some(0) {
             return Err(ConfigError::Invalid { key: "max_connections", problem: "must be at least 1".into() });

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
-use crate::plugins::{default_cache_dir, OutboundTls, PluginState, Runtime, RuntimeConfig, Sandbox, Secrets};
+use crate::plugins::{
+    default_cache_dir, MemoryBudget, OutboundTls, PluginState, Runtime, RuntimeConfig, Sandbox, Secrets,
+};
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
@@ -36,6 +38,9 @@ pub async fn start(config: &Config, engine_config: EngineConfig) -> Result<Host,
         secrets,
         http: config.http_limits(),
         tls,
+        memory_budget: config
+            .plugin_memory_budget_mib
+            .map_or_else(MemoryBudget::for_this_machine, |mib| MemoryBudget::new((mib as usize) << 20)),
         max_instances: config.max_instances,
         ..RuntimeConfig::default()
     };

@@ -25,6 +25,8 @@ pub(crate) enum Interrupt {
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
     pub memory: usize,
+    /// The host's budget the call's memory is taken from (none: only `memory` bounds it).
+    pub host_memory: Option<super::memory::MemoryBudget>,
     pub timeout: Duration,
     pub cancel: Option<CancellationToken>,
 }
@@ -34,8 +36,8 @@ pub(crate) struct Limits {
 /// or the call is cancelled.
 pub(crate) fn new_store(engine: &Engine, info: CallInfo, limits: &Limits, outbound: Outbound) -> Store<HostState> {
     let deadline = outbound.deadline;
-    let mut store = Store::new(engine, HostState::new(info, limits.memory, outbound));
-    store.limiter(|state| &mut state.limiter);
+    let mut store = Store::new(engine, HostState::new(info, limits.memory, limits.host_memory.clone(), outbound));
+    store.limiter_async(|state| &mut state.limiter);
     store.set_epoch_deadline(1);
     let cancel = limits.cancel.clone();
     let timeout = limits.timeout;
@@ -81,6 +83,19 @@ pub(crate) fn from_error(agent_type: &str, err: wasmtime::Error, state: &mut Hos
     let backtrace = err.downcast_ref::<WasmBacktrace>().map(|bt| format!("{bt}"));
     if let Some(why) = err.downcast_ref::<Interrupt>() {
         return failure_for_interrupt(agent_type, *why, backtrace);
+    }
+    if let Some(desired) = state.limiter.host_exhausted {
+        return TaskFailure {
+            error_type: "host_memory_exhausted".into(),
+            message: format!(
+                "plugin '{agent_type}' asked for {} MiB while the host's plugin memory budget was full for {:?}: \
+                 the attempt is retried; raise plugin_memory_budget_mib or run fewer tasks at once",
+                desired.div_ceil(1 << 20),
+                super::memory::WAIT
+            ),
+            retryable: true,
+            detail: Some(json!({ "requested_bytes": desired, "backtrace": backtrace })),
+        };
     }
     if err.downcast_ref::<MemoryLimitExceeded>().is_some() || state.limiter.exceeded.is_some() {
         let (limit, desired) = state.limiter.exceeded.unwrap_or_default();

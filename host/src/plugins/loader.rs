@@ -200,7 +200,8 @@ fn link(
 /// Instantiates once: type-checks every exported role and calls `describe`.
 async fn probe(shared: &Shared, file: &str, linked: &Linked) -> Result<Option<PluginInfo>, PluginError> {
     let _permit = shared.permits.acquire().await;
-    let limits = Limits { memory: shared.config.default_memory_limit, timeout: PROBE_TIMEOUT, cancel: None };
+    let limits =
+        Limits { memory: shared.config.default_memory_limit, host_memory: None, timeout: PROBE_TIMEOUT, cancel: None };
     let deadline = Instant::now() + PROBE_TIMEOUT;
     let info = CallInfo { agent_type: file.to_string(), ..CallInfo::default() };
     let mut store =

@@ -16,6 +16,7 @@ use super::connect::OutboundTls;
 use super::engine::{self, Allocation};
 use super::loader::LoadedPlugin;
 use super::manifest::Policy;
+use super::memory::MemoryBudget;
 use super::outbound::{EgressLog, HttpLimits, Outbound};
 use super::registry::Registry;
 use super::secrets::Secrets;
@@ -49,6 +50,8 @@ pub struct RuntimeConfig {
     pub http: HttpLimits,
     /// TLS of outbound HTTPS: the bundled roots and the operator's certificate authorities.
     pub tls: OutboundTls,
+    /// The host-wide budget the linear memories of all calls share.
+    pub memory_budget: MemoryBudget,
 }
 
 impl Default for RuntimeConfig {
@@ -66,6 +69,7 @@ impl Default for RuntimeConfig {
             secrets: Secrets::default(),
             http: HttpLimits::default(),
             tls: OutboundTls::default(),
+            memory_budget: MemoryBudget::for_this_machine(),
         }
     }
 }
@@ -103,6 +107,7 @@ impl Shared {
         let manifest = policy.memory_limit_mib.map(|m| (m as usize) << 20);
         Limits {
             memory: manifest.or(configured).unwrap_or(self.config.default_memory_limit),
+            host_memory: Some(self.config.memory_budget.clone()),
             timeout: opts.timeout.or(policy.timeout()).unwrap_or(self.config.default_timeout),
             cancel: opts.cancel.clone(),
         }

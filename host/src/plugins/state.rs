@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::ResourceLimiter;
+use wasmtime::ResourceLimiterAsync;
+
+use super::memory::{Held, MemoryBudget};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -46,7 +48,7 @@ pub(crate) struct HostState {
 impl HostState {
     /// Fresh state: no preopens, no env, no args, no sockets, stdio captured in memory; HTTP and
     /// config as `outbound`'s policy grants.
-    pub fn new(info: CallInfo, memory_limit: usize, outbound: Outbound) -> Self {
+    pub fn new(info: CallInfo, memory_limit: usize, host_memory: Option<MemoryBudget>, outbound: Outbound) -> Self {
         let stdout = CapturePipe::new(MAX_STDIO_BYTES);
         let stderr = CapturePipe::new(MAX_STDIO_BYTES);
         let wasi = WasiCtxBuilder::new().stdout(stdout.clone()).stderr(stderr.clone()).build();
@@ -55,7 +57,7 @@ impl HostState {
             http: WasiHttpCtx::new(),
             outbound,
             table: ResourceTable::new(),
-            limiter: MemoryLimiter::new(memory_limit),
+            limiter: MemoryLimiter::new(memory_limit, host_memory),
             log: LogSink::default(),
             info,
             stdout,
@@ -170,28 +172,56 @@ pub(crate) struct MemoryLimitExceeded {
     pub desired: usize,
 }
 
-/// Caps the linear memory of a call; a grow beyond the cap traps instead of returning -1.
+/// Raised from `memory.grow` when the host's plugin memory budget had no room in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the host's plugin memory budget had no room for {desired} bytes within {:?}", super::memory::WAIT)]
+pub(crate) struct HostMemoryExhausted {
+    pub desired: usize,
+}
+
+/// Caps the linear memory of a call (a grow beyond the cap traps instead of returning -1) and
+/// takes its growth from the host's budget.
 pub(crate) struct MemoryLimiter {
     limit: usize,
     pub exceeded: Option<(usize, usize)>,
+    host: Option<Held>,
+    /// Bytes asked for when the host's budget had no room.
+    pub host_exhausted: Option<usize>,
 }
 
 impl MemoryLimiter {
-    fn new(limit: usize) -> Self {
-        MemoryLimiter { limit, exceeded: None }
+    fn new(limit: usize, host: Option<MemoryBudget>) -> Self {
+        MemoryLimiter { limit, exceeded: None, host: host.map(Held::new), host_exhausted: None }
     }
 }
 
-impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+#[async_trait::async_trait]
+impl ResourceLimiterAsync for MemoryLimiter {
+    async fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.exceeded = Some((self.limit, desired));
             return Err(wasmtime::Error::new(MemoryLimitExceeded { limit: self.limit, desired }));
         }
+        if let Some(held) = &mut self.host {
+            if !held.grow_to(desired).await {
+                self.host_exhausted = Some(desired);
+                return Err(wasmtime::Error::new(HostMemoryExhausted { desired }));
+            }
+        }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    async fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         // Tables hold function references: a million entries is far beyond any real plugin.
         Ok(desired <= 1_000_000)
     }

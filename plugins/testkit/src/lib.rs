@@ -27,7 +27,7 @@ enum Action {
     Error { error_type: Option<String>, message: Option<String> },
     Panic { message: Option<String> },
     Loop,
-    Alloc { mib: usize },
+    Alloc { mib: usize, hold_ms: Option<u64> },
     Output { mib: usize },
     Echo,
     Progress { steps: Option<u8> },
@@ -64,13 +64,16 @@ impl Executor for Testkit {
                     n = std::hint::black_box(n.wrapping_add(1));
                 }
             }
-            Action::Alloc { mib } => {
+            Action::Alloc { mib, hold_ms } => {
                 let mut block: Vec<u8> = Vec::new();
                 if let Err(e) = block.try_reserve_exact(mib.saturating_mul(MIB)) {
                     panic!("testkit: cannot allocate {mib} MiB: {e}");
                 }
                 block.resize(mib * MIB, 1); // touches every byte
                 let sum: usize = block.iter().step_by(4096).map(|&b| b as usize).sum();
+                if let Some(ms) = hold_ms {
+                    monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000)).block();
+                }
                 Ok(json!({ "allocated_mib": mib, "pages_touched": sum }))
             }
             Action::Output { mib } => Ok(json!({ "mib": mib, "data": "x".repeat(mib * MIB) })),

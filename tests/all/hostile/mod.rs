@@ -4,4 +4,5 @@
 mod client_input;
 mod deep_json;
 mod descriptors;
+mod memory;
 mod outage;
