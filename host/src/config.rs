@@ -61,6 +61,10 @@ pub struct Config {
     /// MiB the linear memories of all plugin calls share; a call that grows past it waits (2 s at
     /// most) for room, then fails retryably. Default: three quarters of the machine's memory.
     pub plugin_memory_budget_mib: Option<u64>,
+    /// Event streams (`/events/stream`) open at once on this host (past it: 503).
+    pub max_event_streams: usize,
+    /// Event streams open at once from one client address (past it: 429).
+    pub max_event_streams_per_client: usize,
     /// HTTP connections held open at once; past it a connection is answered 503. Default: half
     /// the descriptor limit (raised to its hard limit at start), at most 8,192.
     pub max_connections: Option<usize>,
@@ -94,6 +98,8 @@ impl Default for Config {
             outbound_max_request_bytes: http.max_request_bytes,
             outbound_max_response_bytes: http.max_response_bytes,
             max_connections: None,
+            max_event_streams: 1024,
+            max_event_streams_per_client: 32,
             plugin_memory_budget_mib: None,
             outbound_ca_file: None,
             secrets: BTreeMap::new(),
@@ -149,6 +155,12 @@ impl Config {
         }
         if self.plugin_memory_budget_mib == Some(0) {
             return Err(ConfigError::Invalid { key: "plugin_memory_budget_mib", problem: "must be at least 1".into() });
+        }
+        if self.max_event_streams == 0 || self.max_event_streams_per_client == 0 {
+            return Err(ConfigError::Invalid {
+                key: "max_event_streams/max_event_streams_per_client",
+                problem: "must be at least 1".into(),
+            });
         }
         if self.max_connections == Some(0) {
             return Err(ConfigError::Invalid { key: "max_connections", problem: "must be at least 1".into() });

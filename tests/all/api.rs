@@ -46,7 +46,7 @@ const ROUTES: &[(&str, &str)] = &[
 ];
 
 pub(crate) struct App {
-    router: Router,
+    pub(crate) router: Router,
     pub(crate) host: Host,
     _dir: tempfile::TempDir,
     _db_dir: Option<tempfile::TempDir>,
@@ -76,6 +76,7 @@ pub(crate) async fn app_with(backend: Backend, tune: impl FnOnce(&mut Config)) -
         engine: host.engine.clone(),
         plugins: Arc::new(host.runtime.registry().clone()),
         metrics: host.metrics.clone(),
+        streams: Arc::new(api::StreamSlots::new(config.max_event_streams, config.max_event_streams_per_client)),
         config: Arc::new(config),
     };
     App { router: api::router(state), host, _dir: dir, _db_dir: db_dir }

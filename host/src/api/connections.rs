@@ -103,6 +103,16 @@ async fn refuse(mut stream: TcpStream, max: usize) {
     .await;
 }
 
+/// The address a connection came from, for the handlers that limit per client.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Bounded>> for ClientAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Bounded>) -> ClientAddr {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
 /// A connection holding one slot of the bound until it closes.
 pub struct Counted {
     stream: TcpStream,

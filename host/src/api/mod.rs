@@ -10,6 +10,7 @@ mod extract;
 mod ops;
 mod plugins;
 mod registry;
+mod slots;
 mod stream;
 mod workflows;
 
@@ -26,6 +27,7 @@ use utoipa_axum::routes;
 
 pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 pub use plugins::{PluginAdmin, PluginView};
+pub use slots::StreamSlots;
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -42,6 +44,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Host configuration (body limits, heartbeat threshold ...).
     pub config: Arc<Config>,
+    /// Event streams open now, in all and per client.
+    pub streams: Arc<StreamSlots>,
 }
 
 #[derive(OpenApi)]

@@ -7,16 +7,19 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::Extension;
 use futures::Stream;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 use utoipa::IntoParams;
 
+use super::connections::ClientAddr;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiPath, ApiQuery};
+use super::slots::StreamSlot;
 use super::AppState;
 use crate::events::{Event, EventQuery};
 
@@ -48,11 +51,14 @@ pub struct StreamQuery {
          example = json!("id: 3\nevent: task_started\ndata: {\"seq\":3,\"event_type\":\"task_started\",...}\n\n")),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 429, description = "This client has max_event_streams_per_client streams open", body = ErrorBody),
+        (status = 503, description = "The host serves max_event_streams streams", body = ErrorBody),
     ))]
 pub async fn event_stream(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<StreamQuery>,
+    client: Option<Extension<ConnectInfo<ClientAddr>>>,
     headers: HeaderMap,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let after = match headers.get("last-event-id") {
@@ -68,7 +74,8 @@ pub async fn event_stream(
     // Subscribe before the first read, so no change between the read and the wait is missed.
     let notices = s.engine.subscribe();
     s.engine.store().last_event_seq(&id).await?; // 404 before the stream starts
-    Ok(Sse::new(events(s, id, after, notices)).keep_alive(KeepAlive::default()))
+    let slot = s.streams.take(client.map(|Extension(ConnectInfo(ClientAddr(addr)))| addr.ip()))?;
+    Ok(Sse::new(events(s, id, after, notices, slot)).keep_alive(KeepAlive::default()))
 }
 
 fn events(
@@ -76,8 +83,11 @@ fn events(
     id: String,
     mut pos: i64,
     mut notices: broadcast::Receiver<crate::engine::Notice>,
+    slot: StreamSlot,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     async_stream::stream! {
+        // Held as long as the stream is.
+        let _slot = slot;
         let store = s.engine.store().clone();
         let mut terminal_seen = false;
         loop {
@@ -112,7 +122,8 @@ fn events(
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    yield Ok(error_event(&e.to_string()));
+                    tracing::warn!(workflow_id = %id, "event stream stopped: {e}");
+                    yield Ok(error_event(&format!("reading the workflow's status failed: reconnect with Last-Event-ID: {pos}")));
                     break;
                 }
             }

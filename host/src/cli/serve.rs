@@ -96,6 +96,7 @@ async fn serve_until(config: Config, stop: impl Future<Output = ()> + Send + 'st
         engine: host.engine.clone(),
         plugins: Arc::new(host.runtime.registry().clone()),
         metrics: host.metrics.clone(),
+        streams: Arc::new(api::StreamSlots::new(config.max_event_streams, config.max_event_streams_per_client)),
         config: Arc::new(config),
     };
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
@@ -104,7 +105,8 @@ async fn serve_until(config: Config, stop: impl Future<Output = ()> + Send + 'st
         tracing::info!("shutting down: no new requests; waiting for open ones (at most 10 s)");
         let _ = stopped_tx.send(());
     };
-    let server = axum::serve(listener, api::router(state)).with_graceful_shutdown(graceful);
+    let service = api::router(state).into_make_service_with_connect_info::<connections::ClientAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(graceful);
     // Long-lived streams (SSE) would hold a graceful shutdown forever: give them 10 s.
     let deadline = async {
         let _ = stopped_rx.await;

@@ -6,3 +6,4 @@ mod deep_json;
 mod descriptors;
 mod memory;
 mod outage;
+mod streams;
