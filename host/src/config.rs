@@ -59,7 +59,7 @@ pub struct Config {
     /// Largest response body a plugin may receive, in bytes.
     pub outbound_max_response_bytes: usize,
     /// MiB the linear memories of all plugin calls share; a call that grows past it waits (2 s at
-    /// most) for room, then fails retryably. Default: three quarters of the machine's memory.
+    /// most) for room, then fails retryably. Default: the machine's memory.
     pub plugin_memory_budget_mib: Option<u64>,
     /// Event streams (`/events/stream`) open at once on this host (past it: 503).
     pub max_event_streams: usize,

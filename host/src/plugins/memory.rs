@@ -27,9 +27,11 @@ impl MemoryBudget {
         MemoryBudget { pages: Arc::new(Semaphore::new(pages)), bytes: pages * PAGE }
     }
 
-    /// Three quarters of this machine's memory (4 GiB when it cannot be read).
+    /// This machine's memory (4 GiB when it cannot be read). Linear memory is counted at its
+    /// size, most of which plugins never touch: agents waiting on the network use far less than
+    /// they reserve, so the default does not hold back more than the machine could give.
     pub fn for_this_machine() -> MemoryBudget {
-        MemoryBudget::new(physical_memory().map_or(4 << 30, |total| total / 4 * 3))
+        MemoryBudget::new(physical_memory().unwrap_or(4 << 30))
     }
 
     /// Its size in bytes.
