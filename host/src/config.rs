@@ -61,6 +61,8 @@ pub struct Config {
     /// MiB the linear memories of all plugin calls share; a call that grows past it waits (2 s at
     /// most) for room, then fails retryably. Default: the machine's memory.
     pub plugin_memory_budget_mib: Option<u64>,
+    /// Longest message (and detail) of a plugin's error kept, in bytes; the rest is cut, marked.
+    pub max_error_bytes: usize,
     /// Event streams (`/events/stream`) open at once on this host (past it: 503).
     pub max_event_streams: usize,
     /// Event streams open at once from one client address (past it: 429).
@@ -99,6 +101,7 @@ impl Default for Config {
             outbound_max_response_bytes: http.max_response_bytes,
             max_connections: None,
             max_event_streams: 1024,
+            max_error_bytes: crate::plugins::RuntimeConfig::default().max_error_bytes,
             max_event_streams_per_client: 32,
             plugin_memory_budget_mib: None,
             outbound_ca_file: None,

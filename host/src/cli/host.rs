@@ -38,6 +38,7 @@ pub async fn start(config: &Config, engine_config: EngineConfig) -> Result<Host,
         secrets,
         http: config.http_limits(),
         tls,
+        max_error_bytes: config.max_error_bytes,
         memory_budget: config
             .plugin_memory_budget_mib
             .map_or_else(MemoryBudget::for_this_machine, |mib| MemoryBudget::new((mib as usize) << 20)),

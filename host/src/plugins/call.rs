@@ -195,13 +195,30 @@ pub(crate) fn check_output(agent_type: &str, output: String, max_bytes: usize) -
 }
 
 /// The guest's own error, as a failure: its type, kind and (JSON, if valid) detail.
-pub(crate) fn guest_error(err: super::bindings::wit::TaskError) -> TaskFailure {
+/// Message and detail longer than `max_bytes` are cut, and say so; the type is a short label.
+pub(crate) fn guest_error(err: super::bindings::wit::TaskError, max_bytes: usize) -> TaskFailure {
     use super::bindings::wit::ErrorKind;
+    let message = if err.message.len() > max_bytes {
+        format!(
+            "{} [truncated: {} bytes in all, max_error_bytes is {max_bytes}]",
+            truncate(&err.message, max_bytes),
+            err.message.len()
+        )
+    } else {
+        err.message
+    };
+    let detail = err.detail.map(|d| {
+        if d.len() > max_bytes {
+            json!({ "truncated": true, "size_bytes": d.len(), "max_error_bytes": max_bytes })
+        } else {
+            serde_json::from_str::<Value>(&d).unwrap_or(Value::String(d))
+        }
+    });
     TaskFailure {
-        error_type: err.error_type,
-        message: err.message,
+        error_type: truncate(&err.error_type, 128),
+        message,
         retryable: err.kind == ErrorKind::Retryable,
-        detail: err.detail.map(|d| serde_json::from_str::<Value>(&d).unwrap_or(Value::String(d))),
+        detail,
     }
 }
 
@@ -232,22 +249,46 @@ mod tests {
     }
 
     #[test]
+    fn long_guest_errors_are_cut_and_say_so() {
+        use crate::plugins::bindings::wit::{ErrorKind, TaskError};
+        let f = guest_error(
+            TaskError {
+                kind: ErrorKind::Fatal,
+                error_type: "t".repeat(500),
+                message: "m".repeat(5000),
+                detail: Some(format!("\"{}\"", "d".repeat(5000))),
+            },
+            1000,
+        );
+        assert!(f.message.starts_with(&"m".repeat(1000)), "{}", f.message);
+        assert!(f.message.ends_with("[truncated: 5000 bytes in all, max_error_bytes is 1000]"), "{}", f.message);
+        assert_eq!(f.detail, Some(json!({"truncated": true, "size_bytes": 5002, "max_error_bytes": 1000})));
+        assert!(f.error_type.len() <= 128 + '…'.len_utf8());
+    }
+
+    #[test]
     fn guest_errors_keep_type_kind_and_detail() {
         use crate::plugins::bindings::wit::{ErrorKind, TaskError};
-        let f = guest_error(TaskError {
-            kind: ErrorKind::Retryable,
-            error_type: "rate_limited".into(),
-            message: "slow down".into(),
-            detail: Some("{\"after\":3}".into()),
-        });
+        let f = guest_error(
+            TaskError {
+                kind: ErrorKind::Retryable,
+                error_type: "rate_limited".into(),
+                message: "slow down".into(),
+                detail: Some("{\"after\":3}".into()),
+            },
+            1000,
+        );
         assert!(f.retryable);
         assert_eq!(f.detail, Some(json!({"after": 3})));
-        let f = guest_error(TaskError {
-            kind: ErrorKind::Fatal,
-            error_type: "bad".into(),
-            message: "no".into(),
-            detail: Some("plain text".into()),
-        });
+        let f = guest_error(
+            TaskError {
+                kind: ErrorKind::Fatal,
+                error_type: "bad".into(),
+                message: "no".into(),
+                detail: Some("plain text".into()),
+            },
+            1000,
+        );
         assert!(!f.retryable);
         assert_eq!(f.detail, Some(json!("plain text")));
     }

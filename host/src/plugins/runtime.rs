@@ -36,6 +36,8 @@ pub struct RuntimeConfig {
     pub memory_limits: HashMap<String, usize>,
     /// Largest executor output accepted, in bytes (default 16 MiB).
     pub max_output_bytes: usize,
+    /// Longest message (and detail) of a plugin's error kept; the rest is cut, and says so.
+    pub max_error_bytes: usize,
     /// Deadline of a call when [`CallOptions::timeout`] is not set (default 60 s).
     pub default_timeout: Duration,
     /// Watch the plugins directory and load, swap or unload plugins as files change.
@@ -62,6 +64,7 @@ impl Default for RuntimeConfig {
             default_memory_limit: 64 << 20,
             memory_limits: HashMap::new(),
             max_output_bytes: 16 << 20,
+            max_error_bytes: 64 << 10,
             default_timeout: Duration::from_secs(60),
             watch: true,
             pooling: true,
@@ -232,7 +235,7 @@ impl Runtime {
         let outcome = call::guarded(work, deadline, &limits).await;
         let result = match outcome {
             Ok(Ok(Ok(output))) => call::check_output(&agent_type, output, self.shared.config.max_output_bytes),
-            Ok(Ok(Err(guest))) => Err(call::guest_error(guest)),
+            Ok(Ok(Err(guest))) => Err(call::guest_error(guest, self.shared.config.max_error_bytes)),
             Ok(Err(err)) => Err(call::from_error(&agent_type, err, store.data_mut())),
             Err(why) => Err(call::interrupted(&agent_type, why, store.data_mut())),
         };

@@ -6,4 +6,5 @@ mod deep_json;
 mod descriptors;
 mod memory;
 mod outage;
+mod sizes;
 mod streams;
