@@ -296,10 +296,6 @@ fn example_manifest(name: &str, server: &Upstream) -> String {
     text.replace("http://127.0.0.1:11434", &server.origin())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// The research -> draft -> review example, run by the binary over HTTP against an
 /// OpenAI-compatible server on 127.0.0.1: egress events with token usage, the key sent to that
 /// server only, and found nowhere afterwards: not in the database, the logs or any API response.
@@ -318,7 +314,7 @@ async fn llm_pipeline_runs_through_the_binary_and_the_secret_leaks_nowhere() {
     let example = example.replace("http://127.0.0.1:11434", &server.origin());
     std::fs::write(&config, example.replace("plugins_dir = \"target/llm-agents\"\n", "")).unwrap();
     let db = work.path().join("hyphae.db");
-    let port = free_port();
+    let port = support::free_port();
     let (out, err) = (work.path().join("stdout.log"), work.path().join("stderr.log"));
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hyphae"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -338,10 +334,7 @@ async fn llm_pipeline_runs_through_the_binary_and_the_secret_leaks_nowhere() {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    eventually_async("the host to be ready", || async {
-        client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success())
-    })
-    .await;
+    support::wait_ready(port).await;
 
     let spec: Value = serde_json::from_str(
         &std::fs::read_to_string(support::repo_root().join("examples/llm-pipeline.json")).unwrap(),
@@ -413,17 +406,4 @@ async fn llm_pipeline_runs_through_the_binary_and_the_secret_leaks_nowhere() {
 
 fn memchr_find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Waits (up to 60 s) until the async `cond` holds.
-async fn eventually_async<F, Fut>(what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !cond().await {
-        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

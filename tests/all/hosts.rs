@@ -10,6 +10,7 @@ use hyphae::workflow::WorkflowStatus;
 use serde_json::{json, Value};
 
 use crate::harness::{assert_status, database, plugins_dir, test_config, Backend, Host};
+use crate::support;
 
 fn shared_config() -> EngineConfig {
     EngineConfig { exclusive: false, heartbeat_interval: Duration::from_secs(1), ..test_config() }
@@ -120,22 +121,12 @@ fn spawn_host(db: &str, plugins: &std::path::Path, dir: &std::path::Path, port: 
         .expect("hyphae serve starts")
 }
 
-async fn wait_ready(port: u16) {
-    let started = Instant::now();
-    while reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.map(|r| r.status().is_success()).ok()
-        != Some(true)
-    {
-        assert!(started.elapsed() < Duration::from_secs(60), "host on port {port} did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn killed_host_work_is_finished(backend: Backend, port: u16) {
     let (url, _d) = database(backend).await;
     let work = tempfile::tempdir().unwrap();
     let plugins = plugins_dir();
     let mut child = spawn_host(&url, plugins.path(), work.path(), port);
-    wait_ready(port).await;
+    support::wait_ready(port).await;
     let tasks: Vec<Value> = (0..8).map(|i| sleep_task(&format!("s{i}"), 1500)).collect();
     let spec = json!({"max_parallel_tasks": 4, "tasks": tasks});
     let resp: Value = reqwest::Client::new()

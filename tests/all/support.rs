@@ -89,3 +89,19 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A TCP port free on 127.0.0.1 now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits (at most a minute) until the host on `port` answers `/readyz` with 200.
+pub async fn wait_ready(port: u16) {
+    let started = std::time::Instant::now();
+    while reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.map(|r| r.status().is_success()).ok()
+        != Some(true)
+    {
+        assert!(started.elapsed() < Duration::from_secs(60), "host on port {port} did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -15,7 +15,7 @@ use crate::plugins::EgressBudget;
 use crate::workflow::{Budget, Exhausted, Usage};
 
 /// The ledgers of the workflows with running attempts here, by workflow id.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(super) struct Ledgers {
     by_workflow: Mutex<HashMap<String, Arc<Ledger>>>,
 }
@@ -62,12 +62,6 @@ pub(super) struct AttemptBudget {
     ledger: Arc<Ledger>,
     cancel: CancellationToken,
     exhausted: OnceLock<Exhausted>,
-}
-
-impl std::fmt::Debug for Ledgers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Ledgers")
-    }
 }
 
 impl AttemptBudget {

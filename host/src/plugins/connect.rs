@@ -16,15 +16,9 @@ use wasmtime_wasi::runtime::AbortOnDropJoinHandle;
 use wasmtime_wasi_http::Error;
 
 /// The TLS client settings of outbound requests. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct OutboundTls {
     config: Arc<rustls::ClientConfig>,
-}
-
-impl std::fmt::Debug for OutboundTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("OutboundTls")
-    }
 }
 
 /// Why the operator's certificate authorities could not be loaded.

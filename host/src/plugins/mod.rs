@@ -37,7 +37,7 @@ pub use manifest::{HostPattern, ManifestError, Policy};
 pub use memory::MemoryBudget;
 pub use outbound::{Egress, EgressBudget, EgressOutcome, HttpLimits, LlmUsage};
 pub use registry::{valid_agent_type, Registry};
-pub use runtime::{Runtime, RuntimeConfig};
+pub use runtime::{Runtime, RuntimeConfig, DEFAULT_MAX_ERROR_BYTES, DEFAULT_MAX_INSTANCES};
 pub use secrets::{SecretError, SecretSource, Secrets};
 pub use status::{world_of, PluginInfo, PluginReport, PluginState, PluginStatus, Role};
 

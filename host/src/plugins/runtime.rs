@@ -64,11 +64,11 @@ impl Default for RuntimeConfig {
             default_memory_limit: 64 << 20,
             memory_limits: HashMap::new(),
             max_output_bytes: 16 << 20,
-            max_error_bytes: 64 << 10,
+            max_error_bytes: DEFAULT_MAX_ERROR_BYTES,
             default_timeout: Duration::from_secs(60),
             watch: true,
             pooling: true,
-            max_instances: 256,
+            max_instances: DEFAULT_MAX_INSTANCES,
             secrets: Secrets::default(),
             http: HttpLimits::default(),
             tls: OutboundTls::default(),
@@ -129,6 +129,11 @@ impl Shared {
         }
     }
 }
+
+/// Plugin instances alive at once, by default.
+pub const DEFAULT_MAX_INSTANCES: u32 = 256;
+/// Longest error message (and detail) of a plugin kept, by default.
+pub const DEFAULT_MAX_ERROR_BYTES: usize = 64 << 10;
 
 /// The plugin runtime: one engine, a registry of loaded plugins, sandboxed calls. Cheap to clone.
 #[derive(Clone)]

@@ -156,9 +156,7 @@ impl Store {
         for o in outcomes {
             if !o.usage.is_zero() {
                 // Spent even when the attempt no longer holds its task.
-                let u = &mut batch.counters(&o.workflow_id).usage;
-                u.egress_requests += o.usage.egress_requests;
-                u.llm_tokens += o.usage.llm_tokens;
+                batch.counters(&o.workflow_id).usage.add(o.usage);
             }
             let held = completed.remove(&(o.workflow_id.as_str(), o.task_id.as_str()));
             let a = self.record_one(&mut tx, o, held, &mut batch).await?;
@@ -378,37 +376,6 @@ impl Store {
                 }
                 (TaskStatus::Completed, None)
             }
-            AttemptResult::Failed(f) if o.exhausted.is_some() => {
-                let error = json!({
-                    "error_type": f.error_type, "message": f.message, "attempt": o.attempt,
-                    "retryable": true, "detail": f.detail,
-                });
-                let event_error = EventError {
-                    error_type: f.error_type.clone(),
-                    message: f.message.clone(),
-                    attempt: o.attempt,
-                    detail: f.detail.clone(),
-                };
-                events.push(task_event(EventType::Failure, "failed").error(event_error));
-                // Ready at once; it is claimed when the workflow runs again.
-                sqlx::query(
-                    "UPDATE tasks SET status = 'retrying', lease_owner = NULL, lease_expires = NULL, \
-                     ready_at = $3, ready_since = $3, error = $4, uncounted_attempts = uncounted_attempts + 1 \
-                     WHERE workflow_id = $1 AND task_id = $2",
-                )
-                .bind(&o.workflow_id)
-                .bind(&o.task_id)
-                .bind(now)
-                .bind(error.to_string())
-                .execute(&mut *conn)
-                .await?;
-                let state =
-                    TaskVersionState { status: TaskStatus::Retrying, attempt: o.attempt, output: None, error: None };
-                change(&mut changes, &o.task_id, state);
-                let c = batch.counters(&o.workflow_id);
-                c.exhausted = c.exhausted.take().or_else(|| o.exhausted.clone().map(|e| (o.task_id.clone(), e)));
-                (TaskStatus::Retrying, Some(error))
-            }
             AttemptResult::Failed(f) => {
                 let error = json!({
                     "error_type": f.error_type, "message": f.message, "attempt": o.attempt,
@@ -421,7 +388,30 @@ impl Store {
                     detail: f.detail.clone(),
                 };
                 events.push(task_event(EventType::Failure, "failed").error(event_error.clone()));
-                if f.retryable && o.attempt.saturating_sub(uncounted) < policy.max_attempts {
+                if let Some(exhausted) = &o.exhausted {
+                    // Ready at once; it is claimed when the workflow runs again.
+                    sqlx::query(
+                        "UPDATE tasks SET status = 'retrying', lease_owner = NULL, lease_expires = NULL, \
+                         ready_at = $3, ready_since = $3, error = $4, uncounted_attempts = uncounted_attempts + 1 \
+                         WHERE workflow_id = $1 AND task_id = $2",
+                    )
+                    .bind(&o.workflow_id)
+                    .bind(&o.task_id)
+                    .bind(now)
+                    .bind(error.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                    let state = TaskVersionState {
+                        status: TaskStatus::Retrying,
+                        attempt: o.attempt,
+                        output: None,
+                        error: None,
+                    };
+                    change(&mut changes, &o.task_id, state);
+                    let c = batch.counters(&o.workflow_id);
+                    c.exhausted.get_or_insert_with(|| (o.task_id.clone(), exhausted.clone()));
+                    (TaskStatus::Retrying, Some(error))
+                } else if f.retryable && o.attempt.saturating_sub(uncounted) < policy.max_attempts {
                     let delay = policy.delay(o.attempt);
                     let at = now + delay.as_micros() as i64;
                     retry_at = Some(at);

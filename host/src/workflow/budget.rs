@@ -29,6 +29,12 @@ impl Usage {
         self.egress_requests == 0 && self.llm_tokens == 0
     }
 
+    /// Add what `other` spent.
+    pub fn add(&mut self, other: Usage) {
+        self.egress_requests += other.egress_requests;
+        self.llm_tokens += other.llm_tokens;
+    }
+
     /// The larger of each figure.
     pub fn max(self, other: Usage) -> Usage {
         Usage {

@@ -45,10 +45,6 @@ async fn a_failed_reload_never_unloads_the_serving_version() {
     still_serves().await;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// With 256 descriptors, the host holds at most 128 connections: 300 idle clients get the rest
 /// refused with a 503, the plugins stay loaded through a reload, and once the clients leave the
 /// host serves as before.
@@ -58,7 +54,7 @@ async fn idle_connections_cannot_exhaust_the_descriptors() {
     let plugins = work.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::write(plugins.join("echo.wasm"), support::component("echo")).unwrap();
-    let port = free_port();
+    let port = support::free_port();
     let out = work.path().join("stdout.log");
     let command = format!(
         "ulimit -n 256 && exec '{}' serve --listen 127.0.0.1:{port} --db '{}' --plugins-dir '{}' --cache-dir '{}'",
@@ -75,11 +71,7 @@ async fn idle_connections_cannot_exhaust_the_descriptors() {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    while !client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
-        assert!(started.elapsed() < Duration::from_secs(60), "the host did not get ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::wait_ready(port).await;
     assert!(std::fs::read_to_string(&out).unwrap().contains("128 connections (of 256 descriptors)"));
 
     let idle: Vec<std::net::TcpStream> =
