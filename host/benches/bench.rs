@@ -1,6 +1,6 @@
 //! Benchmarks of the host, by section: `cargo bench --bench bench [-- SECTION...]`.
 //!
-//! Each section prints its own figures. Sections: `plugins`, `engine`, `waiting`.
+//! Each section prints its own figures. Sections: `plugins`, `engine`, `waiting`, `watchers`.
 
 #[path = "sections/engine.rs"]
 mod engine;
@@ -8,11 +8,14 @@ mod engine;
 mod plugins;
 #[path = "sections/waiting.rs"]
 mod waiting;
+#[path = "sections/watchers.rs"]
+mod watchers;
 
 /// A named group of benchmarks.
 type Section = (&'static str, fn());
 
-const SECTIONS: &[Section] = &[("plugins", plugins::run), ("engine", engine::run), ("waiting", waiting::run)];
+const SECTIONS: &[Section] =
+    &[("plugins", plugins::run), ("engine", engine::run), ("waiting", waiting::run), ("watchers", watchers::run)];
 
 fn main() {
     if std::env::var_os(waiting::UPSTREAM_ENV).is_some() {

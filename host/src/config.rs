@@ -70,6 +70,9 @@ pub struct Config {
     /// HTTP connections held open at once; past it a connection is answered 503. Default: half
     /// the descriptor limit (raised to its hard limit at start), at most 8,192.
     pub max_connections: Option<usize>,
+    /// Seconds a response write may wait for its client to read before the connection is closed
+    /// (a watcher that stopped reading its event stream, say).
+    pub client_write_timeout: f64,
     /// PEM file of certificate authorities trusted for plugins' outbound HTTPS, besides the
     /// bundled Mozilla roots (a company CA, a local test CA).
     pub outbound_ca_file: Option<PathBuf>,
@@ -100,6 +103,7 @@ impl Default for Config {
             outbound_max_request_bytes: http.max_request_bytes,
             outbound_max_response_bytes: http.max_response_bytes,
             max_connections: None,
+            client_write_timeout: 30.0,
             max_event_streams: 1024,
             max_error_bytes: crate::plugins::DEFAULT_MAX_ERROR_BYTES,
             max_event_streams_per_client: 32,
@@ -150,6 +154,7 @@ impl Config {
         positive("default_timeout", self.default_timeout)?;
         positive("outbound_connect_timeout", self.outbound_connect_timeout)?;
         positive("outbound_request_timeout", self.outbound_request_timeout)?;
+        positive("client_write_timeout", self.client_write_timeout)?;
         if self.miss_threshold < 2 {
             return Err(ConfigError::Invalid { key: "miss_threshold", problem: "must be at least 2".into() });
         }

@@ -21,6 +21,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/workflows"),
     ("get", "/v1/workflows"),
     ("get", "/v1/workflows/{id}"),
+    ("get", "/v1/workflows/{id}/tasks"),
     ("get", "/v1/workflows/{id}/tasks/{task_id}"),
     ("post", "/v1/workflows/{id}/pause"),
     ("post", "/v1/workflows/{id}/resume"),
@@ -48,6 +49,7 @@ const ROUTES: &[(&str, &str)] = &[
 pub(crate) struct App {
     pub(crate) router: Router,
     pub(crate) host: Host,
+    pub(crate) tails: Arc<api::Tails>,
     _dir: tempfile::TempDir,
     _db_dir: Option<tempfile::TempDir>,
 }
@@ -72,14 +74,10 @@ pub(crate) async fn app_with(backend: Backend, tune: impl FnOnce(&mut Config)) -
     };
     tune(&mut config);
     let host = host::start(&config, config.engine_config()).await.unwrap_or_else(|f| panic!("{}", f.message));
-    let state = AppState {
-        engine: host.engine.clone(),
-        plugins: Arc::new(host.runtime.registry().clone()),
-        metrics: host.metrics.clone(),
-        streams: Arc::new(api::StreamSlots::new(config.max_event_streams, config.max_event_streams_per_client)),
-        config: Arc::new(config),
-    };
-    App { router: api::router(state), host, _dir: dir, _db_dir: db_dir }
+    let state =
+        AppState::new(host.engine.clone(), Arc::new(host.runtime.registry().clone()), host.metrics.clone(), config);
+    let tails = state.tails.clone();
+    App { router: api::router(state), host, tails, _dir: dir, _db_dir: db_dir }
 }
 
 pub(crate) async fn app(backend: Backend) -> App {
@@ -514,6 +512,69 @@ async fn event_stream_delivers_every_event_in_order_and_resumes(backend: Backend
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
 
+/// Ten watchers of one running workflow share its tail; one of them reads nothing until the
+/// workflow has ended, falls behind the tail's backlog and catches up from the store. Each gets
+/// every event once, in order, then `end`; then nobody follows the workflow any more.
+async fn watchers_share_one_tail_and_a_slow_one_catches_up(backend: Backend) {
+    let app = app(backend).await;
+    let mut tasks =
+        vec![json!({ "task_id": "wait", "agent_type": "testkit", "input": { "action": "sleep", "ms": 1000 } })];
+    for i in 0..400 {
+        let before = if i == 0 { "wait".to_string() } else { format!("t{}", i - 1) };
+        tasks.push(
+            json!({ "task_id": format!("t{i}"), "agent_type": "fib", "input": { "n": 3 }, "dependencies": [before] }),
+        );
+    }
+    let id = app.submit(json!({ "tasks": tasks })).await;
+    let open = || {
+        let req = Request::get(format!("/v1/workflows/{id}/events/stream")).body(Body::empty()).unwrap();
+        app.router.clone().oneshot(req)
+    };
+    let mut streams = Vec::new();
+    for _ in 0..10 {
+        streams.push(open().await.unwrap());
+    }
+    assert_eq!(app.tails.followed(), 1, "one tail for the ten streams");
+    // The slow one reads what there is (the workflow waits for its first task), then stops.
+    let mut slow = streams.pop().unwrap().into_body();
+    let mut slow_body = Vec::new();
+    while let Ok(Some(frame)) = tokio::time::timeout(Duration::from_millis(200), slow.frame()).await {
+        slow_body.extend_from_slice(&frame.unwrap().into_data().unwrap());
+    }
+    assert!(!slow_body.is_empty());
+    let readers: Vec<_> = streams
+        .into_iter()
+        .map(|r| tokio::spawn(async move { r.into_body().collect().await.unwrap().to_bytes() }))
+        .collect();
+    assert_eq!(app.settle(&id).await, "completed");
+    let mut stored = Vec::new();
+    loop {
+        let (_, page) = app.get(&format!("/v1/workflows/{id}/events?limit=1000&after={}", stored.len())).await;
+        let events = page["events"].as_array().unwrap();
+        stored.extend(events.iter().cloned());
+        if events.len() < 1000 {
+            break;
+        }
+    }
+    assert!(stored.len() > 2000, "{}", stored.len());
+    let check = |body: &[u8]| {
+        let frames = sse_frames(std::str::from_utf8(body).unwrap());
+        let (end, events) = frames.split_last().unwrap();
+        assert_eq!(end.1.as_deref(), Some("end"));
+        assert_eq!(events.len(), stored.len(), "every event once");
+        for (frame, e) in events.iter().zip(&stored) {
+            assert_eq!(frame.0, e["seq"].as_i64());
+            assert_eq!(&serde_json::from_str::<Value>(&frame.2).unwrap(), e);
+        }
+    };
+    for r in readers {
+        check(&r.await.unwrap());
+    }
+    slow_body.extend_from_slice(&slow.collect().await.unwrap().to_bytes());
+    check(&slow_body);
+    support::eventually("the tail to stop", || app.tails.followed() == 0).await;
+}
+
 async fn openapi_document_is_valid_and_lists_every_route(backend: Backend) {
     let app = app(backend).await;
     let (s, doc) = app.get("/openapi.json").await;
@@ -569,5 +630,6 @@ crate::on_both_backends!(
     operations_routes_report_health_metrics_and_workers,
     plugin_routes_list_and_install_checked_components,
     event_stream_delivers_every_event_in_order_and_resumes,
+    watchers_share_one_tail_and_a_slow_one_catches_up,
     openapi_document_is_valid_and_lists_every_route,
 );

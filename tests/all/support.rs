@@ -105,3 +105,67 @@ pub async fn wait_ready(port: u16) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A `hyphae serve` process on a free port, with a SQLite database and the given plugins in a
+/// fresh directory, and `toml` as its config file; killed when dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// Starts the binary and waits until it is ready.
+    pub async fn start(agent_types: &[&str], toml: &str) -> Served {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).expect("plugins dir");
+        for name in agent_types {
+            std::fs::write(plugins.join(format!("{name}.wasm")), component(name)).expect("copy");
+        }
+        std::fs::write(dir.path().join("hyphae.toml"), toml).expect("config");
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_hyphae"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--db")
+            .arg(dir.path().join("hyphae.db"))
+            .arg("--plugins-dir")
+            .arg(&plugins)
+            .arg("--config")
+            .arg(dir.path().join("hyphae.toml"))
+            .arg("--cache-dir")
+            .arg(repo_root().join("target").join("test-plugin-cache"))
+            .stdout(std::fs::File::create(dir.path().join("stdout.log")).expect("log"))
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).expect("log"))
+            .spawn()
+            .expect("hyphae serve starts");
+        wait_ready(port).await;
+        Served { child, port, dir }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits (up to 10 s) until what `cond` returns resolves to `true`.
+pub async fn eventually_async<F: std::future::Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
+    let start = std::time::Instant::now();
+    while !cond().await {
+        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,8 +1,10 @@
 //! Connections of the HTTP API, bounded below the process's descriptor limit so that clients
 //! holding connections open cannot starve the host of the descriptors it needs for its database,
 //! plugin files and outbound requests. A connection past the bound is answered `503` at once and
-//! closed.
+//! closed. A connection whose client stops reading is closed once a write has waited
+//! `client_write_timeout`, so no slow reader holds a slot (or a stream's buffers) for ever.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -13,6 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
 
 /// Most connections by default, whatever the descriptor limit.
 const DEFAULT_CAP: usize = 8192;
@@ -40,16 +43,18 @@ pub fn default_max_connections(descriptor_limit: u64) -> usize {
     ((descriptor_limit / 2) as usize).clamp(1, DEFAULT_CAP)
 }
 
-/// A TCP listener that holds at most `max` connections open.
+/// A TCP listener that holds at most `max` connections open, and closes those whose writes wait
+/// longer than `write_timeout` for the client to read.
 pub struct Bounded {
     listener: TcpListener,
     slots: Arc<Semaphore>,
     max: usize,
+    write_timeout: Duration,
 }
 
 impl Bounded {
-    pub fn new(listener: TcpListener, max: usize) -> Bounded {
-        Bounded { listener, slots: Arc::new(Semaphore::new(max)), max }
+    pub fn new(listener: TcpListener, max: usize, write_timeout: Duration) -> Bounded {
+        Bounded { listener, slots: Arc::new(Semaphore::new(max)), max, write_timeout }
     }
 }
 
@@ -70,7 +75,10 @@ impl axum::serve::Listener for Bounded {
                 }
             };
             match self.slots.clone().try_acquire_owned() {
-                Ok(permit) => return (Counted { stream, _permit: permit }, addr),
+                Ok(permit) => {
+                    let conn = Counted { stream, _permit: permit, write_timeout: self.write_timeout, stalled: None };
+                    return (conn, addr);
+                }
                 Err(_) => {
                     tracing::warn!(%addr, max = self.max, "connection refused: the host holds max_connections already");
                     tokio::spawn(refuse(stream, self.max));
@@ -117,6 +125,31 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Boun
 pub struct Counted {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    write_timeout: Duration,
+    /// Running while a write waits for the client to read.
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl Counted {
+    /// Pass a write's readiness through, failing it once it has waited `write_timeout`.
+    fn bound_wait<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let timeout = self.write_timeout;
+        let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                tracing::info!(
+                    timeout_s = timeout.as_secs_f64(),
+                    "closing a connection: its client has not read for client_write_timeout"
+                );
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading")))
+            }
+        }
+    }
 }
 
 impl AsyncRead for Counted {
@@ -127,11 +160,13 @@ impl AsyncRead for Counted {
 
 impl AsyncWrite for Counted {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.bound_wait(cx, polled)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let polled = Pin::new(&mut self.stream).poll_flush(cx);
+        self.bound_wait(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -143,7 +178,8 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.bound_wait(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {

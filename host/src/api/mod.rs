@@ -12,6 +12,7 @@ mod plugins;
 mod registry;
 mod slots;
 mod stream;
+mod tails;
 mod workflows;
 
 use std::sync::{Arc, OnceLock};
@@ -28,6 +29,7 @@ use utoipa_axum::routes;
 pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 pub use plugins::{PluginAdmin, PluginView};
 pub use slots::StreamSlots;
+pub use tails::Tails;
 
 use crate::config::Config;
 use crate::engine::Engine;
@@ -46,6 +48,22 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Event streams open now, in all and per client.
     pub streams: Arc<StreamSlots>,
+    /// The workflows' tails their event streams share.
+    pub tails: Arc<Tails>,
+}
+
+impl AppState {
+    /// The state of a host serving `engine` and `plugins` with `config`.
+    pub fn new(engine: Engine, plugins: Arc<dyn PluginAdmin>, metrics: Arc<Metrics>, config: Config) -> AppState {
+        AppState {
+            streams: Arc::new(StreamSlots::new(config.max_event_streams, config.max_event_streams_per_client)),
+            tails: Tails::new(engine.clone()),
+            engine,
+            plugins,
+            metrics,
+            config: Arc::new(config),
+        }
+    }
 }
 
 #[derive(OpenApi)]
@@ -67,6 +85,7 @@ fn routes(config: &Config) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(workflows::submit, workflows::list).layer(json_limit))
         .routes(routes!(workflows::get))
+        .routes(routes!(workflows::tasks))
         .routes(routes!(workflows::task))
         .routes(routes!(workflows::pause))
         .routes(routes!(workflows::resume))

@@ -2,10 +2,11 @@
 //!
 //! Each event's SSE `id` is its position (`seq`), so a client resumes with `Last-Event-ID` (or
 //! `?after=N`). The stream ends with an `end` event once the workflow is terminal and every event
-//! has been sent.
+//! has been sent. Live events come from the workflow's tail ([`super::tails`]), shared by all its
+//! streams; the store is read directly only to catch up.
 
 use std::convert::Infallible;
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
@@ -20,13 +21,9 @@ use super::connections::ClientAddr;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiPath, ApiQuery};
 use super::slots::StreamSlot;
+use super::tails::{Encoded, Update, BATCH};
 use super::AppState;
-use crate::events::{Event, EventQuery};
-
-/// Events read from the store per round.
-const BATCH: i64 = 500;
-/// Longest wait for a notice before looking again (changes made by other hosts).
-const POLL: Duration = Duration::from_secs(1);
+use crate::events::EventQuery;
 
 /// Where the stream starts.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -46,9 +43,9 @@ pub struct StreamQuery {
     ),
     responses(
         (status = 200, description = "Server-sent events, one per coordination event: `id` is its `seq`, \
-         `event` its `event_type`, `data` the `Event` as JSON (the schema `Event`); when the workflow has ended, an `end` \
+         `data` the `Event` as JSON (the schema `Event`); when the workflow has ended, an `end` \
          event (`status`, `last_seq`); a comment line every 15 s keeps the connection open", content_type = "text/event-stream", body = String,
-         example = json!("id: 3\nevent: task_started\ndata: {\"seq\":3,\"event_type\":\"task_started\",...}\n\n")),
+         example = json!("id: 3\ndata: {\"seq\":3,\"event_type\":\"task_started\",...}\n\n")),
         (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 429, description = "This client has max_event_streams_per_client streams open", body = ErrorBody),
@@ -71,89 +68,104 @@ pub async fn event_stream(
         None => q.after.unwrap_or(0),
     }
     .max(0);
-    // Subscribe before the first read, so no change between the read and the wait is missed.
-    let notices = s.engine.subscribe();
     s.engine.store().last_event_seq(&id).await?; // 404 before the stream starts
     let slot = s.streams.take(client.map(|Extension(ConnectInfo(ClientAddr(addr)))| addr.ip()))?;
-    Ok(Sse::new(events(s, id, after, notices, slot)).keep_alive(KeepAlive::default()))
+    // Followed before the first read, so no change between the read and the wait is missed.
+    let tail = s.tails.follow(&id);
+    Ok(Sse::new(events(s, id, after, tail, slot)).keep_alive(KeepAlive::default()))
 }
 
 fn events(
     s: AppState,
     id: String,
     mut pos: i64,
-    mut notices: broadcast::Receiver<crate::engine::Notice>,
+    mut tail: broadcast::Receiver<Arc<Update>>,
     slot: StreamSlot,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     async_stream::stream! {
         // Held as long as the stream is.
         let _slot = slot;
         let store = s.engine.store().clone();
-        let mut terminal_seen = false;
-        loop {
-            let q = EventQuery { after: pos, limit: BATCH, ..Default::default() };
-            let batch = match store.workflow_events(&id, &q).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(workflow_id = %id, "event stream stopped: {e}");
-                    let why = if e.is_unavailable() { "the database cannot be reached now" } else { "reading the events failed" };
-                    yield Ok(error_event(&format!("{why}: reconnect with Last-Event-ID: {pos}")));
-                    break;
+        'catch_up: loop {
+            // From the store, until the stream has what the store holds now.
+            let mut terminal_seen = false;
+            loop {
+                let q = EventQuery { after: pos, limit: BATCH, ..Default::default() };
+                let batch = match store.workflow_events(&id, &q).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(workflow_id = %id, "event stream stopped: {e}");
+                        let why = if e.is_unavailable() { "the database cannot be reached now" } else { "reading the events failed" };
+                        yield Ok(error_event(&format!("{why}: reconnect with Last-Event-ID: {pos}")));
+                        break 'catch_up;
+                    }
+                };
+                let n = batch.len() as i64;
+                for e in batch {
+                    pos = e.seq;
+                    yield Ok(sse_event(e.seq, &Encoded::new(&e).json));
                 }
-            };
-            let n = batch.len() as i64;
-            for e in batch {
-                pos = e.seq;
-                yield Ok(sse_event(&e));
-            }
-            if n == BATCH {
-                continue;
-            }
-            if terminal_seen {
-                // Status was terminal before this read: every event is now sent.
-                let status = store.workflow_status(&id).await.map(|s| s.to_string()).unwrap_or_default();
-                yield Ok(SseEvent::default().event("end").data(serde_json::json!({ "status": status, "last_seq": pos }).to_string()));
-                break;
-            }
-            match store.workflow_status(&id).await {
-                Ok(status) if status.is_terminal() => {
-                    terminal_seen = true;
+                if n == BATCH {
                     continue;
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(workflow_id = %id, "event stream stopped: {e}");
-                    yield Ok(error_event(&format!("reading the workflow's status failed: reconnect with Last-Event-ID: {pos}")));
-                    break;
+                if terminal_seen {
+                    // Status was terminal before this read: every event is now sent.
+                    let status = store.workflow_status(&id).await.map(|s| s.to_string()).unwrap_or_default();
+                    yield Ok(end_event(&status, pos));
+                    break 'catch_up;
+                }
+                match store.workflow_status(&id).await {
+                    Ok(status) if status.is_terminal() => terminal_seen = true,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(workflow_id = %id, "event stream stopped: {e}");
+                        yield Ok(error_event(&format!("reading the workflow's status failed: reconnect with Last-Event-ID: {pos}")));
+                        break 'catch_up;
+                    }
                 }
             }
-            wait_for_change(&mut notices, &id).await;
+            // Live, from the workflow's tail; back to the store after a gap, a lag or a stop.
+            loop {
+                let update = match tail.recv().await {
+                    Ok(update) => update,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        tracing::debug!(workflow_id = %id, "an event stream fell behind its tail: reading the store");
+                        continue 'catch_up;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        tail = s.tails.follow(&id);
+                        continue 'catch_up;
+                    }
+                };
+                match &*update {
+                    Update::Events(events) => {
+                        if events.first().is_some_and(|e| e.seq > pos + 1) {
+                            continue 'catch_up;
+                        }
+                        for e in events {
+                            if e.seq > pos {
+                                pos = e.seq;
+                                yield Ok(sse_event(e.seq, &e.json));
+                            }
+                        }
+                    }
+                    Update::End { last_seq, .. } if *last_seq > pos => continue 'catch_up,
+                    Update::End { status, .. } => {
+                        yield Ok(end_event(status, pos));
+                        break 'catch_up;
+                    }
+                }
+            }
         }
     }
 }
 
-/// Wait for a notice about workflow `id` (or any lag), at most [`POLL`].
-async fn wait_for_change(notices: &mut broadcast::Receiver<crate::engine::Notice>, id: &str) {
-    let _ = tokio::time::timeout(POLL, async {
-        loop {
-            match notices.recv().await {
-                Ok(n) if n.workflow_id == id => return,
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => return,
-                Err(broadcast::error::RecvError::Closed) => {
-                    // Engine stopped: fall back to polling.
-                    tokio::time::sleep(POLL).await;
-                    return;
-                }
-            }
-        }
-    })
-    .await;
+fn sse_event(seq: i64, json: &str) -> SseEvent {
+    SseEvent::default().id(seq.to_string()).data(json)
 }
 
-fn sse_event(e: &Event) -> SseEvent {
-    let data = serde_json::to_string(e).unwrap_or_else(|_| "{}".into());
-    SseEvent::default().id(e.seq.to_string()).data(data)
+fn end_event(status: &str, last_seq: i64) -> SseEvent {
+    SseEvent::default().event("end").data(serde_json::json!({ "status": status, "last_seq": last_seq }).to_string())
 }
 
 fn error_event(message: &str) -> SseEvent {

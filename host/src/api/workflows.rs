@@ -10,10 +10,10 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::AppState;
 use crate::store::{
-    BudgetState, Control, ControlOutcome, Page, StoreError, Submitted, TaskState, VersionInfo, VersionState,
-    WorkflowFilter, WorkflowState, WorkflowSummary,
+    BudgetState, Control, ControlOutcome, Page, StoreError, Submitted, TaskFilter, TaskState, VersionInfo,
+    VersionState, WorkflowFilter, WorkflowState, WorkflowSummary,
 };
-use crate::workflow::{Budget, WorkflowSpec, WorkflowStatus};
+use crate::workflow::{Budget, TaskStatus, WorkflowSpec, WorkflowStatus};
 
 /// Default page size of listings.
 pub const DEFAULT_LIMIT: i64 = 100;
@@ -23,6 +23,18 @@ pub const MAX_LIMIT: i64 = 1000;
 /// Page size from a query: default 100, clamped to 1..=1000.
 pub fn page_size(limit: Option<i64>) -> i64 {
     limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+}
+
+/// The status a query names, if any; 400 `invalid_status` listing the `known` ones otherwise.
+fn status_param<S: std::str::FromStr>(
+    name: Option<&str>,
+    known: impl Iterator<Item = &'static str>,
+) -> ApiResult<Option<S>> {
+    let Some(name) = name.filter(|s| !s.is_empty()) else { return Ok(None) };
+    name.parse().map(Some).map_err(|_| {
+        let known: Vec<&str> = known.collect();
+        ApiError::bad_request("invalid_status", format!("unknown status `{name}`: use one of {}", known.join(", ")))
+    })
 }
 
 /// Submit a workflow. It is validated before anything is stored; a matching `idempotency_key`
@@ -64,23 +76,64 @@ pub async fn list(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Page<WorkflowSummary>>> {
-    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
-        None => None,
-        Some(name) => Some(name.parse::<WorkflowStatus>().map_err(|_| {
-            let known: Vec<&str> = WorkflowStatus::ALL.iter().map(|s| s.as_str()).collect();
-            ApiError::bad_request("invalid_status", format!("unknown status `{name}`: use one of {}", known.join(", ")))
-        })?),
-    };
+    let status = status_param(q.status.as_deref(), WorkflowStatus::ALL.iter().map(|s| s.as_str()))?;
     let filter = WorkflowFilter { status, limit: page_size(q.limit), cursor: q.cursor.filter(|c| !c.is_empty()) };
     Ok(Json(s.engine.store().list_workflows(&filter).await?))
 }
 
-/// A workflow with the state of every task.
+/// How many tasks `GET /v1/workflows/{id}` includes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WorkflowQuery {
+    /// Tasks included, in submission order (default and most: 1000; 0 for none). The rest:
+    /// `GET /v1/workflows/{id}/tasks?cursor=` with `tasks_next_cursor`.
+    pub tasks_limit: Option<i64>,
+}
+
+/// A workflow with its task counts and its first tasks (1,000 unless `tasks_limit` says fewer).
 #[utoipa::path(get, path = "/v1/workflows/{id}", tag = "workflows",
-    params(("id" = String, Path, description = "Workflow id")),
+    params(("id" = String, Path, description = "Workflow id"), WorkflowQuery),
     responses((status = 200, body = WorkflowState), (status = 404, body = ErrorBody)))]
-pub async fn get(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<WorkflowState>> {
-    Ok(Json(s.engine.store().workflow(&id).await?))
+pub async fn get(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<WorkflowQuery>,
+) -> ApiResult<Json<WorkflowState>> {
+    let limit = q.tasks_limit.unwrap_or(MAX_LIMIT).clamp(0, MAX_LIMIT);
+    Ok(Json(s.engine.store().workflow_with(&id, &TaskFilter { limit: Some(limit), ..Default::default() }).await?))
+}
+
+/// Filter of a workflow's task listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TasksQuery {
+    /// Only tasks in this status.
+    pub status: Option<String>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page (or the workflow's `tasks_next_cursor`).
+    pub cursor: Option<String>,
+}
+
+/// A workflow's tasks in submission order, a page at a time (without their attempts: see
+/// `GET /v1/workflows/{id}/tasks/{task_id}`).
+#[utoipa::path(get, path = "/v1/workflows/{id}/tasks", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id"), TasksQuery),
+    responses((status = 200, body = Page<TaskState>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn tasks(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<TasksQuery>,
+) -> ApiResult<Json<Page<TaskState>>> {
+    let status = status_param(q.status.as_deref(), TaskStatus::ALL.iter().map(|s| s.as_str()))?;
+    let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().map_err(|_| {
+            ApiError::bad_request("invalid_cursor", "cursor must be the `next_cursor` of an earlier page")
+        })?),
+    };
+    let filter = TaskFilter { status, limit: Some(page_size(q.limit)), cursor };
+    Ok(Json(s.engine.store().tasks(&id, &filter).await?))
 }
 
 /// One task with its attempts (plugin digest, error, log).

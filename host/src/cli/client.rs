@@ -177,6 +177,15 @@ pub(super) async fn status(args: StatusArgs) -> CommandResult {
         ]);
     }
     print!("{}", t.render());
+    let total: u64 = v["task_counts"].as_object().into_iter().flatten().filter_map(|(_, n)| n.as_u64()).sum();
+    let shown = v["tasks"].as_array().map_or(0, |t| t.len()) as u64;
+    if let Some(cursor) = v["tasks_next_cursor"].as_str() {
+        println!(
+            "\n... and {} more tasks: GET /v1/workflows/{}/tasks?cursor={cursor}",
+            total.saturating_sub(shown),
+            s(&v["workflow_id"])
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

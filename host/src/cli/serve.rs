@@ -91,14 +91,10 @@ async fn serve_until(config: Config, stop: impl Future<Output = ()> + Send + 'st
     let addr = listener.local_addr().unwrap_or(config.listen);
     print_banner(&config, addr, &host);
     println!("  limits:    {max_connections} connections (of {descriptors} descriptors)");
-    let listener = connections::Bounded::new(listener, max_connections);
-    let state = AppState {
-        engine: host.engine.clone(),
-        plugins: Arc::new(host.runtime.registry().clone()),
-        metrics: host.metrics.clone(),
-        streams: Arc::new(api::StreamSlots::new(config.max_event_streams, config.max_event_streams_per_client)),
-        config: Arc::new(config),
-    };
+    let listener =
+        connections::Bounded::new(listener, max_connections, Duration::from_secs_f64(config.client_write_timeout));
+    let state =
+        AppState::new(host.engine.clone(), Arc::new(host.runtime.registry().clone()), host.metrics.clone(), config);
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = async move {
         stop.await;

@@ -26,7 +26,9 @@ pub use claim::{Claim, ClaimedTask};
 pub use control::{BudgetState, Control, ControlOutcome};
 pub(crate) use inserts::Inserts;
 pub use outcome::{Applied, AttemptResult, Outcome};
-pub use read::{AttemptRecord, Page, TaskResultRow, TaskState, WorkflowFilter, WorkflowState, WorkflowSummary};
+pub use read::{
+    AttemptRecord, Page, TaskFilter, TaskResultRow, TaskState, WorkflowFilter, WorkflowState, WorkflowSummary,
+};
 pub(crate) use rows::add_blocks;
 pub use rows::{parse_notice, TaskVersionState};
 pub use submit::Submitted;

@@ -103,7 +103,11 @@ pub struct WorkflowState {
     pub usage: Usage,
     /// Number of tasks in each status.
     pub task_counts: BTreeMap<String, usize>,
+    /// The tasks in submission order: all of them, or the first page when read through the API.
     pub tasks: Vec<TaskState>,
+    /// More tasks follow: pass as `cursor` to `GET /v1/workflows/{id}/tasks` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks_next_cursor: Option<String>,
 }
 
 /// A workflow in a listing.
@@ -128,6 +132,16 @@ pub struct WorkflowFilter {
     pub cursor: Option<String>,
 }
 
+/// Which tasks of a workflow to read.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub status: Option<TaskStatus>,
+    /// At most this many (all when `None`).
+    pub limit: Option<i64>,
+    /// Continue after this task (the previous page's `next_cursor`: a position).
+    pub cursor: Option<i64>,
+}
+
 /// A page of results.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Page<T> {
@@ -139,6 +153,8 @@ pub struct Page<T> {
 
 const TASK_COLUMNS: &str = "task_id, agent_id, agent_type, dependencies, status, attempt, input, retry_policy, \
     timeout_ms, allow_failure, metadata, output, error, started_at, finished_at";
+/// Columns in [`TASK_COLUMNS`].
+const TASK_COLUMN_COUNT: usize = 15;
 
 fn task_from_row(r: &AnyRow) -> Result<TaskState> {
     let status: String = r.try_get(4)?;
@@ -165,6 +181,11 @@ fn task_from_row(r: &AnyRow) -> Result<TaskState> {
 impl Store {
     /// A workflow with all its tasks, in submission order.
     pub async fn workflow(&self, workflow_id: &str) -> Result<WorkflowState> {
+        self.workflow_with(workflow_id, &TaskFilter::default()).await
+    }
+
+    /// A workflow with the tasks `filter` picks; its `task_counts` count all tasks.
+    pub async fn workflow_with(&self, workflow_id: &str, filter: &TaskFilter) -> Result<WorkflowState> {
         let r = sqlx::query(
             "SELECT workflow_id, name, status, version, max_parallel, variables, context, error, created_at, \
              updated_at, started_at, finished_at, pause_reason, budget, egress_requests, llm_tokens \
@@ -174,17 +195,12 @@ impl Store {
         .fetch_optional(&self.read)
         .await?
         .ok_or_else(|| StoreError::WorkflowNotFound(workflow_id.to_string()))?;
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE workflow_id = $1 ORDER BY position"
-        )))
-        .bind(workflow_id)
-        .fetch_all(&self.read)
-        .await?;
-        let tasks = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
-        let mut task_counts = BTreeMap::new();
-        for t in &tasks {
-            *task_counts.entry(t.status.to_string()).or_insert(0) += 1;
-        }
+        let tasks = self.tasks_of(workflow_id, filter).await?;
+        let counts: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM tasks WHERE workflow_id = $1 GROUP BY status")
+                .bind(workflow_id)
+                .fetch_all(&self.read)
+                .await?;
         Ok(WorkflowState {
             workflow_id: r.try_get(0)?,
             name: r.try_get(1)?,
@@ -204,9 +220,42 @@ impl Store {
                 egress_requests: r.try_get::<i64, _>(14)? as u64,
                 llm_tokens: r.try_get::<i64, _>(15)? as u64,
             },
-            task_counts,
-            tasks,
+            task_counts: counts.into_iter().map(|(status, n)| (status, n as usize)).collect(),
+            tasks: tasks.items,
+            tasks_next_cursor: tasks.next_cursor,
         })
+    }
+
+    /// Tasks of a workflow in submission order, as `filter` picks them (without their attempts).
+    pub async fn tasks(&self, workflow_id: &str, filter: &TaskFilter) -> Result<Page<TaskState>> {
+        self.workflow_exists(workflow_id).await?;
+        self.tasks_of(workflow_id, filter).await
+    }
+
+    async fn tasks_of(&self, workflow_id: &str, filter: &TaskFilter) -> Result<Page<TaskState>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TASK_COLUMNS}, position FROM tasks WHERE workflow_id = $1 AND position > $2 \
+             AND ($3 = '' OR status = $3) ORDER BY position LIMIT $4"
+        )))
+        .bind(workflow_id)
+        .bind(filter.cursor.unwrap_or(-1))
+        .bind(filter.status.map(|s| s.as_str()).unwrap_or(""))
+        .bind(filter.limit.map_or(i64::MAX, |l| l.saturating_add(1)))
+        .fetch_all(&self.read)
+        .await?;
+        let mut items = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
+        let next_cursor = match filter.limit {
+            Some(limit) if rows.len() as i64 > limit => {
+                let last: i64 = match limit {
+                    0 => filter.cursor.unwrap_or(-1),
+                    _ => rows[limit as usize - 1].try_get(TASK_COLUMN_COUNT)?,
+                };
+                items.truncate(limit as usize);
+                Some(last.to_string())
+            }
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
     }
 
     /// The status of a workflow.
