@@ -39,3 +39,30 @@ echo "==> running the plugin SDK and example plugin unit tests (native)"
 (cd plugins && cargo test --quiet)
 echo "==> running the tests (PostgreSQL at $HYPHAE_TEST_POSTGRES)"
 cargo test --workspace --no-fail-fast "$@"
+
+# Short fuzz runs (host/fuzz/README.md), seeded so that a run is the same every time (long runs
+# look for new inputs): they need a nightly toolchain; cargo-fuzz is installed under
+# target/tools when missing. HYPHAE_FUZZ_RUNS=0 skips them.
+FUZZ_RUNS="${HYPHAE_FUZZ_RUNS:-100000}"
+if [ "$FUZZ_RUNS" != 0 ]; then
+    if rustup run nightly rustc --version >/dev/null 2>&1; then
+        export PATH="$PWD/target/tools/bin:$PATH"
+        if ! cargo fuzz --version >/dev/null 2>&1; then
+            echo "==> installing cargo-fuzz into target/tools"
+            cargo install --quiet --locked --root target/tools cargo-fuzz
+        fi
+        for target in workflow_json handoff event_blocks; do
+            echo "==> fuzzing $target: $FUZZ_RUNS inputs"
+            log="$PWD/target/fuzz-$target.log"
+            if ! (cd host && cargo +nightly fuzz run --sanitizer none "$target" -- \
+                -seed=1 -runs="$FUZZ_RUNS" -max_len=65536) >"$log" 2>&1; then
+                tail -n 60 "$log"
+                echo "error: fuzz target $target failed; the input is in host/fuzz/artifacts/$target (see host/fuzz/README.md)" >&2
+                exit 1
+            fi
+            grep -E '^Done [0-9]+ runs' "$log" | tail -n 1
+        done
+    else
+        echo "==> no nightly toolchain: fuzz targets not run (rustup toolchain install nightly to run them)"
+    fi
+fi

@@ -104,7 +104,7 @@ async fn late_result_of_a_fenced_attempt_is_refused() {
 }
 
 /// A `hyphae serve` process on `db`, with quick heartbeats.
-fn spawn_host(db: &str, plugins: &std::path::Path, dir: &std::path::Path, port: u16) -> Child {
+pub(crate) fn spawn_host(db: &str, plugins: &std::path::Path, dir: &std::path::Path, port: u16) -> Child {
     let config = dir.join(format!("hyphae-{port}.toml"));
     std::fs::write(&config, "heartbeat_interval = 0.2\nmiss_threshold = 3\n").unwrap();
     Command::new(env!("CARGO_BIN_EXE_hyphae"))

@@ -20,7 +20,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
         if let Err(e) = inner.store.renew_leases(&inner.worker_id, inner.config.lease).await {
             tracing::warn!(error = %e, "renewing leases failed");
         }
-        match inner.store.reap_lost_attempts(inner.config.miss_threshold, None).await {
+        match inner.store.reap_lost_attempts(&inner.worker_id, inner.config.miss_threshold, None).await {
             Ok(applied) if !applied.is_empty() => {
                 tracing::warn!(attempts = applied.len(), "took over attempts of a lost worker");
                 for a in applied {

@@ -136,7 +136,7 @@ impl Engine {
             tasks: TaskTracker::new(),
         });
         let all_but = inner.config.exclusive.then_some(inner.worker_id.as_str());
-        let lost = inner.store.reap_lost_attempts(inner.config.miss_threshold, all_but).await?;
+        let lost = inner.store.reap_lost_attempts(&inner.worker_id, inner.config.miss_threshold, all_but).await?;
         if !lost.is_empty() {
             tracing::warn!(attempts = lost.len(), "took over attempts that were in flight when their worker stopped");
         }

@@ -45,8 +45,9 @@ pub fn build(source: &TaskResultRow, target: Target<'_>, now_rfc3339: &str) -> V
     let mut source_obj = Map::new();
     source_obj.insert("agent_id".into(), json!(source.agent_id));
     source_obj.insert("agent_type".into(), json!(source.agent_type));
-    if let Some(ms) = source.execution_ms {
-        source_obj.insert("execution_time".into(), json!(ms));
+    // The schema wants a number >= 0: a clock that went back counts 0, a damaged row nothing.
+    if let Some(ms) = source.execution_ms.filter(|ms| ms.is_finite()) {
+        source_obj.insert("execution_time".into(), json!(ms.max(0.0)));
     }
     json!({
         "version": "1.0",
@@ -152,6 +153,30 @@ mod tests {
         assert_eq!(h["metadata"]["retry_count"], 1);
         assert_eq!(h["context"]["previous_results"][0]["output"]["x"], 1);
         assert_eq!(h["target"]["requirements"]["schema"]["type"], "object");
+    }
+
+    /// Found by the `handoff` fuzz target: a duration that is not a number became `null`, a
+    /// negative one broke the schema's minimum.
+    #[test]
+    fn durations_that_are_not_numbers_or_negative_keep_to_the_schema() {
+        let (meta, vars, ctx) = (json!({}), json!({}), json!({}));
+        let target = Target {
+            workflow_id: "w",
+            task_id: "b",
+            agent_id: "b",
+            agent_type: "echo",
+            attempt: 1,
+            metadata: &meta,
+            variables: &vars,
+            context: &ctx,
+        };
+        for ms in [f64::NAN, f64::INFINITY] {
+            let h = build(&TaskResultRow { execution_ms: Some(ms), ..source() }, target, "2026-01-01T00:00:00Z");
+            assert_eq!(check(&h), vec![], "{h}");
+            assert!(h["source"].get("execution_time").is_none());
+        }
+        let h = build(&TaskResultRow { execution_ms: Some(-3.0), ..source() }, target, "2026-01-01T00:00:00Z");
+        assert_eq!(h["source"]["execution_time"], 0.0);
     }
 
     #[test]

@@ -131,19 +131,23 @@ impl Store {
 
     /// Take over attempts whose holder is gone: leases that expired, leases of workers that are
     /// FAILED (missed `threshold` heartbeats, or stopped), and, with `all_but`, every lease not held
-    /// by that worker (a single host restarting on its own database). Each lost attempt is recorded
-    /// as a retryable `worker_lost` failure, so it is retried like any failure.
-    pub async fn reap_lost_attempts(&self, threshold: u32, all_but: Option<&str>) -> Result<Vec<Applied>> {
+    /// by that worker (a single host restarting on its own database). The attempts of `me`, the
+    /// worker looking, are taken only when their lease expired: a host whose own heartbeat was late
+    /// (a busy database, a starved thread) does not take its live attempts from itself. Each lost
+    /// attempt is recorded as a retryable `worker_lost` failure, so it is retried like any failure.
+    pub async fn reap_lost_attempts(&self, me: &str, threshold: u32, all_but: Option<&str>) -> Result<Vec<Applied>> {
         let now = now_us();
         let rows = sqlx::query(
             "SELECT t.workflow_id, t.task_id, t.attempt, t.lease_owner FROM tasks t \
              LEFT JOIN workers w ON w.worker_id = t.lease_owner \
-             WHERE t.status = 'running' AND (t.lease_expires < $1 OR w.stopped = 1 \
-             OR w.last_beat < $1 - w.interval_ms * 1000 * $2 OR ($3 <> '' AND t.lease_owner <> $3))",
+             WHERE t.status = 'running' AND (t.lease_expires < $1 \
+             OR (t.lease_owner <> $4 AND (w.stopped = 1 OR w.last_beat < $1 - w.interval_ms * 1000 * $2)) \
+             OR ($3 <> '' AND t.lease_owner <> $3))",
         )
         .bind(now)
         .bind(threshold as i64)
         .bind(all_but.unwrap_or(""))
+        .bind(me)
         .fetch_all(&self.read)
         .await?;
         if rows.is_empty() {

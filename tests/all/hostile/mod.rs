@@ -2,6 +2,7 @@
 //! host keeps serving, answers with the documented error, and loses nothing.
 
 mod client_input;
+mod crashes;
 mod deep_json;
 mod descriptors;
 mod memory;
