@@ -81,14 +81,14 @@ impl Tails {
         let store = self.engine.store().clone();
         let mut pos = match store.last_event_seq(&id).await {
             Ok(pos) => pos,
-            Err(e) => return self.stop(&id, &tx, &format!("{e}")),
+            Err(e) => return self.stop(&id, &tx, Some(&e.to_string())),
         };
         let mut terminal_seen = false;
         loop {
             let q = EventQuery { after: pos, limit: BATCH, ..Default::default() };
             let batch = match store.workflow_events(&id, &q).await {
                 Ok(batch) => batch,
-                Err(e) => return self.stop(&id, &tx, &format!("{e}")),
+                Err(e) => return self.stop(&id, &tx, Some(&e.to_string())),
             };
             let full = batch.len() as i64 == BATCH;
             if let Some(last) = batch.last() {
@@ -104,7 +104,7 @@ impl Tails {
                 // Status was terminal before this read: every event has been handed out.
                 let status = store.workflow_status(&id).await.map(|s| s.to_string()).unwrap_or_default();
                 let _ = tx.send(Arc::new(Update::End { status, last_seq: pos }));
-                return self.stop(&id, &tx, "");
+                return self.stop(&id, &tx, None);
             }
             match store.workflow_status(&id).await {
                 Ok(status) if status.is_terminal() => {
@@ -112,7 +112,7 @@ impl Tails {
                     continue;
                 }
                 Ok(_) => {}
-                Err(e) => return self.stop(&id, &tx, &format!("{e}")),
+                Err(e) => return self.stop(&id, &tx, Some(&e.to_string())),
             }
             if self.unfollowed(&id, &tx) {
                 return;
@@ -128,27 +128,29 @@ impl Tails {
         if tx.receiver_count() > 0 {
             return false;
         }
-        if open.get(id).is_some_and(|t| t.same_channel(tx)) {
-            open.remove(id);
-        }
+        forget(&mut open, id, tx);
         true
     }
 
     /// Take the tail of `id` out of the map: its streams see it closed and read the store
     /// themselves (where they meet the same error, if there was one).
-    fn stop(&self, id: &str, tx: &broadcast::Sender<Arc<Update>>, error: &str) {
-        if !error.is_empty() {
+    fn stop(&self, id: &str, tx: &broadcast::Sender<Arc<Update>>, error: Option<&str>) {
+        if let Some(error) = error {
             tracing::warn!(workflow_id = %id, "event stream tail stopped: {error}");
         }
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if open.get(id).is_some_and(|t| t.same_channel(tx)) {
-            open.remove(id);
-        }
+        forget(&mut self.open.lock().unwrap_or_else(|e| e.into_inner()), id, tx);
     }
 
     /// Workflows followed now.
     pub fn followed(&self) -> usize {
         self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// Remove the tail of `id` from `open` if it is still `tx` (not a newer one).
+fn forget(open: &mut HashMap<String, broadcast::Sender<Arc<Update>>>, id: &str, tx: &broadcast::Sender<Arc<Update>>) {
+    if open.get(id).is_some_and(|t| t.same_channel(tx)) {
+        open.remove(id);
     }
 }
 
