@@ -69,7 +69,7 @@ async fn request_budget_pauses_then_raising_it_continues(b: Backend) {
     assert!(refused["metadata"]["reason"].as_str().unwrap().starts_with("budget_exhausted"), "{refused}");
 
     // Resuming without more budget pauses again at once.
-    h.engine.control(&id, hyphae::store::Control::Resume).await.unwrap();
+    h.engine.control(&id, hyphae::lifecycle::Control::Resume).await.unwrap();
     let s = h.settle(&id).await;
     assert_status(&s, WorkflowStatus::Paused);
     assert_eq!(server.hits(), 2);
@@ -77,7 +77,7 @@ async fn request_budget_pauses_then_raising_it_continues(b: Backend) {
     let raised = h.engine.set_budget(&id, Budget { max_egress_requests: Some(3), ..Default::default() }).await.unwrap();
     assert_eq!(raised.usage.egress_requests, 2);
     assert_eq!(events(&h, &id, EventType::WorkflowBudgetChanged).await.len(), 1);
-    h.engine.control(&id, hyphae::store::Control::Resume).await.unwrap();
+    h.engine.control(&id, hyphae::lifecycle::Control::Resume).await.unwrap();
     let s = h.settle(&id).await;
     assert_status(&s, WorkflowStatus::Completed);
     assert!(s.pause_reason.is_none(), "{:?}", s.pause_reason);

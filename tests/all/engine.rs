@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use hyphae::events::{EventQuery, EventType};
-use hyphae::store::Control;
+use hyphae::lifecycle::Control;
 use hyphae::workflow::{TaskStatus, WorkflowStatus};
 use serde_json::{json, Value};
 

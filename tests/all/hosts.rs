@@ -5,7 +5,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hyphae::engine::EngineConfig;
-use hyphae::store::{Applied, AttemptResult, Outcome};
+use hyphae::lifecycle::{AttemptResult, Outcome};
+use hyphae::store::Applied;
 use hyphae::workflow::WorkflowStatus;
 use serde_json::{json, Value};
 
@@ -66,7 +67,7 @@ async fn cancel_on_one_host_stops_the_attempt_on_the_other() {
         assert!(started.elapsed() < Duration::from_secs(20), "the task never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    other.engine.control(&id, hyphae::store::Control::Cancel).await.expect("cancel");
+    other.engine.control(&id, hyphae::lifecycle::Control::Cancel).await.expect("cancel");
     let cancelled = Instant::now();
     while runner.engine.running_tasks() > 0 {
         assert!(cancelled.elapsed() < Duration::from_secs(10), "the attempt on the other host kept running");

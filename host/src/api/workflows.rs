@@ -9,9 +9,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::AppState;
+use crate::lifecycle::Control;
 use crate::store::{
-    BudgetState, Control, ControlOutcome, Page, StoreError, Submitted, TaskFilter, TaskState, VersionInfo,
-    VersionState, WorkflowFilter, WorkflowState, WorkflowSummary,
+    BudgetState, ControlOutcome, Page, StoreError, Submitted, TaskFilter, TaskState, VersionInfo, VersionState,
+    WorkflowFilter, WorkflowState, WorkflowSummary,
 };
 use crate::workflow::{Budget, TaskStatus, WorkflowSpec, WorkflowStatus};
 

@@ -14,7 +14,8 @@ use super::progress::Progress;
 use super::table::{self, Table};
 use crate::config::Config;
 use crate::engine::{Engine, EngineError};
-use crate::store::{Control, WorkflowState};
+use crate::lifecycle::Control;
+use crate::store::WorkflowState;
 use crate::workflow::{WorkflowSpec, WorkflowStatus};
 
 /// Options of `hyphae run`.

@@ -16,8 +16,9 @@ use tokio::sync::{broadcast, mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::lifecycle::Control;
 use crate::plugins::Sandbox;
-use crate::store::{BudgetState, Control, ControlOutcome, Store, StoreError, Submitted};
+use crate::store::{BudgetState, ControlOutcome, Store, StoreError, Submitted};
 use crate::telemetry::Metrics;
 use crate::workflow::{validate, Budget, ValidationError, WorkflowSpec, WorkflowStatus};
 

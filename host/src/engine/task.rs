@@ -11,11 +11,12 @@ use tokio_util::sync::CancellationToken;
 use super::Inner;
 use crate::events::{ms, rfc3339, AttemptMeta, EventType, NewEvent};
 use crate::handoff::{self, Target};
+use crate::lifecycle::{AttemptResult, Outcome};
 use crate::plugins::{
     CallOptions, DependencyStatus, Egress, EgressBudget, EgressOutcome, Issue, PreviousResult, TaskContext,
     TaskFailure, Validation,
 };
-use crate::store::{now_us, Applied, AttemptResult, ClaimedTask, Outcome, TaskResultRow};
+use crate::store::{now_us, Applied, ClaimedTask, TaskResultRow};
 use crate::workflow::{TaskStatus, Usage};
 
 pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemaphorePermit) {

@@ -9,8 +9,9 @@ use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
 use super::{Engine, EngineConfig};
+use crate::lifecycle::Control;
 use crate::plugins::{CallOptions, Execution, Sandbox, TaskContext, TaskFailure, Validation};
-use crate::store::{Control, Store};
+use crate::store::Store;
 use crate::telemetry::Metrics;
 use crate::workflow::{TaskStatus, WorkflowSpec, WorkflowStatus};
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::{scheduler, Inner};
-use crate::store::{Applied, Claim, Outcome};
+use crate::lifecycle::Outcome;
+use crate::store::{Applied, Claim};
 
 /// An outcome to record, the slot its attempt held, and where to send what recording did.
 pub(super) type Job = (Outcome, OwnedSemaphorePermit, oneshot::Sender<Option<Applied>>);

@@ -8,10 +8,10 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::inserts::{add, Inserts};
 use super::names::Names;
-use super::rows::{change, Changes, History, TaskVersionState};
+use super::rows::History;
 use super::{now_us, Dialect, Result, Store};
-use crate::events::{AttemptMeta, EventType, NewEvent};
-use crate::workflow::{Budget, TaskStatus, Usage, WorkflowStatus};
+use crate::lifecycle::{self, Changes};
+use crate::workflow::{Budget, Usage, WorkflowStatus};
 
 /// A task this worker now holds a lease on, with everything needed to run its attempt.
 #[derive(Debug, Clone)]
@@ -150,7 +150,7 @@ impl Store {
                 }
                 None => None,
             };
-            let excess = (running - max_parallel).clamp(0, k);
+            let excess = lifecycle::excess_claims(running, max_parallel, k);
             if excess > 0 {
                 sqlx::query("UPDATE workflows SET running = running - $2 WHERE workflow_id = $1")
                     .bind(&workflow_id)
@@ -204,17 +204,10 @@ impl Store {
                     queue_time: Duration::from_micros((now - ready_since.unwrap_or(now)).max(0) as u64),
                     budget,
                 };
-                let state =
-                    TaskVersionState { status: TaskStatus::Running, attempt: task.attempt, output: None, error: None };
-                change(&mut changes, &task.task_id, state);
-                if tracking {
-                    let names = (&task.task_id, &task.agent_id, &task.agent_type);
-                    let mut e = NewEvent::of_task(EventType::TaskStarted, now, names, "running");
-                    let meta =
-                        AttemptMeta { attempt: task.attempt, worker_id: Some(worker.clone()), ..Default::default() };
-                    e.metadata = Some(meta.into());
-                    events.push(e);
-                }
+                let names = (&task.task_id, &task.agent_id, &task.agent_type);
+                let (state, event) = lifecycle::started(names, task.attempt, &worker, now, tracking);
+                changes.insert(task.task_id.to_string(), state);
+                events.extend(event);
                 attempts.push((task.task_id.clone(), task.attempt, task.queue_time.as_micros() as i64));
                 claimed.push(task);
             }

@@ -1,27 +1,18 @@
 //! Operations on a whole workflow: pause, resume, cancel and rollback.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::json;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::inserts::Inserts;
-use super::rows::{change, Changes, History, TaskVersionState};
+use super::rows::History;
 use super::versions::parse_status;
 use super::{now_us, Dialect, Result, Store, StoreError};
 use crate::events::{EventType, NewEvent};
-use crate::workflow::{Budget, TaskStatus, Usage, WorkflowStatus};
-
-/// An operation on a workflow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    Pause,
-    Resume,
-    Cancel,
-    /// Roll back to this version.
-    Rollback(i64),
-}
+use crate::lifecycle::{self, Changes, Control, ControlStep, Refusal, Stop, TaskShape, TaskVersionState, WorkflowView};
+use crate::workflow::{Budget, Usage, WorkflowStatus};
 
 /// What an operation did.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -81,133 +72,93 @@ impl Store {
         Ok(BudgetState { workflow_id: workflow_id.to_string(), status, budget, usage })
     }
 
-    /// Apply an operation. Refused with [`StoreError::Conflict`] when the workflow's status does
-    /// not allow it.
+    /// Apply an operation, as [`lifecycle::control`] rules. Refused with [`StoreError::Conflict`]
+    /// when the workflow's status does not allow it.
     pub async fn control(&self, workflow_id: &str, op: Control) -> Result<ControlOutcome> {
         let mut tx = self.write.begin().await?;
+        let view = self.control_view(&mut tx, workflow_id).await?;
+        let step = lifecycle::control(workflow_id, op, &view).map_err(|r| match r {
+            Refusal::Conflict(message) => StoreError::Conflict(message),
+            Refusal::NoVersion(v) => StoreError::VersionNotFound(workflow_id.to_string(), v),
+        })?;
+        let outcome = |status, version, changed, cancelled_tasks| ControlOutcome {
+            workflow_id: workflow_id.to_string(),
+            status,
+            version,
+            changed,
+            cancelled_tasks,
+        };
+        if step == ControlStep::Unchanged {
+            return Ok(outcome(view.status, view.version, false, Vec::new()));
+        }
+        let (status, reason) = step.outcome();
+        let now = now_us();
+        let mut changes = Changes::new();
+        let mut events = Vec::new();
+        let mut cancelled = Vec::new();
+        match step {
+            ControlStep::Resume { .. } => self.mark_roots_ready(&mut tx, workflow_id, now).await?,
+            ControlStep::Cancel => {
+                let stopped = self.stop_remaining(&mut tx, workflow_id, Stop::Cancelled).await?;
+                cancelled = stopped.cancelled_tasks();
+                changes = stopped.changes;
+                events = stopped.events;
+                self.end_workflow(&mut tx, workflow_id, WorkflowStatus::Cancelled, None, now).await?;
+            }
+            ControlStep::Rollback { to, .. } => {
+                let target = self.state_at_on(&mut tx, workflow_id, to).await?;
+                changes = self.restore(&mut tx, workflow_id, &target.tasks).await?;
+            }
+            ControlStep::Pause | ControlStep::Unchanged => {}
+        }
+        events.extend(step.event(&cancelled));
+        sqlx::query(
+            "UPDATE workflows SET status = $2, pause_reason = $3, started_at = COALESCE(started_at, $4) \
+             WHERE workflow_id = $1",
+        )
+        .bind(workflow_id)
+        .bind(status.as_str())
+        .bind(step.pause_reason().map(|r| r.to_string()))
+        .bind(matches!(step, ControlStep::Resume { .. }).then_some(now))
+        .execute(&mut *tx)
+        .await?;
+        let mut history = History::default();
+        history.version(workflow_id, status, reason, changes);
+        history.events(workflow_id, events);
+        let flushed = history.flush(&mut tx, Inserts::new(self.dialect), self.events_enabled()).await?;
+        let version = flushed.versions.first().map(|(_, v)| *v).unwrap_or(view.version + 1);
+        if matches!(step, ControlStep::Rollback { .. }) {
+            super::rows::write_snapshot(&mut tx, workflow_id, version, status).await?;
+        }
+        super::rows::notify_hosts(&mut tx, self.dialect, &self.origin, vec![(workflow_id, true)]).await?;
+        tx.commit().await?;
+        self.count_events(flushed.events);
+        Ok(outcome(status, version, true, cancelled))
+    }
+
+    /// What a control needs of its workflow, its rows locked on PostgreSQL.
+    async fn control_view(&self, conn: &mut AnyConnection, workflow_id: &str) -> Result<WorkflowView> {
         let lock = if self.dialect == Dialect::Postgres { " FOR UPDATE" } else { "" };
         if self.dialect == Dialect::Postgres {
             // Lock in the order every other writer uses (task rows, then the workflow row), so a
             // concurrent outcome or claim waits instead of deadlocking.
             sqlx::query("SELECT task_id FROM tasks WHERE workflow_id = $1 ORDER BY task_id FOR UPDATE")
                 .bind(workflow_id)
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut *conn)
                 .await?;
         }
         let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT status, version, running FROM workflows WHERE workflow_id = $1{lock}"
+            "SELECT status, version, running, started_at FROM workflows WHERE workflow_id = $1{lock}"
         )))
         .bind(workflow_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| StoreError::WorkflowNotFound(workflow_id.to_string()))?;
-        let status = parse_status(&row.try_get::<String, _>(0)?)?;
-        let version: i64 = row.try_get(1)?;
-        let running: i64 = row.try_get(2)?;
-        let unchanged = |status| ControlOutcome {
-            workflow_id: workflow_id.to_string(),
-            status,
-            version,
-            changed: false,
-            cancelled_tasks: Vec::new(),
-        };
-        let refuse = |what: &str, hint: &str| {
-            Err(StoreError::Conflict(format!("workflow `{workflow_id}` is {status}: it cannot be {what}{hint}")))
-        };
-        let mut changes = Changes::new();
-        let mut events = Vec::new();
-        let mut cancelled = Vec::new();
-        let now = now_us();
-        let (new_status, reason) = match op {
-            Control::Pause => match status {
-                WorkflowStatus::Paused => return Ok(unchanged(status)),
-                WorkflowStatus::Running | WorkflowStatus::Pending => {
-                    events.push(NewEvent::new(EventType::WorkflowPaused).status("paused"));
-                    (WorkflowStatus::Paused, "paused")
-                }
-                _ => return refuse("paused", ""),
-            },
-            Control::Resume => match status {
-                WorkflowStatus::Running => return Ok(unchanged(status)),
-                WorkflowStatus::Paused | WorkflowStatus::Pending => {
-                    self.mark_roots_ready(&mut tx, workflow_id, now).await?;
-                    let first = status == WorkflowStatus::Pending
-                        && sqlx::query_scalar::<_, Option<i64>>(
-                            "SELECT started_at FROM workflows WHERE workflow_id = $1",
-                        )
-                        .bind(workflow_id)
-                        .fetch_one(&mut *tx)
-                        .await?
-                        .is_none();
-                    let t = if first { EventType::WorkflowStarted } else { EventType::WorkflowResumed };
-                    sqlx::query("UPDATE workflows SET started_at = COALESCE(started_at, $2) WHERE workflow_id = $1")
-                        .bind(workflow_id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    events.push(NewEvent::new(t).status("running"));
-                    (WorkflowStatus::Running, "resumed")
-                }
-                _ => return refuse("resumed", ": roll it back to a version first"),
-            },
-            Control::Cancel => match status {
-                WorkflowStatus::Cancelled => return Ok(unchanged(status)),
-                WorkflowStatus::Running | WorkflowStatus::Paused | WorkflowStatus::Pending => {
-                    cancelled = self
-                        .stop_remaining(&mut tx, workflow_id, TaskStatus::Cancelled, &mut changes, &mut events)
-                        .await?;
-                    self.end_workflow(&mut tx, workflow_id, WorkflowStatus::Cancelled, None, now).await?;
-                    let meta = json!({ "cancelled_tasks": cancelled });
-                    events.push(NewEvent::new(EventType::WorkflowCancelled).status("cancelled").metadata(meta));
-                    (WorkflowStatus::Cancelled, "cancelled")
-                }
-                _ => return refuse("cancelled", ""),
-            },
-            Control::Rollback(to) => {
-                if status == WorkflowStatus::Running {
-                    return refuse("rolled back", ": pause it first");
-                }
-                if running > 0 {
-                    return Err(StoreError::Conflict(format!(
-                        "workflow `{workflow_id}` still has {running} running task(s): wait for them to finish, then roll back"
-                    )));
-                }
-                if to < 1 || to > version {
-                    return Err(StoreError::VersionNotFound(workflow_id.to_string(), to));
-                }
-                let target = self.state_at_on(&mut tx, workflow_id, to).await?;
-                self.restore(&mut tx, workflow_id, &target.tasks, &mut changes).await?;
-                let meta = json!({ "to_version": to, "from_version": version });
-                events.push(NewEvent::new(EventType::WorkflowRolledBack).status("paused").metadata(meta));
-                (WorkflowStatus::Paused, "rolled_back")
-            }
-        };
-        // Why it is paused, in its state; none once it runs or ends.
-        let pause_reason = (new_status == WorkflowStatus::Paused)
-            .then(|| json!({ "reason": if reason == "paused" { "requested" } else { reason } }).to_string());
-        sqlx::query("UPDATE workflows SET status = $2, pause_reason = $3 WHERE workflow_id = $1")
-            .bind(workflow_id)
-            .bind(new_status.as_str())
-            .bind(pause_reason)
-            .execute(&mut *tx)
-            .await?;
-        let mut history = History::default();
-        history.version(workflow_id, new_status, reason, changes);
-        history.events(workflow_id, events);
-        let flushed = history.flush(&mut tx, Inserts::new(self.dialect), self.events_enabled()).await?;
-        let version = flushed.versions.first().map(|(_, v)| *v).unwrap_or(version + 1);
-        if matches!(op, Control::Rollback(_)) {
-            super::rows::write_snapshot(&mut tx, workflow_id, version, new_status).await?;
-        }
-        super::rows::notify_hosts(&mut tx, self.dialect, &self.origin, vec![(workflow_id, true)]).await?;
-        tx.commit().await?;
-        self.count_events(flushed.events);
-        Ok(ControlOutcome {
-            workflow_id: workflow_id.to_string(),
-            status: new_status,
-            version,
-            changed: true,
-            cancelled_tasks: cancelled,
+        Ok(WorkflowView {
+            status: parse_status(&row.try_get::<String, _>(0)?)?,
+            version: row.try_get(1)?,
+            running: row.try_get(2)?,
+            started: row.try_get::<Option<i64>, _>(3)?.is_some(),
         })
     }
 
@@ -224,45 +175,29 @@ impl Store {
         Ok(())
     }
 
-    /// Set every task to its state in `target`; what was not done there becomes `pending` again.
+    /// Set every task to its state in `target`, as [`lifecycle::rollback`] rules. Returns the
+    /// version's task changes.
     async fn restore(
         &self,
         conn: &mut AnyConnection,
         workflow_id: &str,
-        target: &std::collections::BTreeMap<String, TaskVersionState>,
-        changes: &mut Changes,
-    ) -> Result<()> {
-        let rows = sqlx::query("SELECT task_id, dependencies, allow_failure, status FROM tasks WHERE workflow_id = $1")
+        target: &BTreeMap<String, TaskVersionState>,
+    ) -> Result<Changes> {
+        let rows = sqlx::query("SELECT task_id, dependencies, allow_failure FROM tasks WHERE workflow_id = $1")
             .bind(workflow_id)
             .fetch_all(&mut *conn)
             .await?;
         let mut tasks = Vec::with_capacity(rows.len());
         for r in rows {
-            let task_id: String = r.try_get(0)?;
-            let deps: Vec<String> = serde_json::from_str(&r.try_get::<String, _>(1)?)?;
-            let allow_failure = r.try_get::<i64, _>(2)? != 0;
-            let state = target.get(&task_id).cloned().unwrap_or(TaskVersionState {
-                status: TaskStatus::Pending,
-                attempt: 0,
-                output: None,
-                error: None,
+            tasks.push(TaskShape {
+                task_id: r.try_get(0)?,
+                dependencies: serde_json::from_str(&r.try_get::<String, _>(1)?)?,
+                allow_failure: r.try_get::<i64, _>(2)? != 0,
             });
-            let keep = state.status == TaskStatus::Completed || (state.status == TaskStatus::Failed && allow_failure);
-            let state = if keep {
-                state
-            } else {
-                TaskVersionState { status: TaskStatus::Pending, attempt: state.attempt, output: None, error: None }
-            };
-            tasks.push((task_id, deps, allow_failure, state));
         }
-        let settled: HashMap<&str, bool> =
-            tasks.iter().map(|(id, _, _, s)| (id.as_str(), s.status != TaskStatus::Pending)).collect();
-        let mut remaining = 0i64;
-        for (task_id, deps, _, state) in &tasks {
-            let deps_remaining = deps.iter().filter(|d| !settled.get(d.as_str()).copied().unwrap_or(false)).count();
-            if state.status == TaskStatus::Pending {
-                remaining += 1;
-            }
+        let restored = lifecycle::rollback(target, tasks);
+        let mut changes = Changes::new();
+        for (task_id, state, waiting) in restored.tasks {
             sqlx::query(
                 "UPDATE tasks SET status = $3, output = $4, error = $5, deps_remaining = $6, ready_at = NULL, \
                  ready_since = NULL, lease_owner = NULL, lease_expires = NULL, \
@@ -270,22 +205,22 @@ impl Store {
                  WHERE workflow_id = $1 AND task_id = $2",
             )
             .bind(workflow_id)
-            .bind(task_id)
+            .bind(&task_id)
             .bind(state.status.as_str())
             .bind(state.output.as_ref().map(|v| v.to_string()))
             .bind(state.error.as_ref().map(|v| v.to_string()))
-            .bind(deps_remaining as i64)
+            .bind(waiting as i64)
             .execute(&mut *conn)
             .await?;
-            change(changes, task_id, state.clone());
+            changes.insert(task_id, state);
         }
         sqlx::query(
             "UPDATE workflows SET running = 0, remaining = $2, finished_at = NULL, error = NULL WHERE workflow_id = $1",
         )
         .bind(workflow_id)
-        .bind(remaining)
+        .bind(restored.remaining)
         .execute(&mut *conn)
         .await?;
-        Ok(())
+        Ok(changes)
     }
 }

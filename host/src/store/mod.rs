@@ -1,7 +1,8 @@
 //! Persistence: workflows, tasks, attempts, versions and events, on SQLite (default) or PostgreSQL.
 //!
-//! One implementation serves both databases through sqlx's `Any` driver; SQL that differs is chosen
-//! by [`Dialect`]. JSON is stored as text and timestamps as microseconds since the Unix epoch, so the
+//! The store decides nothing: [`crate::lifecycle`] rules what a change does; the store reads what
+//! a rule needs and applies what it returns. One implementation serves both databases through
+//! sqlx's `Any` driver; SQL that differs is chosen by [`Dialect`]. JSON is stored as text and timestamps as microseconds since the Unix epoch, so the
 //! same rows decode identically on both.
 
 mod claim;
@@ -23,14 +24,14 @@ use std::sync::Arc;
 use sqlx::AnyPool;
 
 pub use claim::{Claim, ClaimedTask};
-pub use control::{BudgetState, Control, ControlOutcome};
+pub use control::{BudgetState, ControlOutcome};
 pub(crate) use inserts::Inserts;
-pub use outcome::{Applied, AttemptResult, Outcome};
+pub use outcome::Applied;
 pub use read::{
     AttemptRecord, Page, TaskFilter, TaskResultRow, TaskState, WorkflowFilter, WorkflowState, WorkflowSummary,
 };
 pub(crate) use rows::add_blocks;
-pub use rows::{parse_notice, TaskVersionState};
+pub use rows::parse_notice;
 pub use submit::Submitted;
 pub use versions::{VersionInfo, VersionState};
 pub use workers::{WorkerHealth, WorkerRecord};

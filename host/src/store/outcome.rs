@@ -4,49 +4,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::claim::Claim;
 use super::inserts::{add, Inserts};
-use super::rows::{change, json_opt, Changes, History, TaskVersionState};
+use super::rows::{json_opt, History};
 use super::{now_us, ClaimedTask, Dialect, Result, Store};
-use crate::events::{ms, round_us, AttemptMeta, EventError, EventType, NewEvent, Performance};
-use crate::plugins::{LogLine, TaskFailure};
-use crate::workflow::{Exhausted, RetryPolicy, TaskStatus, Usage, WorkflowStatus};
-
-/// What an attempt produced.
-#[derive(Debug, Clone)]
-pub enum AttemptResult {
-    /// Output as JSON text.
-    Completed(String),
-    Failed(TaskFailure),
-}
-
-/// The outcome of one attempt, as a worker reports it.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub workflow_id: String,
-    pub task_id: String,
-    /// The fence: the attempt number of the claim.
-    pub attempt: u32,
-    pub result: AttemptResult,
-    /// Digest of the plugin version that ran.
-    pub plugin_digest: Option<Arc<str>>,
-    pub log: Vec<LogLine>,
-    pub queue_time: Duration,
-    pub execution_time: Duration,
-    /// Events observed while running the attempt (handoffs, execution start and end).
-    pub events: Vec<NewEvent>,
-    /// What the attempt spent on outbound requests, added to the workflow's usage.
-    pub usage: Usage,
-    /// The workflow's budget refused one of the attempt's requests: the attempt does not count,
-    /// the task waits to run again, and the workflow pauses.
-    pub exhausted: Option<Exhausted>,
-}
+use crate::events::NewEvent;
+use crate::lifecycle::{
+    self, AttemptEnded, AttemptResult, Changes, Held, Outcome, Stop, Stopped, TaskUpdate, Unfinished,
+};
+use crate::workflow::{Exhausted, TaskStatus, Usage, WorkflowStatus};
 
 /// What recording an outcome did.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,34 +65,20 @@ struct Counters {
     exhausted: Option<(String, Exhausted)>,
 }
 
-/// What recording needs of the task an attempt held, read by the statement that checks its fence.
-struct Held {
-    agent_id: String,
-    agent_type: String,
-    dependents: Vec<String>,
-    allow_failure: bool,
-    policy: RetryPolicy,
-    first_started: Option<i64>,
-    /// Attempts a budget refused, which the retry policy does not count.
-    uncounted: u32,
-}
-
-/// The columns [`Held::from_row`] reads, from index `at` on.
+/// The columns [`held_from_row`] reads, from index `at` on.
 const HELD_COLUMNS: &str =
     "agent_id, agent_type, dependents, allow_failure, retry_policy, started_at, uncounted_attempts";
 
-impl Held {
-    fn from_row(row: &AnyRow, at: usize) -> Result<Held> {
-        Ok(Held {
-            agent_id: row.try_get(at)?,
-            agent_type: row.try_get(at + 1)?,
-            dependents: serde_json::from_str(&row.try_get::<String, _>(at + 2)?)?,
-            allow_failure: row.try_get::<i64, _>(at + 3)? != 0,
-            policy: serde_json::from_str(&row.try_get::<String, _>(at + 4)?)?,
-            first_started: row.try_get(at + 5)?,
-            uncounted: row.try_get::<i64, _>(at + 6)? as u32,
-        })
-    }
+fn held_from_row(row: &AnyRow, at: usize) -> Result<Held> {
+    Ok(Held {
+        agent_id: row.try_get(at)?,
+        agent_type: row.try_get(at + 1)?,
+        dependents: serde_json::from_str(&row.try_get::<String, _>(at + 2)?)?,
+        allow_failure: row.try_get::<i64, _>(at + 3)? != 0,
+        policy: serde_json::from_str(&row.try_get::<String, _>(at + 4)?)?,
+        first_started: row.try_get(at + 5)?,
+        uncounted: row.try_get::<i64, _>(at + 6)? as u32,
+    })
 }
 
 /// The end of an attempt, as its row records it.
@@ -197,10 +154,10 @@ impl Store {
             let remaining: i64 = row.try_get(0)?;
             let status = super::versions::parse_status(&row.try_get::<String, _>(1)?)?;
             history.fill_status(workflow_id, status);
-            if c.settled > 0 && remaining == 0 && !status.is_terminal() {
+            if lifecycle::completes(c.settled, remaining, status) {
                 self.end_workflow(&mut tx, workflow_id, WorkflowStatus::Completed, None, now).await?;
                 history.set_last_status(workflow_id, WorkflowStatus::Completed);
-                history.events(workflow_id, vec![NewEvent::new(EventType::WorkflowCompleted).status("completed")]);
+                history.events(workflow_id, vec![lifecycle::workflow_completed()]);
                 if let Applied::Recorded { workflow_finished, .. } = &mut applied[c.last] {
                     *workflow_finished = Some(WorkflowStatus::Completed);
                 }
@@ -289,7 +246,7 @@ impl Store {
             for row in q.fetch_all(&mut *conn).await? {
                 let (wf, task): (String, String) = (row.try_get(0)?, row.try_get(1)?);
                 if let Some(o) = by_key.get(&(wf.as_str(), task.as_str())) {
-                    held.insert((o.workflow_id.as_str(), o.task_id.as_str()), Held::from_row(&row, 2)?);
+                    held.insert((o.workflow_id.as_str(), o.task_id.as_str()), held_from_row(&row, 2)?);
                 }
             }
         }
@@ -305,195 +262,46 @@ impl Store {
         held: Option<Held>,
         batch: &mut Batch<'o>,
     ) -> Result<Applied> {
-        let now = now_us();
         let held = match &o.result {
             AttemptResult::Completed(_) => held,
-            AttemptResult::Failed(_) => {
-                let lock = if self.dialect == Dialect::Postgres { " FOR UPDATE" } else { "" };
-                let sql = format!(
-                    "SELECT {HELD_COLUMNS} FROM tasks \
-                     WHERE workflow_id = $1 AND task_id = $2 AND attempt = $3 AND status = 'running'{lock}"
-                );
-                let row = sqlx::query(AssertSqlSafe(sql))
-                    .bind(&o.workflow_id)
-                    .bind(&o.task_id)
-                    .bind(o.attempt as i64)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                row.map(|r| Held::from_row(&r, 0)).transpose()?
-            }
+            AttemptResult::Failed(_) => self.held_for_failure(conn, o).await?,
         };
-        let Some(Held { agent_id, agent_type, dependents, allow_failure, policy, first_started, uncounted }) = held
-        else {
+        let Some(held) = held else {
             return Ok(Applied::Fenced);
         };
-
-        // The attempt's own events come first; this adds what recording it does.
+        // The attempt's own events come first; then those of what recording it does.
         batch.history.borrowed_events(&o.workflow_id, &o.events);
-        let tracking = self.events_enabled();
-        let mut events = Vec::new();
-        let mut changes = Changes::new();
-        let mut finished = None;
-        let mut cancelled = Vec::new();
-        let mut retry_at = None;
-        let exec_ms = ms(o.execution_time);
-        // The task's names, shared by the events this records: those of the attempt's own
-        // events (the claim's), else made at the first event.
-        let names = std::sync::OnceLock::new();
-        let task_event = |t: EventType, status: &'static str| {
-            let (task, agent, agent_type): &(Arc<str>, Arc<str>, Arc<str>) = names.get_or_init(|| {
-                o.events
-                    .iter()
-                    .find_map(|e| Some((e.task_id.clone()?, e.agent_id.clone()?, e.agent_type.clone()?)))
-                    .unwrap_or_else(|| {
-                        (o.task_id.as_str().into(), agent_id.as_str().into(), agent_type.as_str().into())
-                    })
-            });
-            NewEvent::of_task(t, now, (task, agent, agent_type), status)
-        };
-
-        let (task_status, attempt_error) = match &o.result {
-            AttemptResult::Completed(output) => {
-                let output_value: Value = serde_json::from_str(output).unwrap_or(Value::Null);
-                let state = TaskVersionState {
-                    status: TaskStatus::Completed,
-                    attempt: o.attempt,
-                    output: Some(output_value),
-                    error: None,
-                };
-                change(&mut changes, &o.task_id, state);
-                if tracking {
-                    // The plugin's digest is on the attempt's `execution_end` event.
-                    let mut e = task_event(EventType::TaskCompleted, "completed");
-                    e.duration_ms = Some(exec_ms);
-                    e.performance = Some(Performance {
-                        queue_time_ms: ms(o.queue_time),
-                        execution_time_ms: exec_ms,
-                        total_time_ms: first_started.map(|s| round_us((now - s) as f64 / 1000.0)).unwrap_or(exec_ms),
-                    });
-                    e.metadata = Some(AttemptMeta { attempt: o.attempt, ..Default::default() }.into());
-                    events.push(e);
-                }
-                (TaskStatus::Completed, None)
-            }
-            AttemptResult::Failed(f) => {
-                let error = json!({
-                    "error_type": f.error_type, "message": f.message, "attempt": o.attempt,
-                    "retryable": f.retryable, "detail": f.detail,
-                });
-                let event_error = EventError {
-                    error_type: f.error_type.clone(),
-                    message: f.message.clone(),
-                    attempt: o.attempt,
-                    detail: f.detail.clone(),
-                };
-                events.push(task_event(EventType::Failure, "failed").error(event_error.clone()));
-                if let Some(exhausted) = &o.exhausted {
-                    // Ready at once; it is claimed when the workflow runs again.
-                    sqlx::query(
-                        "UPDATE tasks SET status = 'retrying', lease_owner = NULL, lease_expires = NULL, \
-                         ready_at = $3, ready_since = $3, error = $4, uncounted_attempts = uncounted_attempts + 1 \
-                         WHERE workflow_id = $1 AND task_id = $2",
-                    )
-                    .bind(&o.workflow_id)
-                    .bind(&o.task_id)
-                    .bind(now)
-                    .bind(error.to_string())
-                    .execute(&mut *conn)
-                    .await?;
-                    let state = TaskVersionState {
-                        status: TaskStatus::Retrying,
-                        attempt: o.attempt,
-                        output: None,
-                        error: None,
-                    };
-                    change(&mut changes, &o.task_id, state);
-                    let c = batch.counters(&o.workflow_id);
-                    c.exhausted.get_or_insert_with(|| (o.task_id.clone(), exhausted.clone()));
-                    (TaskStatus::Retrying, Some(error))
-                } else if f.retryable && o.attempt.saturating_sub(uncounted) < policy.max_attempts {
-                    let delay = policy.delay(o.attempt);
-                    let at = now + delay.as_micros() as i64;
-                    retry_at = Some(at);
-                    sqlx::query(
-                        "UPDATE tasks SET status = 'retrying', lease_owner = NULL, lease_expires = NULL, \
-                         ready_at = $3, ready_since = $3, error = $4 WHERE workflow_id = $1 AND task_id = $2",
-                    )
-                    .bind(&o.workflow_id)
-                    .bind(&o.task_id)
-                    .bind(at)
-                    .bind(error.to_string())
-                    .execute(&mut *conn)
-                    .await?;
-                    let state = TaskVersionState {
-                        status: TaskStatus::Retrying,
-                        attempt: o.attempt,
-                        output: None,
-                        error: Some(error.clone()),
-                    };
-                    change(&mut changes, &o.task_id, state);
-                    let meta = json!({ "attempt": o.attempt, "next_attempt": o.attempt + 1,
-                        "delay_ms": delay.as_secs_f64() * 1000.0, "max_attempts": policy.max_attempts });
-                    events.push(
-                        task_event(EventType::TaskRetrying, "retrying")
-                            .error(event_error.clone())
-                            .metadata(meta.clone()),
-                    );
-                    events.push(task_event(EventType::Retry, "retrying").metadata(meta));
-                    (TaskStatus::Retrying, Some(error))
-                } else {
-                    self.finish_task(conn, o, TaskStatus::Failed, None, Some(&error), now).await?;
-                    let state = TaskVersionState {
-                        status: TaskStatus::Failed,
-                        attempt: o.attempt,
-                        output: None,
-                        error: Some(error.clone()),
-                    };
-                    change(&mut changes, &o.task_id, state);
-                    let mut e = task_event(EventType::TaskFailed, "failed").error(event_error);
-                    e.duration_ms = Some(exec_ms);
-                    e.metadata = Some(json!({ "attempt": o.attempt, "allow_failure": allow_failure }).into());
-                    events.push(e);
-                    (TaskStatus::Failed, Some(error))
-                }
-            }
-        };
-        let log = (!o.log.is_empty()).then(|| serde_json::to_string(&o.log)).transpose()?;
+        let now = now_us();
+        let end = lifecycle::attempt_ended(o, &held, now, self.events_enabled());
+        self.update_task(conn, o, &end, now).await?;
         batch.attempts.push(AttemptClose {
             workflow_id: o.workflow_id.clone(),
             task_id: o.task_id.clone(),
             attempt: o.attempt,
-            status: if task_status == TaskStatus::Retrying { "failed" } else { task_status.as_str() },
+            status: end.attempt_status(),
             finished_at: now,
-            error: attempt_error.as_ref().map(|e| e.to_string()),
-            log,
+            error: end.error.as_ref().map(|e| e.to_string()),
+            log: (!o.log.is_empty()).then(|| serde_json::to_string(&o.log)).transpose()?,
             plugin_digest: o.plugin_digest.clone(),
         });
-
-        let settled = task_status == TaskStatus::Completed || (task_status == TaskStatus::Failed && allow_failure);
-        if settled {
-            for d in dependents {
+        if end.settled {
+            for d in held.dependents {
                 *batch.settled.entry((o.workflow_id.clone(), d)).or_default() += 1;
             }
         }
         let counters = batch.counters(&o.workflow_id);
         counters.released += 1;
-        counters.settled += settled as i64;
-        if task_status == TaskStatus::Failed && !allow_failure {
-            let before: String = sqlx::query_scalar("SELECT status FROM workflows WHERE workflow_id = $1")
-                .bind(&o.workflow_id)
-                .fetch_one(&mut *conn)
-                .await?;
-            batch.counters(&o.workflow_id).failed = true;
-            batch.history.fill_status(&o.workflow_id, super::versions::parse_status(&before)?);
-            let reason = json!({ "task_id": o.task_id, "error": attempt_error });
-            cancelled =
-                self.stop_remaining(conn, &o.workflow_id, TaskStatus::Skipped, &mut changes, &mut events).await?;
-            self.end_workflow(conn, &o.workflow_id, WorkflowStatus::Failed, Some(&reason), now).await?;
-            let mut e = NewEvent::new(EventType::WorkflowFailed).status("failed");
-            e.task_id = Some(o.task_id.as_str().into());
-            e.metadata = Some(json!({ "failed_task": o.task_id, "cancelled_tasks": cancelled }).into());
-            events.push(e);
+        counters.settled += end.settled as i64;
+        if let Some(exhausted) = &o.exhausted {
+            counters.exhausted.get_or_insert_with(|| (o.task_id.clone(), exhausted.clone()));
+        }
+        let (task_status, retry_at) = (end.task_status(), end.retry_at());
+        let mut changes = Changes::new();
+        changes.insert(o.task_id.clone(), end.change);
+        let mut events = end.events;
+        let (mut finished, mut cancelled) = (None, Vec::new());
+        if end.fails_workflow {
+            cancelled = self.fail_workflow(conn, o, end.error.as_ref(), &mut changes, &mut events, batch).await?;
             finished = Some(WorkflowStatus::Failed);
             batch.history.version(&o.workflow_id, WorkflowStatus::Failed, task_status.as_str(), changes);
         } else {
@@ -503,28 +311,75 @@ impl Store {
         Ok(Applied::Recorded { task_status, workflow_finished: finished, cancelled, retry_at })
     }
 
-    async fn finish_task(
+    /// What recording a failed attempt needs of its task, if the attempt still holds it.
+    async fn held_for_failure(&self, conn: &mut AnyConnection, o: &Outcome) -> Result<Option<Held>> {
+        let lock = if self.dialect == Dialect::Postgres { " FOR UPDATE" } else { "" };
+        let sql = format!(
+            "SELECT {HELD_COLUMNS} FROM tasks \
+             WHERE workflow_id = $1 AND task_id = $2 AND attempt = $3 AND status = 'running'{lock}"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(&o.workflow_id)
+            .bind(&o.task_id)
+            .bind(o.attempt as i64)
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.map(|r| held_from_row(&r, 0)).transpose()
+    }
+
+    /// Write a failed attempt's task change (a completed one was written with its fence check).
+    async fn update_task(&self, conn: &mut AnyConnection, o: &Outcome, end: &AttemptEnded, now: i64) -> Result<()> {
+        let error = end.error.as_ref().map(|e| e.to_string());
+        let q = match end.update {
+            TaskUpdate::Completed => return Ok(()),
+            TaskUpdate::Retrying { ready_at, uncounted } => sqlx::query(
+                "UPDATE tasks SET status = 'retrying', lease_owner = NULL, lease_expires = NULL, \
+                 ready_at = $3, ready_since = $3, error = $4, uncounted_attempts = uncounted_attempts + $5 \
+                 WHERE workflow_id = $1 AND task_id = $2",
+            )
+            .bind(&o.workflow_id)
+            .bind(&o.task_id)
+            .bind(ready_at)
+            .bind(error)
+            .bind(uncounted as i64),
+            TaskUpdate::Failed => sqlx::query(
+                "UPDATE tasks SET status = 'failed', lease_owner = NULL, lease_expires = NULL, ready_at = NULL, \
+                 output = NULL, error = $3, finished_at = $4 WHERE workflow_id = $1 AND task_id = $2",
+            )
+            .bind(&o.workflow_id)
+            .bind(&o.task_id)
+            .bind(error)
+            .bind(now),
+        };
+        q.execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// The task of `o` failed its workflow: stop the rest and end it. Returns the tasks whose
+    /// running attempts were cancelled.
+    async fn fail_workflow(
         &self,
         conn: &mut AnyConnection,
         o: &Outcome,
-        status: TaskStatus,
-        output: Option<&String>,
         error: Option<&Value>,
-        now: i64,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE tasks SET status = $3, lease_owner = NULL, lease_expires = NULL, ready_at = NULL, output = $4, \
-             error = $5, finished_at = $6 WHERE workflow_id = $1 AND task_id = $2",
-        )
-        .bind(&o.workflow_id)
-        .bind(&o.task_id)
-        .bind(status.as_str())
-        .bind(output.cloned())
-        .bind(error.map(|e| e.to_string()))
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        changes: &mut Changes,
+        events: &mut Vec<NewEvent>,
+        batch: &mut Batch<'_>,
+    ) -> Result<Vec<String>> {
+        let before: String = sqlx::query_scalar("SELECT status FROM workflows WHERE workflow_id = $1")
+            .bind(&o.workflow_id)
+            .fetch_one(&mut *conn)
+            .await?;
+        batch.counters(&o.workflow_id).failed = true;
+        batch.history.fill_status(&o.workflow_id, super::versions::parse_status(&before)?);
+        let stopped = self.stop_remaining(conn, &o.workflow_id, Stop::Failed).await?;
+        let cancelled = stopped.cancelled_tasks();
+        changes.extend(stopped.changes);
+        events.extend(stopped.events);
+        let (reason, event) = lifecycle::workflow_failed(&o.task_id, error, &cancelled);
+        self.end_workflow(conn, &o.workflow_id, WorkflowStatus::Failed, Some(&reason), now_us()).await?;
+        events.push(event);
+        Ok(cancelled)
     }
 
     /// Dependencies of these tasks settled (how many, per task); those with none left become ready.
@@ -557,74 +412,92 @@ impl Store {
         Ok(())
     }
 
-    /// Stop every unfinished task of a workflow: running ones become `cancelled`, the others
-    /// `not_started` (skipped when the workflow failed, cancelled when it was cancelled).
-    /// Returns the tasks whose running attempts were cancelled.
+    /// Stop every unfinished task of a workflow, as [`lifecycle::stop`] says.
     pub(crate) async fn stop_remaining(
         &self,
         conn: &mut AnyConnection,
         workflow_id: &str,
-        not_started: TaskStatus,
-        changes: &mut Changes,
-        events: &mut Vec<NewEvent>,
-    ) -> Result<Vec<String>> {
+        why: Stop,
+    ) -> Result<Stopped> {
+        let lock = if self.dialect == Dialect::Postgres { " FOR UPDATE" } else { "" };
+        let sql = format!(
+            "SELECT task_id, agent_id, agent_type, status, attempt, error FROM tasks \
+             WHERE workflow_id = $1 AND status IN ('running', 'pending', 'retrying') ORDER BY task_id{lock}"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(workflow_id).fetch_all(&mut *conn).await?;
+        let mut unfinished = Vec::with_capacity(rows.len());
+        for r in rows {
+            unfinished.push(Unfinished {
+                task_id: r.try_get(0)?,
+                agent_id: r.try_get(1)?,
+                agent_type: r.try_get(2)?,
+                status: r.try_get::<String, _>(3)?.parse()?,
+                attempt: r.try_get::<i64, _>(4)? as u32,
+                error: json_opt(r.try_get(5)?),
+            });
+        }
+        let stopped = lifecycle::stop(unfinished, why);
         let now = now_us();
-        let running = sqlx::query(
-            "UPDATE tasks SET status = 'cancelled', lease_owner = NULL, lease_expires = NULL, ready_at = NULL, \
-             finished_at = $2 WHERE workflow_id = $1 AND status = 'running' RETURNING task_id, attempt",
-        )
-        .bind(workflow_id)
-        .bind(now)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut cancelled = Vec::with_capacity(running.len());
-        for r in running {
-            let task_id: String = r.try_get(0)?;
-            let attempt = r.try_get::<i64, _>(1)? as u32;
+        let cancelled: Vec<(&str, TaskStatus)> =
+            stopped.cancelled.iter().map(|(t, _)| (t.as_str(), TaskStatus::Cancelled)).collect();
+        let not_started = stopped.not_started_status.unwrap_or(TaskStatus::Skipped);
+        let rest: Vec<(&str, TaskStatus)> = stopped.not_started.iter().map(|t| (t.as_str(), not_started)).collect();
+        self.end_tasks(conn, workflow_id, &cancelled, now).await?;
+        self.end_tasks(conn, workflow_id, &rest, now).await?;
+        self.cancel_attempts(conn, workflow_id, &stopped.cancelled, now).await?;
+        Ok(stopped)
+    }
+
+    /// Put these tasks of a workflow into an end status, leases released.
+    async fn end_tasks(
+        &self,
+        conn: &mut AnyConnection,
+        workflow_id: &str,
+        tasks: &[(&str, TaskStatus)],
+        now: i64,
+    ) -> Result<()> {
+        for chunk in tasks.chunks(400) {
+            // Padded with null rows, which match no task (see `bucket`).
+            let padded = super::inserts::bucket(self.dialect, chunk.len());
+            let sql = format!(
+                "WITH e (wf, tid, st, at) AS (VALUES {}) UPDATE tasks SET status = e.st, lease_owner = NULL, \
+                 lease_expires = NULL, ready_at = NULL, finished_at = e.at FROM e \
+                 WHERE workflow_id = e.wf AND task_id = e.tid",
+                super::inserts::placeholders(self.dialect, padded, 4)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (task, status) in chunk {
+                q = q.bind(workflow_id).bind(*task).bind(status.as_str()).bind(now);
+            }
+            for _ in 0..(padded - chunk.len()) * 4 {
+                q = q.bind(None::<i64>);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Close these running attempts of a workflow as cancelled.
+    async fn cancel_attempts(
+        &self,
+        conn: &mut AnyConnection,
+        workflow_id: &str,
+        attempts: &[(String, u32)],
+        now: i64,
+    ) -> Result<()> {
+        for (task_id, attempt) in attempts {
             sqlx::query(
                 "UPDATE attempts SET status = 'cancelled', finished_at = $4 \
                  WHERE workflow_id = $1 AND task_id = $2 AND attempt = $3",
             )
             .bind(workflow_id)
-            .bind(&task_id)
-            .bind(attempt as i64)
+            .bind(task_id)
+            .bind(*attempt as i64)
             .bind(now)
             .execute(&mut *conn)
             .await?;
-            let state = TaskVersionState { status: TaskStatus::Cancelled, attempt, output: None, error: None };
-            change(changes, &task_id, state);
-            cancelled.push(task_id);
         }
-        let rest = sqlx::query(
-            "UPDATE tasks SET status = $2, ready_at = NULL, finished_at = $3 \
-             WHERE workflow_id = $1 AND status IN ('pending', 'retrying') \
-             RETURNING task_id, agent_id, agent_type, attempt, error",
-        )
-        .bind(workflow_id)
-        .bind(not_started.as_str())
-        .bind(now)
-        .fetch_all(&mut *conn)
-        .await?;
-        for r in rest {
-            let task_id: String = r.try_get(0)?;
-            let state = TaskVersionState {
-                status: not_started,
-                attempt: r.try_get::<i64, _>(3)? as u32,
-                output: None,
-                error: json_opt(r.try_get(4)?),
-            };
-            change(changes, &task_id, state);
-            if not_started == TaskStatus::Skipped {
-                let (agent_id, agent_type): (String, String) = (r.try_get(1)?, r.try_get(2)?);
-                events.push(
-                    NewEvent::new(EventType::TaskSkipped)
-                        .task(task_id.as_str(), agent_id.as_str(), agent_type.as_str())
-                        .status("skipped")
-                        .metadata(json!({ "reason": "the workflow failed" })),
-                );
-            }
-        }
-        Ok(cancelled)
+        Ok(())
     }
 
     /// Put a workflow into an end status.
@@ -675,10 +548,7 @@ async fn pause_for_budget(
     exhausted: &Exhausted,
     history: &mut History<'_>,
 ) -> Result<()> {
-    let reason = json!({
-        "reason": "budget_exhausted", "task_id": task_id, "budget": exhausted.budget,
-        "limit": exhausted.limit, "used": exhausted.used,
-    });
+    let (reason, event) = lifecycle::budget_paused(task_id, exhausted);
     let paused = sqlx::query(
         "UPDATE workflows SET status = 'paused', pause_reason = $2 WHERE workflow_id = $1 AND status = 'running'",
     )
@@ -688,7 +558,7 @@ async fn pause_for_budget(
     .await?;
     if paused.rows_affected() == 1 {
         history.version(workflow_id, WorkflowStatus::Paused, "budget_exhausted", Changes::new());
-        history.events(workflow_id, vec![NewEvent::new(EventType::WorkflowPaused).status("paused").metadata(reason)]);
+        history.events(workflow_id, vec![event]);
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use super::rows::json_opt;
 use super::versions::parse_status;
 use super::{Result, Store, StoreError};
 use crate::events::rfc3339;
-use crate::plugins::LogLine;
+use crate::workflow::LogLine;
 use crate::workflow::{Budget, RetryPolicy, TaskStatus, Usage, WorkflowStatus};
 
 /// A task as it is now.

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
@@ -11,26 +11,8 @@ use super::inserts::{add, placeholders, Inserts};
 use super::{now_us, Dialect, Result};
 use crate::events::blocks::{self, Block};
 use crate::events::NewEvent;
-use crate::workflow::{TaskStatus, WorkflowStatus};
-
-/// The part of a task's state that versions record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskVersionState {
-    pub status: TaskStatus,
-    pub attempt: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<Value>,
-}
-
-/// Task changes of one version, by task id (serialized as they are, without a copy as JSON values).
-pub type Changes = std::collections::BTreeMap<String, TaskVersionState>;
-
-/// Record a task change into `changes`.
-pub fn change(changes: &mut Changes, task_id: &str, state: TaskVersionState) {
-    changes.insert(task_id.to_string(), state);
-}
+use crate::lifecycle::{Changes, TaskVersionState};
+use crate::workflow::WorkflowStatus;
 
 /// Parse an optional JSON text column.
 pub fn json_opt(text: Option<String>) -> Option<Value> {
@@ -57,7 +39,7 @@ pub async fn write_snapshot(
             output: json_opt(r.try_get(3)?),
             error: json_opt(r.try_get(4)?),
         };
-        change(&mut tasks, &r.try_get::<String, _>(0)?, state);
+        tasks.insert(r.try_get(0)?, state);
     }
     #[derive(Serialize)]
     struct Snapshot<'a> {

@@ -6,9 +6,10 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::inserts::{placeholders, Inserts};
 use super::names::Names;
-use super::rows::{change, Changes, History, TaskVersionState};
+use super::rows::History;
 use super::{now_us, Result, Store};
 use crate::events::{EventType, NewEvent};
+use crate::lifecycle::{Changes, TaskVersionState};
 use crate::workflow::{TaskStatus, ValidWorkflow, WorkflowStatus};
 
 const TASK_COLUMNS: usize = 17;
@@ -101,8 +102,7 @@ impl Store {
 
         let mut changes = Changes::new();
         for t in &wf.tasks {
-            let state = TaskVersionState { status: TaskStatus::Pending, attempt: 0, output: None, error: None };
-            change(&mut changes, &t.task_id, state);
+            changes.insert(t.task_id.clone(), TaskVersionState::bare(TaskStatus::Pending, 0));
         }
         let mut history = History::default();
         history.version(&id, status, "created", changes);

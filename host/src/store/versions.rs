@@ -7,9 +7,9 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
 
-use super::rows::TaskVersionState;
 use super::{Result, Store, StoreError};
 use crate::events::rfc3339;
+use crate::lifecycle::TaskVersionState;
 use crate::workflow::WorkflowStatus;
 
 /// One version of a workflow.

@@ -5,10 +5,9 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::outcome::{AttemptResult, Outcome};
 use super::{now_us, Applied, Result, Store};
 use crate::events::rfc3339;
-use crate::plugins::TaskFailure;
+use crate::lifecycle;
 
 /// Health of a worker, from the time since its last heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -156,27 +155,8 @@ impl Store {
         let mut outcomes = Vec::with_capacity(rows.len());
         for r in rows {
             let owner: Option<String> = r.try_get(3)?;
-            outcomes.push(Outcome {
-                workflow_id: r.try_get(0)?,
-                task_id: r.try_get(1)?,
-                attempt: r.try_get::<i64, _>(2)? as u32,
-                result: AttemptResult::Failed(TaskFailure {
-                    error_type: "worker_lost".into(),
-                    message: format!(
-                        "the worker running this attempt ({}) stopped before reporting a result",
-                        owner.as_deref().unwrap_or("unknown")
-                    ),
-                    retryable: true,
-                    detail: None,
-                }),
-                plugin_digest: None,
-                log: Vec::new(),
-                queue_time: Duration::ZERO,
-                execution_time: Duration::ZERO,
-                events: Vec::new(),
-                usage: Default::default(),
-                exhausted: None,
-            });
+            let attempt = r.try_get::<i64, _>(2)? as u32;
+            outcomes.push(lifecycle::lost_attempt(r.try_get(0)?, r.try_get(1)?, attempt, owner.as_deref()));
         }
         self.record_outcomes(&outcomes).await
     }
