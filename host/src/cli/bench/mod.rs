@@ -22,7 +22,8 @@ use workloads::{Figure, Sizes};
 const AFTER_HELP: &str = "\
 Workloads (all by default; --only selects):
   chain    a chain of 40 `fib` tasks with input {\"n\": 10}; figure: orchestration overhead per step,
-           (submit-to-end wall time - the tasks' execution times) / 40, median of --runs runs
+           (submit-to-end wall time - the plugin calls' time) / 40, median of --runs runs; the
+           calls' time is the sum of the `duration_ms` of the workflow's `execution_end` events
   fanout   1,000 and 10,000 independent `echo` tasks; figure: tasks/s = tasks / submit-to-end wall
            time, median of --runs runs (10,000 tasks: half the runs, rounded up)
   latency  a 3-step `echo` chain submitted and followed to its end, 200 times one after the other;

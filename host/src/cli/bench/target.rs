@@ -152,7 +152,7 @@ impl Target {
     /// A note on stderr when the database given already holds workflows.
     async fn warn_if_not_fresh(&self) {
         if let Ok((_, list)) = self.api.call(Method::GET, "/v1/workflows?limit=1", None).await {
-            if list["workflows"].as_array().is_some_and(|w| !w.is_empty()) {
+            if list["items"].as_array().is_some_and(|w| !w.is_empty()) {
                 super::workloads::note("the database already holds workflows: figures of a fresh database may differ");
             }
         }
