@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area.
 
 mod api;
+mod bench;
 mod budgets;
 mod egress;
 mod engine;

@@ -65,13 +65,16 @@ pub struct CancelArgs {
     pub host: HostUrl,
 }
 
-struct Api {
+/// A client of a running host's API.
+pub(super) struct Api {
     client: Client,
-    base: String,
+    /// The host's URL, without a trailing `/`.
+    pub base: String,
 }
 
 impl Api {
-    fn new(host: &HostUrl, timeout: Option<Duration>) -> Result<Api, Failure> {
+    /// A client of `host` whose requests give up after `timeout` (none: never).
+    pub(super) fn new(host: &HostUrl, timeout: Option<Duration>) -> Result<Api, Failure> {
         let mut b = Client::builder().connect_timeout(Duration::from_secs(5));
         if let Some(t) = timeout {
             b = b.timeout(t);
@@ -80,7 +83,8 @@ impl Api {
         Ok(Api { client, base: host.url.trim_end_matches('/').to_string() })
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response, Failure> {
+    /// Send a request (with a JSON body); any answer, error statuses included, is returned.
+    pub(super) async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response, Failure> {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(b);
@@ -102,7 +106,12 @@ impl Api {
     }
 
     /// Send and decode a JSON answer; a host error becomes a failure with its message.
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(StatusCode, Value), Failure> {
+    pub(super) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), Failure> {
         let resp = self.send(method, path, body).await?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| self.unreachable(e))?;
@@ -266,14 +275,29 @@ pub(super) async fn events(args: EventsArgs) -> CommandResult {
     }
 }
 
-/// Stream events over SSE, reconnecting from the last position if the connection drops.
+/// Stream events over SSE until the workflow ends, printing those asked for.
 async fn follow(args: &EventsArgs) -> CommandResult {
     let api = Api::new(&args.host, None)?;
     let wanted: Vec<&str> = args.types.as_deref().map(|t| t.split(',').map(str::trim).collect()).unwrap_or_default();
+    follow_stream(&api, &args.id, |frame| {
+        let e: Value = serde_json::from_str(&frame.data).unwrap_or_else(|_| Value::String(frame.data.clone()));
+        let t = e["event_type"].as_str().unwrap_or("");
+        if wanted.is_empty() || wanted.contains(&t) {
+            show_event(&e, args.host.json);
+        }
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Follow the event stream (SSE) of workflow `id` from its start until its `end` event, calling
+/// `seen` with each event; reconnects from the last position if the connection drops. Returns the
+/// `end` event.
+pub(super) async fn follow_stream(api: &Api, id: &str, mut seen: impl FnMut(&Frame)) -> Result<Frame, Failure> {
     let mut last = 0i64;
     let mut retries = 0;
     loop {
-        let url = format!("{}/v1/workflows/{}/events/stream?after={last}", api.base, args.id);
+        let url = format!("{}/v1/workflows/{id}/events/stream?after={last}", api.base);
         let resp = match api.client.get(&url).header("accept", "text/event-stream").send().await {
             Ok(r) => r,
             Err(e) if retries < 5 && last > 0 => {
@@ -290,39 +314,8 @@ async fn follow(args: &EventsArgs) -> CommandResult {
             return Err(host_error(status, &body));
         }
         retries = 0;
-        let mut resp = resp;
-        let mut buf = String::new();
-        let mut frame = Frame::default();
-        loop {
-            let chunk = match resp.chunk().await {
-                Ok(Some(c)) => c,
-                Ok(None) | Err(_) => break, // dropped: reconnect from `last`
-            };
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(i) = buf.find('\n') {
-                let line: String = buf.drain(..=i).collect();
-                let line = line.trim_end_matches(['\n', '\r']);
-                if !line.is_empty() {
-                    frame.push(line);
-                    continue;
-                }
-                let f = std::mem::take(&mut frame);
-                match f.event.as_deref() {
-                    Some("end") => return Ok(ExitCode::SUCCESS),
-                    Some("error") => return Err(Failure::unavailable(format!("the event stream failed: {}", f.data))),
-                    _ if f.data.is_empty() => {}
-                    _ => {
-                        let e: Value = serde_json::from_str(&f.data).unwrap_or(Value::String(f.data));
-                        if let Some(seq) = e["seq"].as_i64() {
-                            last = seq;
-                        }
-                        let t = e["event_type"].as_str().unwrap_or("");
-                        if wanted.is_empty() || wanted.contains(&t) {
-                            show_event(&e, args.host.json);
-                        }
-                    }
-                }
-            }
+        if let Some(end) = read_frames(resp, &mut last, &mut seen).await? {
+            return Ok(end);
         }
         retries += 1;
         if retries > 5 {
@@ -332,11 +325,62 @@ async fn follow(args: &EventsArgs) -> CommandResult {
     }
 }
 
-/// One server-sent event being read.
-#[derive(Default)]
-struct Frame {
-    event: Option<String>,
-    data: String,
+/// Read one connection's frames: the `end` event, or `None` when the connection dropped (resume
+/// after `last`, the id of the last event seen).
+async fn read_frames(
+    mut resp: Response,
+    last: &mut i64,
+    seen: &mut impl FnMut(&Frame),
+) -> Result<Option<Frame>, Failure> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut frame = Frame::default();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        buf.extend_from_slice(&chunk);
+        let mut start = 0;
+        while let Some(i) = buf[start..].iter().position(|&b| b == b'\n') {
+            let line = String::from_utf8_lossy(&buf[start..start + i]);
+            start += i + 1;
+            let line = line.trim_end_matches('\r');
+            if !line.is_empty() {
+                frame.push(line);
+                continue;
+            }
+            let f = std::mem::take(&mut frame);
+            match f.event.as_deref() {
+                Some("end") => {
+                    drain(resp).await;
+                    return Ok(Some(f));
+                }
+                Some("error") => return Err(Failure::unavailable(format!("the event stream failed: {}", f.data))),
+                _ if f.data.is_empty() => {}
+                _ => {
+                    if let Some(seq) = f.id.as_deref().and_then(|id| id.parse().ok()) {
+                        *last = seq;
+                    }
+                    seen(&f);
+                }
+            }
+        }
+        buf.drain(..start);
+    }
+    Ok(None)
+}
+
+/// Read what is left of an ended stream (briefly), so its connection can serve the next request.
+async fn drain(mut resp: Response) {
+    let rest = async { while let Ok(Some(_)) = resp.chunk().await {} };
+    let _ = tokio::time::timeout(Duration::from_secs(1), rest).await;
+}
+
+/// One server-sent event.
+#[derive(Debug, Default)]
+pub(super) struct Frame {
+    /// Its `event:` field (`end`, `error`), none for coordination events.
+    pub event: Option<String>,
+    /// Its `id:` field: the event's `seq`.
+    pub id: Option<String>,
+    /// Its `data:` lines, joined by newlines.
+    pub data: String,
 }
 
 impl Frame {
@@ -345,6 +389,7 @@ impl Frame {
         let value = value.strip_prefix(' ').unwrap_or(value);
         match field {
             "event" => self.event = Some(value.to_string()),
+            "id" => self.id = Some(value.to_string()),
             "data" => {
                 if !self.data.is_empty() {
                     self.data.push('\n');
@@ -359,6 +404,18 @@ impl Frame {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+
+    #[test]
+    fn frames_keep_event_id_and_data_lines() {
+        let mut f = super::Frame::default();
+        for line in ["id: 7", "data: {\"a\":", "data: 1}", ": a comment"] {
+            f.push(line);
+        }
+        assert_eq!((f.event, f.id.as_deref(), f.data.as_str()), (None, Some("7"), "{\"a\":\n1}"));
+        let mut end = super::Frame::default();
+        end.push("event: end");
+        assert_eq!(end.event.as_deref(), Some("end"));
+    }
 
     #[test]
     fn spending_shows_usage_limits_and_a_budget_pause() {

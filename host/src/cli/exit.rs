@@ -1,7 +1,7 @@
 //! Exit codes and command failures.
 //!
 //! 0: success (for `run`: the workflow completed), 1: the workflow failed, 2: it was cancelled or
-//! ended otherwise; 64 and above follow `sysexits.h`.
+//! ended otherwise; 64 and above follow `sysexits.h`; 130: interrupted (Ctrl-C).
 
 use std::process::ExitCode;
 
@@ -21,6 +21,8 @@ pub const UNAVAILABLE: u8 = 69;
 pub const SOFTWARE: u8 = 70;
 /// The configuration is invalid.
 pub const CONFIG: u8 = 78;
+/// Interrupted by Ctrl-C (128 + SIGINT).
+pub const INTERRUPTED: u8 = 130;
 
 /// Why a command failed: the message to print and the exit code.
 #[derive(Debug)]

@@ -1,5 +1,6 @@
 //! The `hyphae` command line.
 
+mod bench;
 mod client;
 mod exit;
 pub mod host;
@@ -41,6 +42,8 @@ pub enum Command {
     Cancel(client::CancelArgs),
     /// Work with plugins: check a component, scaffold a plugin crate.
     Plugin(plugin::PluginArgs),
+    /// Measure the standard workloads end to end over HTTP (own host, or --url) and print a table.
+    Bench(bench::BenchArgs),
 }
 
 /// Entry point of the binary: parse arguments, run, map the outcome to an exit code.
@@ -74,6 +77,7 @@ fn run_async(command: Command) -> ExitCode {
             Command::Status(args) => client::status(args).await,
             Command::Events(args) => client::events(args).await,
             Command::Cancel(args) => client::cancel(args).await,
+            Command::Bench(args) => bench::command(args).await,
             Command::Plugin(args) => Ok(plugin::run(args)),
         }
     });
