@@ -139,9 +139,11 @@ impl AttemptEnded {
 /// The rule for the end of an attempt `o` of the task `held`, at `now` (µs). Events are built
 /// only when `tracking`, except the failure itself, which is always recorded.
 pub fn attempt_ended(o: &Outcome, held: &Held, now: i64, tracking: bool) -> AttemptEnded {
-    let names = names(o, held);
-    let task_event =
-        |t: EventType, status: &'static str| NewEvent::of_task(t, now, (&names.0, &names.1, &names.2), status);
+    // Names are found only for the events built (none for a completion without tracking).
+    let task_event = |t: EventType, status: &'static str| {
+        let (task, agent, agent_type) = names(o, held);
+        NewEvent::of_task(t, now, (&task, &agent, &agent_type), status)
+    };
     match &o.result {
         AttemptResult::Completed(output) => {
             let mut events = Vec::new();

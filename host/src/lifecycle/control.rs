@@ -81,16 +81,16 @@ pub fn control(workflow_id: &str, op: Control, view: &WorkflowView) -> Result<Co
 }
 
 impl ControlStep {
-    /// The workflow's status after the step, and the reason its version records.
-    pub fn outcome(self) -> (WorkflowStatus, &'static str) {
-        match self {
+    /// The workflow's status after the step and the reason its version records; none when the
+    /// step changes nothing.
+    pub fn outcome(self) -> Option<(WorkflowStatus, &'static str)> {
+        Some(match self {
+            ControlStep::Unchanged => return None,
             ControlStep::Pause => (WorkflowStatus::Paused, "paused"),
             ControlStep::Resume { .. } => (WorkflowStatus::Running, "resumed"),
             ControlStep::Cancel => (WorkflowStatus::Cancelled, "cancelled"),
             ControlStep::Rollback { .. } => (WorkflowStatus::Paused, "rolled_back"),
-            // Not applied: nothing changes.
-            ControlStep::Unchanged => (WorkflowStatus::Pending, "unchanged"),
-        }
+        })
     }
 
     /// Why the workflow is paused after the step, kept in its state; none when it is not paused.

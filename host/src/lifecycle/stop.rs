@@ -60,13 +60,13 @@ pub struct Unfinished {
 }
 
 /// What stopping a workflow's unfinished tasks does.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Stopped {
     /// Running attempts, now cancelled: (task id, attempt).
     pub cancelled: Vec<(String, u32)>,
     /// Tasks that will not start, and the status they take (`skipped` or `cancelled`).
     pub not_started: Vec<String>,
-    pub not_started_status: Option<TaskStatus>,
+    pub not_started_status: TaskStatus,
     pub changes: Changes,
     pub events: Vec<NewEvent>,
 }
@@ -85,7 +85,13 @@ pub fn stop(unfinished: Vec<Unfinished>, why: Stop) -> Stopped {
         Stop::Failed => TaskStatus::Skipped,
         Stop::Cancelled => TaskStatus::Cancelled,
     };
-    let mut s = Stopped { not_started_status: Some(not_started), ..Stopped::default() };
+    let mut s = Stopped {
+        cancelled: Vec::new(),
+        not_started: Vec::new(),
+        not_started_status: not_started,
+        changes: Changes::new(),
+        events: Vec::new(),
+    };
     for t in unfinished {
         if t.status == TaskStatus::Running {
             s.changes.insert(t.task_id.clone(), TaskVersionState::bare(TaskStatus::Cancelled, t.attempt));

@@ -120,11 +120,11 @@ fn stopping_cancels_running_attempts_and_skips_or_cancels_the_rest() {
     assert_eq!(failed.cancelled, [("r".to_string(), 1)]);
     assert_eq!(
         (failed.not_started.as_slice(), failed.not_started_status),
-        (&["p".to_string()][..], Some(TaskStatus::Skipped))
+        (&["p".to_string()][..], TaskStatus::Skipped)
     );
     assert_eq!(types(&failed.events), [EventType::TaskSkipped]);
     let cancelled = stop(tasks(), Stop::Cancelled);
-    assert_eq!(cancelled.not_started_status, Some(TaskStatus::Cancelled));
+    assert_eq!(cancelled.not_started_status, TaskStatus::Cancelled);
     assert!(cancelled.events.is_empty());
     assert_eq!(cancelled.changes["r"].status, TaskStatus::Cancelled);
 }
@@ -385,7 +385,7 @@ impl Model {
             self.tasks[id.parse::<usize>().unwrap()].status = TaskStatus::Cancelled;
         }
         for id in &s.not_started {
-            self.tasks[id.parse::<usize>().unwrap()].status = s.not_started_status.unwrap();
+            self.tasks[id.parse::<usize>().unwrap()].status = s.not_started_status;
         }
         self.running = 0;
     }

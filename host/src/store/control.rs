@@ -88,10 +88,9 @@ impl Store {
             changed,
             cancelled_tasks,
         };
-        if step == ControlStep::Unchanged {
+        let Some((status, reason)) = step.outcome() else {
             return Ok(outcome(view.status, view.version, false, Vec::new()));
-        }
-        let (status, reason) = step.outcome();
+        };
         let now = now_us();
         let mut changes = Changes::new();
         let mut events = Vec::new();

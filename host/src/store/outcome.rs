@@ -438,12 +438,11 @@ impl Store {
         }
         let stopped = lifecycle::stop(unfinished, why);
         let now = now_us();
-        let cancelled: Vec<(&str, TaskStatus)> =
-            stopped.cancelled.iter().map(|(t, _)| (t.as_str(), TaskStatus::Cancelled)).collect();
-        let not_started = stopped.not_started_status.unwrap_or(TaskStatus::Skipped);
-        let rest: Vec<(&str, TaskStatus)> = stopped.not_started.iter().map(|t| (t.as_str(), not_started)).collect();
-        self.end_tasks(conn, workflow_id, &cancelled, now).await?;
-        self.end_tasks(conn, workflow_id, &rest, now).await?;
+        let ended: Vec<(&str, TaskStatus)> = (stopped.cancelled.iter())
+            .map(|(t, _)| (t.as_str(), TaskStatus::Cancelled))
+            .chain(stopped.not_started.iter().map(|t| (t.as_str(), stopped.not_started_status)))
+            .collect();
+        self.end_tasks(conn, workflow_id, &ended, now).await?;
         self.cancel_attempts(conn, workflow_id, &stopped.cancelled, now).await?;
         Ok(stopped)
     }
