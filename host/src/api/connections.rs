@@ -74,6 +74,11 @@ impl axum::serve::Listener for Bounded {
                     continue;
                 }
             };
+            // Responses are written whole; without this, Nagle's algorithm holds the last segment
+            // of a response until the client's delayed ACK, about 40 ms per request.
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(%addr, "cannot set TCP_NODELAY: {e}");
+            }
             match self.slots.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let conn = Counted { stream, _permit: permit, write_timeout: self.write_timeout, stalled: None };

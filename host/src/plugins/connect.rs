@@ -78,6 +78,8 @@ pub(crate) async fn send(
         Ok(stream) => stream.map_err(Error::Connect)?,
         Err(_) => return Err(Error::ConnectionTimeout),
     };
+    // A request is written whole: do not let Nagle hold its last segment for the server's ACK.
+    let _ = tcp.set_nodelay(true);
     let handshake = async {
         if https {
             let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_string())
