@@ -334,6 +334,13 @@ async fn client_errors_are_4xx_and_store_nothing(backend: Backend) {
     let (s, v) = app.post("/v1/workflows", unknown).await;
     assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "unknown_agent_type");
     assert_eq!(v["error"]["details"]["task"], "a");
+    // What a submission puts into handoffs is checked against the handoff schema at once.
+    let priority = json!({ "tasks": [{ "task_id": "a", "agent_type": "echo" },
+        { "task_id": "b", "agent_type": "echo", "dependencies": ["a"], "metadata": { "priority": "urgent" } }] });
+    let (s, v) = app.post("/v1/workflows", priority).await;
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "invalid_workflow");
+    assert_eq!(v["error"]["details"]["task"], "b");
+    assert!(v["error"]["message"].as_str().unwrap().contains("`metadata.priority`"), "{v}");
     let dep = json!({ "tasks": [{ "task_id": "a", "agent_type": "echo", "dependencies": ["zz"] }] });
     let (s, v) = app.post("/v1/workflows", dep).await;
     assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "unknown_dependency");

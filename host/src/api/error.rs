@@ -134,7 +134,9 @@ impl From<ValidationError> for ApiError {
             ValidationError::UnknownAgentType { task, agent_type } => {
                 json!({ "task": task, "agent_type": agent_type })
             }
-            ValidationError::RetryPolicy { task, .. } | ValidationError::Timeout { task } => json!({ "task": task }),
+            ValidationError::RetryPolicy { task, .. }
+            | ValidationError::Timeout { task }
+            | ValidationError::Handoff { task, .. } => json!({ "task": task }),
             ValidationError::EmptyField { index, field } => json!({ "index": index, "field": field }),
             ValidationError::TooManyTasks(n) => json!({ "tasks": n }),
             ValidationError::TooDeep { task, field, depth } => {

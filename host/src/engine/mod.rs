@@ -170,6 +170,7 @@ impl Engine {
     /// Validate and store a workflow; it starts at once unless it asks not to.
     pub async fn submit(&self, spec: WorkflowSpec) -> Result<Submitted, EngineError> {
         let valid = validate(spec, |t| self.inner.sandbox.has_executor(t))?;
+        crate::handoff::check_supplied(&valid)?;
         let submitted = self.inner.store.submit(&valid).await?;
         if !submitted.existing {
             self.inner.metrics.workflow_submitted();

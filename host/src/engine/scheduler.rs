@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::{task, Inner};
-use crate::store::now_us;
+use crate::clock::now_us;
 use crate::store::ClaimedTask;
 
 /// Longest sleep without a wake-up: a safety net for work made ready by other hosts.

@@ -9,14 +9,15 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use super::Inner;
+use crate::clock::now_us;
 use crate::events::{ms, rfc3339, AttemptMeta, EventType, NewEvent};
 use crate::handoff::{self, Target};
 use crate::lifecycle::{AttemptResult, Outcome};
 use crate::plugins::{
-    CallOptions, DependencyStatus, Egress, EgressBudget, EgressOutcome, Issue, PreviousResult, TaskContext,
+    CallOptions, DependencyStatus, Egress, EgressBudget, EgressOutcome, Execution, Issue, PreviousResult, TaskContext,
     TaskFailure, Validation,
 };
-use crate::store::{now_us, Applied, ClaimedTask, TaskResultRow};
+use crate::store::{Applied, ClaimedTask, TaskResultRow};
 use crate::workflow::{TaskStatus, Usage};
 
 pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemaphorePermit) {
@@ -92,6 +93,65 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
             return outcome(AttemptResult::Failed(f), None, Vec::new(), events);
         }
     };
+    let timeout = task
+        .timeout
+        .or_else(|| inner.sandbox.manifest_timeout(&task.agent_type))
+        .unwrap_or(inner.config.default_timeout);
+    let budget = task.budget.map(|(b, used)| inner.ledgers.attempt(&task.workflow_id, b, used, token.clone()));
+    let opts = CallOptions {
+        timeout: Some(timeout),
+        cancel: Some(token.clone()),
+        budget: budget.clone().map(|b| b as Arc<dyn EgressBudget>),
+    };
+    let handoffs = match handoffs(inner, task, &deps, &opts, tracking.then_some(&mut events)).await {
+        Ok(h) => h,
+        Err(f) => return outcome(AttemptResult::Failed(f), None, Vec::new(), events),
+    };
+    let names = (&task.task_id, &task.agent_id, &task.agent_type);
+    if tracking {
+        let meta =
+            AttemptMeta { attempt: task.attempt, timeout_ms: Some(timeout.as_millis() as u64), ..Default::default() };
+        events.push(NewEvent::of_task(EventType::ExecutionStart, now_us(), names, "running").metadata(meta));
+    }
+    let exec = inner.sandbox.execute(context(task, &deps, handoffs), opts).await;
+    if let Some(took) = exec.instantiation {
+        inner.metrics.plugin_instantiated(&task.agent_type, took);
+    }
+    for egress in &exec.egress {
+        let tokens = egress.llm_usage.map(|u| (u.prompt_tokens, u.completion_tokens));
+        inner.metrics.egress(&task.agent_type, egress.allowed_by.as_deref(), egress.outcome.as_str(), tokens);
+        if tracking {
+            events.push(egress_event(egress, names, task.attempt));
+        }
+    }
+    if tracking {
+        events.push(execution_end(&exec, names, task.attempt));
+    }
+    let digest = (!exec.digest.is_empty()).then_some(exec.digest);
+    let exhausted = budget.and_then(|b| b.exhausted());
+    let result = match (exec.result, &exhausted) {
+        // Whatever the guest made of the refusal, the attempt stops here and runs again later.
+        (_, Some(e)) => AttemptResult::Failed(failure("budget_exhausted", e.to_string(), true, Some(json!(e)))),
+        (Ok(output), None) => AttemptResult::Completed(output),
+        (Err(f), None) => AttemptResult::Failed(f),
+    };
+    Outcome { usage: usage_of(&exec.egress), exhausted, ..outcome(result, digest, exec.log, events) }
+}
+
+/// Build the handoff along each dependency edge and have the target's validator plugin, if any,
+/// accept it (what the submitter supplied passed the handoff schema at submission; the host
+/// builds the rest right). Each handoff is an event when `events` is given. A rejection is the
+/// attempt's failure, not retried.
+async fn handoffs(
+    inner: &Inner,
+    task: &ClaimedTask,
+    deps: &[TaskResultRow],
+    opts: &CallOptions,
+    mut events: Option<&mut Vec<NewEvent>>,
+) -> Result<Vec<String>, TaskFailure> {
+    if deps.is_empty() {
+        return Ok(Vec::new());
+    }
     let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
     let (metadata, variables, context) = (parse(&task.metadata), parse(&task.variables), parse(&task.context));
     let target = Target {
@@ -104,76 +164,67 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         variables: &variables,
         context: &context,
     };
-    let timeout = task
-        .timeout
-        .or_else(|| inner.sandbox.manifest_timeout(&task.agent_type))
-        .unwrap_or(inner.config.default_timeout);
-    let budget = task.budget.map(|(b, used)| inner.ledgers.attempt(&task.workflow_id, b, used, token.clone()));
-    let opts = CallOptions {
-        timeout: Some(timeout),
-        cancel: Some(token.clone()),
-        budget: budget.clone().map(|b| b as Arc<dyn EgressBudget>),
-    };
     let now = rfc3339(now_us());
     let mut handoffs = Vec::with_capacity(deps.len());
-    for dep in &deps {
+    for dep in deps {
         let h = handoff::build(dep, target, &now);
         let text = h.to_string();
-        let mut issues = handoff::check(&h);
-        let mut checked_by = "schema";
-        if issues.is_empty() {
-            checked_by = "validator";
-            match inner.sandbox.validate(&task.agent_type, &text, opts.clone()).await {
-                Validation::NoValidator => checked_by = "schema",
-                Validation::Accepted => {}
-                Validation::Rejected(found) => issues = found,
-                Validation::Failed(f) => issues = vec![Issue { path: String::new(), message: f.message }],
-            }
+        debug_assert_eq!(handoff::check(&h), vec![], "a handoff the host built breaks the schema: {text}");
+        let (checked_by, issues) = match inner.sandbox.validate(&task.agent_type, &text, opts.clone()).await {
+            Validation::NoValidator => ("schema", Vec::new()),
+            Validation::Accepted => ("validator", Vec::new()),
+            Validation::Rejected(found) => ("validator", found),
+            Validation::Failed(f) => ("validator", vec![Issue { path: String::new(), message: f.message }]),
+        };
+        if let Some(events) = events.as_deref_mut() {
+            events.push(handoff_event(task, dep, &h, checked_by, &issues));
         }
-        let accepted = issues.is_empty();
-        if tracking {
-            let mut e = NewEvent::new(EventType::Handoff).task(
-                task.task_id.clone(),
-                task.agent_id.clone(),
-                task.agent_type.clone(),
-            );
-            e.source_agent = Some(dep.agent_id.as_str().into());
-            e.target_agent = Some(task.agent_id.clone());
-            e.status = Some(if accepted { "accepted" } else { "rejected" }.into());
-            e.metadata = Some(
-                json!({
-                    "handoff_id": h["handoff_id"], "source_task": dep.task_id, "target_task": task.task_id,
-                    "source_agent_type": dep.agent_type, "checked_by": checked_by, "attempt": task.attempt,
-                    "issues": issues,
-                })
-                .into(),
-            );
-            e.context = Some(json!({ "task_description": h["context"]["task_description"] }));
-            events.push(e);
-        }
-        if !accepted {
-            let list: Vec<String> =
-                issues.iter().map(|i| format!("{}: {}", display_path(&i.path), i.message)).collect();
-            let f = failure(
-                "handoff_validation",
-                format!(
-                    "handoff from `{}` ({}) to `{}` ({}) was rejected by the {}: {}",
-                    dep.task_id,
-                    dep.agent_type,
-                    task.task_id,
-                    task.agent_type,
-                    if checked_by == "schema" { "handoff schema" } else { "target's validator plugin" },
-                    list.join("; ")
-                ),
-                false,
-                Some(json!({ "source_task": dep.task_id, "checked_by": checked_by, "issues": issues })),
-            );
-            return outcome(AttemptResult::Failed(f), None, Vec::new(), events);
+        if !issues.is_empty() {
+            return Err(rejected(task, dep, checked_by, issues));
         }
         handoffs.push(text);
     }
+    Ok(handoffs)
+}
 
-    let ctx = TaskContext {
+/// The `handoff` event of one dependency edge.
+fn handoff_event(task: &ClaimedTask, dep: &TaskResultRow, h: &Value, checked_by: &str, issues: &[Issue]) -> NewEvent {
+    let mut e =
+        NewEvent::new(EventType::Handoff).task(task.task_id.clone(), task.agent_id.clone(), task.agent_type.clone());
+    e.source_agent = Some(dep.agent_id.as_str().into());
+    e.target_agent = Some(task.agent_id.clone());
+    e.status = Some(if issues.is_empty() { "accepted" } else { "rejected" }.into());
+    e.metadata = Some(
+        json!({
+            "handoff_id": h["handoff_id"], "source_task": dep.task_id, "target_task": task.task_id,
+            "source_agent_type": dep.agent_type, "checked_by": checked_by, "attempt": task.attempt,
+            "issues": issues,
+        })
+        .into(),
+    );
+    e.context = Some(json!({ "task_description": h["context"]["task_description"] }));
+    e
+}
+
+/// The failure of a task whose handoff from `dep` was rejected.
+fn rejected(task: &ClaimedTask, dep: &TaskResultRow, checked_by: &str, issues: Vec<Issue>) -> TaskFailure {
+    let list: Vec<String> = issues.iter().map(|i| format!("{}: {}", display_path(&i.path), i.message)).collect();
+    let by = if checked_by == "schema" { "handoff schema" } else { "target's validator plugin" };
+    let message = format!(
+        "handoff from `{}` ({}) to `{}` ({}) was rejected by the {by}: {}",
+        dep.task_id,
+        dep.agent_type,
+        task.task_id,
+        task.agent_type,
+        list.join("; ")
+    );
+    let detail = json!({ "source_task": dep.task_id, "checked_by": checked_by, "issues": issues });
+    failure("handoff_validation", message, false, Some(detail))
+}
+
+/// What the executor is given.
+fn context(task: &ClaimedTask, deps: &[TaskResultRow], handoffs: Vec<String>) -> TaskContext {
+    TaskContext {
         workflow_id: task.workflow_id.clone(),
         task_id: task.task_id.to_string(),
         agent_id: task.agent_id.to_string(),
@@ -185,44 +236,16 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         metadata: task.metadata.clone(),
         previous_results: deps.iter().map(previous_result).collect(),
         handoffs,
-    };
-    let names = (&task.task_id, &task.agent_id, &task.agent_type);
-    if tracking {
-        let mut start = NewEvent::of_task(EventType::ExecutionStart, now_us(), names, "running");
-        let meta =
-            AttemptMeta { attempt: task.attempt, timeout_ms: Some(timeout.as_millis() as u64), ..Default::default() };
-        start.metadata = Some(meta.into());
-        events.push(start);
     }
-    let exec = inner.sandbox.execute(ctx, opts).await;
-    if let Some(took) = exec.instantiation {
-        inner.metrics.plugin_instantiated(&task.agent_type, took);
-    }
-    for egress in &exec.egress {
-        let tokens = egress.llm_usage.map(|u| (u.prompt_tokens, u.completion_tokens));
-        inner.metrics.egress(&task.agent_type, egress.allowed_by.as_deref(), egress.outcome.as_str(), tokens);
-        if tracking {
-            events.push(egress_event(egress, names, task.attempt));
-        }
-    }
-    if tracking {
-        let status = if exec.result.is_ok() { "completed" } else { "failed" };
-        let mut end = NewEvent::of_task(EventType::ExecutionEnd, now_us(), names, status);
-        end.duration_ms = Some(ms(exec.duration));
-        let meta =
-            AttemptMeta { attempt: task.attempt, plugin_digest: Some(exec.digest.clone()), ..Default::default() };
-        end.metadata = Some(meta.into());
-        events.push(end);
-    }
-    let digest = (!exec.digest.is_empty()).then_some(exec.digest);
-    let exhausted = budget.and_then(|b| b.exhausted());
-    let result = match (exec.result, &exhausted) {
-        // Whatever the guest made of the refusal, the attempt stops here and runs again later.
-        (_, Some(e)) => AttemptResult::Failed(failure("budget_exhausted", e.to_string(), true, Some(json!(e)))),
-        (Ok(output), None) => AttemptResult::Completed(output),
-        (Err(f), None) => AttemptResult::Failed(f),
-    };
-    Outcome { usage: usage_of(&exec.egress), exhausted, ..outcome(result, digest, exec.log, events) }
+}
+
+/// The `execution_end` event of a plugin call.
+fn execution_end(exec: &Execution, names: (&Arc<str>, &Arc<str>, &Arc<str>), attempt: u32) -> NewEvent {
+    let status = if exec.result.is_ok() { "completed" } else { "failed" };
+    let mut end = NewEvent::of_task(EventType::ExecutionEnd, now_us(), names, status);
+    end.duration_ms = Some(ms(exec.duration));
+    let meta = AttemptMeta { attempt, plugin_digest: Some(exec.digest.clone()), ..Default::default() };
+    end.metadata(meta)
 }
 
 /// What an attempt's requests spent: those sent (not denied) and the tokens they reported.

@@ -147,7 +147,7 @@ pub struct NewEvent {
 impl NewEvent {
     /// An event of `event_type`, timestamped now.
     pub fn new(event_type: EventType) -> NewEvent {
-        NewEvent::at(event_type, crate::store::now_us())
+        NewEvent::at(event_type, crate::clock::now_us())
     }
 
     /// An event of `event_type` that happened at `at_us` (µs since the epoch).

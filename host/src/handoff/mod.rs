@@ -1,12 +1,19 @@
 //! Handoffs: the message built along each dependency edge, from the agent that ran the dependency
 //! (source) to the agent about to run the dependent task (target), and its schema check.
+//!
+//! A handoff is checked against [`SCHEMA`] once, at submission ([`check_supplied`]): the host
+//! builds everything in it but what the submitter supplies (task metadata, workflow variables and
+//! context), so a workflow whose supplied parts pass makes valid handoffs by construction, and an
+//! attempt only asks the target's validator plugin, if there is one.
 
+use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use serde_json::{json, Map, Value};
 
 use crate::plugins::Issue;
 use crate::store::TaskResultRow;
+use crate::workflow::{ValidWorkflow, ValidationError};
 
 /// The JSON Schema every handoff must satisfy (served at `/v1/schemas/handoff`).
 pub const SCHEMA: &str = include_str!("schema.json");
@@ -100,6 +107,64 @@ pub fn previous_result(source: &TaskResultRow) -> Value {
     r
 }
 
+/// Check the parts of its handoffs a workflow supplies (each dependent task's `metadata`, the
+/// workflow's `variables` and `context`) by building a handoff of each kind it will make and
+/// checking it against [`SCHEMA`]. Tasks whose handoff-relevant metadata is the same are checked once.
+pub fn check_supplied(wf: &ValidWorkflow) -> Result<(), ValidationError> {
+    let variables = Value::Object(wf.variables.clone());
+    let context = Value::Object(wf.context.clone());
+    let mut seen = HashSet::new();
+    for task in wf.tasks.iter().filter(|t| !t.dependencies.is_empty()) {
+        let relevant: Vec<Option<&Value>> = HANDOFF_METADATA.iter().map(|k| task.metadata.get(*k)).collect();
+        if !seen.insert(serde_json::to_string(&relevant).unwrap_or_default()) {
+            continue;
+        }
+        let metadata = Value::Object(task.metadata.clone());
+        let target = Target {
+            workflow_id: "submitted",
+            task_id: &task.task_id,
+            agent_id: &task.agent_id,
+            agent_type: &task.agent_type,
+            attempt: 1,
+            metadata: &metadata,
+            variables: &variables,
+            context: &context,
+        };
+        let source = TaskResultRow {
+            task_id: task.dependencies[0].clone(),
+            agent_id: "source".into(),
+            agent_type: "source".into(),
+            status: crate::workflow::TaskStatus::Completed,
+            output: None,
+            error: None,
+            execution_ms: None,
+        };
+        let issues = check(&build(&source, target, "2026-01-01T00:00:00Z"));
+        if !issues.is_empty() {
+            let problems: Vec<String> =
+                issues.iter().map(|i| format!("{} {}", supplied_by(&i.path), i.message)).collect();
+            return Err(ValidationError::Handoff { task: task.task_id.clone(), problems: problems.join("; ") });
+        }
+    }
+    Ok(())
+}
+
+/// Task metadata keys that reach a handoff.
+const HANDOFF_METADATA: [&str; 4] = ["priority", "tags", "requirements", "description"];
+
+/// Where the part of a handoff at `path` comes from, as a submitter wrote it.
+fn supplied_by(path: &str) -> String {
+    let field =
+        |prefix: &str, name: &str| path.strip_prefix(prefix).map(|rest| format!("{name}{}", rest.replace('/', ".")));
+    field("/metadata/", "metadata.")
+        .or_else(|| field("/target/requirements", "metadata.requirements"))
+        .or_else(|| field("/context/task_description", "metadata.description"))
+        .or_else(|| field("/context/", "the workflow's context."))
+        .or_else(|| field("/state/variables", "the workflow's variables"))
+        .map(|f| format!("`{f}`:"))
+        .unwrap_or_else(|| format!("{path}:"))
+}
+
 /// Check a handoff against [`SCHEMA`]. Returns the problems found (empty when valid).
 pub fn check(handoff: &Value) -> Vec<Issue> {
     static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
@@ -177,6 +242,26 @@ mod tests {
         }
         let h = build(&TaskResultRow { execution_ms: Some(-3.0), ..source() }, target, "2026-01-01T00:00:00Z");
         assert_eq!(h["source"]["execution_time"], 0.0);
+    }
+
+    fn submitted(spec: Value) -> Result<(), ValidationError> {
+        check_supplied(&crate::workflow::validate(serde_json::from_value(spec).unwrap(), |_| true).unwrap())
+    }
+
+    #[test]
+    fn supplied_parts_are_checked_at_submission() {
+        let task = |id: &str, deps: &[&str], meta: Value| json!({"task_id": id, "agent_type": "echo", "dependencies": deps, "metadata": meta});
+        let fine = json!({"tasks": [task("a", &[], json!({"priority": "urgent"})),
+            task("b", &["a"], json!({"priority": "high", "tags": ["x"], "description": "b"}))]});
+        assert_eq!(submitted(fine), Ok(()), "a task without dependencies receives no handoff");
+        let bad = json!({"tasks": [task("a", &[], json!({})), task("b", &["a"], json!({"priority": "urgent"}))]});
+        let err = submitted(bad).unwrap_err();
+        assert_eq!(err.code(), "invalid_workflow");
+        assert!(err.to_string().contains("task `b`") && err.to_string().contains("`metadata.priority`"), "{err}");
+        let bad = json!({"context": {"conversation_history": [{"role": "robot", "content": "hi"}]},
+            "tasks": [task("a", &[], json!({})), task("b", &["a"], json!({}))]});
+        let err = submitted(bad).unwrap_err().to_string();
+        assert!(err.contains("`the workflow's context.conversation_history.0.role`"), "{err}");
     }
 
     #[test]

@@ -43,18 +43,7 @@ impl Default for HttpLimits {
     }
 }
 
-/// Tokens a language-model API reported using (`usage` of an OpenAI- or Anthropic-style response).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LlmUsage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-}
-
-impl LlmUsage {
-    pub fn total(&self) -> u64 {
-        self.prompt_tokens + self.completion_tokens
-    }
-}
+pub use crate::workflow::LlmUsage;
 
 /// What a call's outbound requests may spend, asked before each request that the allow-list
 /// admitted. The engine implements it over a workflow's budget.
@@ -122,7 +111,7 @@ impl Egress {
     /// A request made now, its outcome not known yet.
     fn starting(method: &str, origin: &str, path: &str) -> Egress {
         Egress {
-            at_us: crate::store::now_us(),
+            at_us: crate::clock::now_us(),
             method: method.to_string(),
             origin: origin.to_string(),
             path: path.to_string(),

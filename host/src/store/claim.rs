@@ -4,12 +4,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::inserts::{add, Inserts};
 use super::names::Names;
 use super::rows::History;
-use super::{now_us, Dialect, Result, Store};
+use super::{Dialect, Result, Store};
+use crate::clock::now_us;
 use crate::lifecycle::{self, Changes};
 use crate::workflow::{Budget, Usage, WorkflowStatus};
 
@@ -48,6 +50,82 @@ pub struct Claim<'a> {
     pub workflows: Option<&'a [String]>,
 }
 
+/// What the tasks of one workflow claimed together share: the workflow's variables, context and
+/// budget with what it had spent.
+struct Slots {
+    variables: String,
+    context: String,
+    budget: Option<(Budget, Usage)>,
+}
+
+/// Take a slot of the workflow for each task; another host may have taken some meanwhile, so
+/// give back any excess. Returns what the tasks share and those that got a slot, if any did.
+async fn take_slots(
+    tx: &mut AnyConnection,
+    workflow_id: &str,
+    mut task_ids: Vec<String>,
+) -> Result<Option<(Slots, Vec<String>)>> {
+    let k = task_ids.len() as i64;
+    let row = sqlx::query(
+        "UPDATE workflows SET running = running + $2 WHERE workflow_id = $1 \
+         RETURNING running, max_parallel, variables, context, budget, egress_requests, llm_tokens",
+    )
+    .bind(workflow_id)
+    .bind(k)
+    .fetch_one(&mut *tx)
+    .await?;
+    let (running, max_parallel): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    let excess = lifecycle::excess_claims(running, max_parallel, k);
+    if excess > 0 {
+        sqlx::query("UPDATE workflows SET running = running - $2 WHERE workflow_id = $1")
+            .bind(workflow_id)
+            .bind(excess)
+            .execute(&mut *tx)
+            .await?;
+        task_ids.truncate((k - excess) as usize);
+    }
+    if task_ids.is_empty() {
+        return Ok(None);
+    }
+    let budget = match row.try_get::<Option<String>, _>(4)? {
+        Some(b) => {
+            let used = Usage {
+                egress_requests: row.try_get::<i64, _>(5)? as u64,
+                llm_tokens: row.try_get::<i64, _>(6)? as u64,
+            };
+            Some((serde_json::from_str::<Budget>(&b)?, used))
+        }
+        None => None,
+    };
+    Ok(Some((Slots { variables: row.try_get(2)?, context: row.try_get(3)?, budget }, task_ids)))
+}
+
+/// The claimed tasks, from the rows [`Store::start_tasks`] returned.
+fn started(workflow_id: &str, rows: Vec<AnyRow>, slots: &Slots, now: i64) -> Result<Vec<ClaimedTask>> {
+    // The batch's tasks mostly share an agent and agent type: one string each.
+    let mut names = Names::default();
+    let mut tasks = Vec::with_capacity(rows.len());
+    for r in rows {
+        let ready_since: Option<i64> = r.try_get(8)?;
+        tasks.push(ClaimedTask {
+            workflow_id: workflow_id.to_string(),
+            task_id: r.try_get::<&str, _>(0)?.into(),
+            agent_id: names.get(r.try_get(1)?),
+            agent_type: names.get(r.try_get(2)?),
+            attempt: r.try_get::<i64, _>(3)? as u32,
+            input: r.try_get(4)?,
+            dependencies: serde_json::from_str(&r.try_get::<String, _>(5)?)?,
+            timeout: r.try_get::<Option<i64>, _>(6)?.map(|ms| Duration::from_millis(ms as u64)),
+            metadata: r.try_get(7)?,
+            variables: slots.variables.clone(),
+            context: slots.context.clone(),
+            queue_time: Duration::from_micros((now - ready_since.unwrap_or(now)).max(0) as u64),
+            budget: slots.budget,
+        });
+    }
+    Ok(tasks)
+}
+
 impl Store {
     /// Claim up to `max` ready tasks of running workflows for `worker_id`, respecting each
     /// workflow's `max_parallel_tasks`. Safe to call from several hosts at once.
@@ -78,20 +156,41 @@ impl Store {
         history: &mut History<'_>,
         inserts: &mut Inserts,
     ) -> Result<Vec<ClaimedTask>> {
-        let Claim { worker_id, max, lease, workflows } = *claim;
-        if workflows.is_some_and(|w| w.is_empty()) {
+        if claim.workflows.is_some_and(|w| w.is_empty()) {
             return Ok(Vec::new());
         }
-        let only = match workflows {
+        let now = now_us();
+        let mut claimed = Vec::new();
+        for (workflow_id, task_ids) in self.candidates(tx, claim, now).await? {
+            let Some((slots, task_ids)) = take_slots(tx, &workflow_id, task_ids).await? else {
+                continue;
+            };
+            let rows = self.start_tasks(tx, &workflow_id, &task_ids, claim, now).await?;
+            let started = started(&workflow_id, rows, &slots, now)?;
+            if started.is_empty() {
+                continue;
+            }
+            self.record_started(&workflow_id, &started, claim.worker_id, now, history, inserts)?;
+            claimed.extend(started);
+        }
+        Ok(claimed)
+    }
+
+    /// The ready tasks a claim may take, by workflow: the first ready ones of each running
+    /// workflow with free slots.
+    async fn candidates(
+        &self,
+        tx: &mut AnyConnection,
+        claim: &Claim<'_>,
+        now: i64,
+    ) -> Result<BTreeMap<String, Vec<String>>> {
+        let only = match claim.workflows {
             Some(w) => format!(
                 " AND w.workflow_id IN ({})",
                 (0..w.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(", ")
             ),
             None => String::new(),
         };
-        let now = now_us();
-        // Shared by the `task_started` events of this claim.
-        let worker: Arc<str> = worker_id.into();
         let sql = match self.dialect {
             // Each running workflow with free slots gives its first ready tasks, read in order
             // from its own ready index: the cost follows the slots, not the tasks waiting.
@@ -113,121 +212,86 @@ impl Store {
                  ORDER BY t.ready_at, t.position LIMIT $2"
             ),
         };
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(max as i64);
-        for w in workflows.unwrap_or_default() {
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(claim.max as i64);
+        for w in claim.workflows.unwrap_or_default() {
             q = q.bind(w);
         }
-        let candidates = q.fetch_all(&mut *tx).await?;
-        if candidates.is_empty() {
-            return Ok(Vec::new());
-        }
         let mut by_workflow: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for r in candidates {
+        for r in q.fetch_all(&mut *tx).await? {
             by_workflow.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
         }
-        let lease_expires = now + lease.as_micros() as i64;
-        let mut claimed = Vec::new();
-        for (workflow_id, mut task_ids) in by_workflow {
-            // Take slots; another host may have taken some meanwhile, so give back any excess.
-            let k = task_ids.len() as i64;
-            let row = sqlx::query(
-                "UPDATE workflows SET running = running + $2 WHERE workflow_id = $1 \
-                 RETURNING running, max_parallel, variables, context, budget, egress_requests, llm_tokens",
-            )
-            .bind(&workflow_id)
-            .bind(k)
-            .fetch_one(&mut *tx)
-            .await?;
-            let (running, max_parallel): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-            let (variables, context): (String, String) = (row.try_get(2)?, row.try_get(3)?);
-            let budget = match row.try_get::<Option<String>, _>(4)? {
-                Some(b) => {
-                    let used = Usage {
-                        egress_requests: row.try_get::<i64, _>(5)? as u64,
-                        llm_tokens: row.try_get::<i64, _>(6)? as u64,
-                    };
-                    Some((serde_json::from_str::<Budget>(&b)?, used))
-                }
-                None => None,
-            };
-            let excess = lifecycle::excess_claims(running, max_parallel, k);
-            if excess > 0 {
-                sqlx::query("UPDATE workflows SET running = running - $2 WHERE workflow_id = $1")
-                    .bind(&workflow_id)
-                    .bind(excess)
-                    .execute(&mut *tx)
-                    .await?;
-                task_ids.truncate((k - excess) as usize);
-            }
-            if task_ids.is_empty() {
-                continue;
-            }
-            // The list repeats its last id up to a bucket's length, so its text recurs (see
-            // `bucket`); a repeated id changes nothing.
-            let listed = super::inserts::bucket(self.dialect, task_ids.len());
-            let list: Vec<String> = (0..listed).map(|i| format!("${}", i + 5)).collect();
-            let sql = format!(
-                "UPDATE tasks SET status = 'running', attempt = attempt + 1, ready_at = NULL, lease_owner = $2, \
-                 lease_expires = $3, started_at = COALESCE(started_at, $4) \
-                 WHERE workflow_id = $1 AND ready_at IS NOT NULL AND task_id IN ({}) \
-                 RETURNING task_id, agent_id, agent_type, attempt, input, dependencies, timeout_ms, metadata, \
-                 ready_since, position",
-                list.join(", ")
-            );
-            let mut q =
-                sqlx::query(AssertSqlSafe(sql)).bind(&workflow_id).bind(worker_id).bind(lease_expires).bind(now);
-            for i in 0..listed {
-                q = q.bind(&task_ids[i.min(task_ids.len() - 1)]);
-            }
-            let mut rows = q.fetch_all(&mut *tx).await?;
-            rows.sort_by_key(|r| r.try_get::<i64, _>(9).unwrap_or(0));
-            let mut changes = Changes::new();
-            let tracking = self.events_enabled();
-            let mut events = Vec::with_capacity(if tracking { rows.len() } else { 0 });
-            let mut attempts = Vec::with_capacity(rows.len());
-            // The batch's tasks mostly share an agent and agent type: one string each.
-            let mut names = Names::default();
-            for r in rows {
-                let ready_since: Option<i64> = r.try_get(8)?;
-                let task = ClaimedTask {
-                    workflow_id: workflow_id.clone(),
-                    task_id: r.try_get::<&str, _>(0)?.into(),
-                    agent_id: names.get(r.try_get(1)?),
-                    agent_type: names.get(r.try_get(2)?),
-                    attempt: r.try_get::<i64, _>(3)? as u32,
-                    input: r.try_get(4)?,
-                    dependencies: serde_json::from_str(&r.try_get::<String, _>(5)?)?,
-                    timeout: r.try_get::<Option<i64>, _>(6)?.map(|ms| Duration::from_millis(ms as u64)),
-                    metadata: r.try_get(7)?,
-                    variables: variables.clone(),
-                    context: context.clone(),
-                    queue_time: Duration::from_micros((now - ready_since.unwrap_or(now)).max(0) as u64),
-                    budget,
-                };
-                let names = (&task.task_id, &task.agent_id, &task.agent_type);
-                let (state, event) = lifecycle::started(names, task.attempt, &worker, now, tracking);
-                changes.insert(task.task_id.to_string(), state);
-                events.extend(event);
-                attempts.push((task.task_id.clone(), task.attempt, task.queue_time.as_micros() as i64));
-                claimed.push(task);
-            }
-            if attempts.is_empty() {
-                continue;
-            }
-            let target = "attempts (workflow_id, task_id, attempt, worker_id, status, queue_us, started_at)";
-            inserts.rows(target, 7, attempts, |args, (task_id, attempt, queue_us)| {
-                add(args, workflow_id.clone())?;
-                add(args, &*task_id)?;
-                add(args, attempt as i64)?;
-                add(args, worker_id.to_string())?;
-                add(args, "running")?;
-                add(args, queue_us)?;
-                add(args, now)
-            })?;
-            history.version(&workflow_id, WorkflowStatus::Running, "claimed", changes);
-            history.events(&workflow_id, events);
+        Ok(by_workflow)
+    }
+
+    /// Mark the tasks running under this claim's lease, as attempt + 1. Returns their rows in
+    /// submission order.
+    async fn start_tasks(
+        &self,
+        tx: &mut AnyConnection,
+        workflow_id: &str,
+        task_ids: &[String],
+        claim: &Claim<'_>,
+        now: i64,
+    ) -> Result<Vec<AnyRow>> {
+        // The list repeats its last id up to a bucket's length, so its text recurs (see
+        // `bucket`); a repeated id changes nothing.
+        let listed = super::inserts::bucket(self.dialect, task_ids.len());
+        let list: Vec<String> = (0..listed).map(|i| format!("${}", i + 5)).collect();
+        let sql = format!(
+            "UPDATE tasks SET status = 'running', attempt = attempt + 1, ready_at = NULL, lease_owner = $2, \
+             lease_expires = $3, started_at = COALESCE(started_at, $4) \
+             WHERE workflow_id = $1 AND ready_at IS NOT NULL AND task_id IN ({}) \
+             RETURNING task_id, agent_id, agent_type, attempt, input, dependencies, timeout_ms, metadata, \
+             ready_since, position",
+            list.join(", ")
+        );
+        let lease_expires = now + claim.lease.as_micros() as i64;
+        let mut q =
+            sqlx::query(AssertSqlSafe(sql)).bind(workflow_id).bind(claim.worker_id).bind(lease_expires).bind(now);
+        for i in 0..listed {
+            q = q.bind(&task_ids[i.min(task_ids.len() - 1)]);
         }
-        Ok(claimed)
+        let mut rows = q.fetch_all(&mut *tx).await?;
+        rows.sort_by_key(|r| r.try_get::<i64, _>(9).unwrap_or(0));
+        Ok(rows)
+    }
+
+    /// The version, `task_started` events and attempt rows of the tasks a claim started.
+    fn record_started(
+        &self,
+        workflow_id: &str,
+        started: &[ClaimedTask],
+        worker_id: &str,
+        now: i64,
+        history: &mut History<'_>,
+        inserts: &mut Inserts,
+    ) -> Result<()> {
+        let tracking = self.events_enabled();
+        // Shared by the `task_started` events of this claim.
+        let worker: Arc<str> = worker_id.into();
+        let mut changes = Changes::new();
+        let mut events = Vec::with_capacity(if tracking { started.len() } else { 0 });
+        for task in started {
+            let names = (&task.task_id, &task.agent_id, &task.agent_type);
+            let (state, event) = lifecycle::started(names, task.attempt, &worker, now, tracking);
+            changes.insert(task.task_id.to_string(), state);
+            events.extend(event);
+        }
+        let attempts: Vec<_> =
+            started.iter().map(|t| (t.task_id.clone(), t.attempt, t.queue_time.as_micros() as i64)).collect();
+        let target = "attempts (workflow_id, task_id, attempt, worker_id, status, queue_us, started_at)";
+        inserts.rows(target, 7, attempts, |args, (task_id, attempt, queue_us)| {
+            add(args, workflow_id.to_string())?;
+            add(args, &*task_id)?;
+            add(args, attempt as i64)?;
+            add(args, worker_id.to_string())?;
+            add(args, "running")?;
+            add(args, queue_us)?;
+            add(args, now)
+        })?;
+        history.version(workflow_id, WorkflowStatus::Running, "claimed", changes);
+        history.events(workflow_id, events);
+        Ok(())
     }
 
     /// Extend the leases `worker_id` holds. Returns how many leases were renewed.

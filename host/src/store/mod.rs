@@ -8,6 +8,7 @@
 mod claim;
 mod connect;
 mod control;
+mod events;
 mod inserts;
 mod names;
 mod outcome;
@@ -178,9 +179,4 @@ impl Store {
         self.write.close().await;
         self.read.close().await;
     }
-}
-
-/// Microseconds since the Unix epoch, now.
-pub fn now_us() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }

@@ -12,7 +12,8 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use super::claim::Claim;
 use super::inserts::{add, Inserts};
 use super::rows::{json_opt, History};
-use super::{now_us, ClaimedTask, Dialect, Result, Store};
+use super::{ClaimedTask, Dialect, Result, Store};
+use crate::clock::now_us;
 use crate::events::NewEvent;
 use crate::lifecycle::{
     self, AttemptEnded, AttemptResult, Changes, Held, Outcome, Stop, Stopped, TaskUpdate, Unfinished,
@@ -81,6 +82,22 @@ fn held_from_row(row: &AnyRow, at: usize) -> Result<Held> {
     })
 }
 
+/// The workflows the recorded outcomes changed, each with whether attempts running elsewhere
+/// may have to stop (tasks cancelled, or the workflow failed): what other hosts are told.
+fn changed<'o>(outcomes: &'o [Outcome], applied: &[Applied]) -> Vec<(&'o str, bool)> {
+    outcomes
+        .iter()
+        .zip(applied)
+        .filter_map(|(o, a)| match a {
+            Applied::Fenced => None,
+            Applied::Recorded { cancelled, workflow_finished, .. } => Some((
+                o.workflow_id.as_str(),
+                !cancelled.is_empty() || *workflow_finished == Some(WorkflowStatus::Failed),
+            )),
+        })
+        .collect()
+}
+
 /// The end of an attempt, as its row records it.
 struct AttemptClose {
     workflow_id: String,
@@ -126,43 +143,8 @@ impl Store {
         self.settle_dependents(&mut tx, &batch.settled).await?;
         let mut inserts = Inserts::new(self.dialect);
         close_attempts(&mut inserts, batch.attempts)?;
-        // Per workflow, one statement gives back the slots, counts the settled tasks, and tells
-        // whether the workflow is done.
-        let now = now_us();
         let mut history = batch.history;
-        // Workflow rows are taken in id order, as claims take them, so writers never deadlock.
-        for (workflow_id, c) in &batch.workflows {
-            if c.failed {
-                add_usage(&mut tx, workflow_id, c.usage).await?;
-                continue;
-            }
-            if let Some((task_id, exhausted)) = &c.exhausted {
-                pause_for_budget(&mut tx, workflow_id, task_id, exhausted, &mut history).await?;
-            }
-            let row = sqlx::query(
-                "UPDATE workflows SET running = running - $2, remaining = remaining - $3, \
-                 egress_requests = egress_requests + $4, llm_tokens = llm_tokens + $5 WHERE workflow_id = $1 \
-                 RETURNING remaining, status",
-            )
-            .bind(workflow_id)
-            .bind(c.released)
-            .bind(c.settled)
-            .bind(c.usage.egress_requests as i64)
-            .bind(c.usage.llm_tokens as i64)
-            .fetch_one(&mut *tx)
-            .await?;
-            let remaining: i64 = row.try_get(0)?;
-            let status = super::versions::parse_status(&row.try_get::<String, _>(1)?)?;
-            history.fill_status(workflow_id, status);
-            if lifecycle::completes(c.settled, remaining, status) {
-                self.end_workflow(&mut tx, workflow_id, WorkflowStatus::Completed, None, now).await?;
-                history.set_last_status(workflow_id, WorkflowStatus::Completed);
-                history.events(workflow_id, vec![lifecycle::workflow_completed()]);
-                if let Applied::Recorded { workflow_finished, .. } = &mut applied[c.last] {
-                    *workflow_finished = Some(WorkflowStatus::Completed);
-                }
-            }
-        }
+        self.settle_workflows(&mut tx, &batch.workflows, &mut history, &mut applied).await?;
         // On PostgreSQL, claim only from the workflows whose rows this transaction already holds:
         // taking other workflow rows now could deadlock with another host's writer.
         let held: Vec<String> = batch.workflows.iter().filter(|(_, c)| !c.failed).map(|(id, _)| id.clone()).collect();
@@ -175,21 +157,56 @@ impl Store {
             _ => Vec::new(),
         };
         let flushed = history.flush(&mut tx, inserts, self.events_enabled()).await?;
-        let changed: Vec<(&str, bool)> = outcomes
-            .iter()
-            .zip(&applied)
-            .filter_map(|(o, a)| match a {
-                Applied::Fenced => None,
-                Applied::Recorded { cancelled, workflow_finished, .. } => Some((
-                    o.workflow_id.as_str(),
-                    !cancelled.is_empty() || *workflow_finished == Some(WorkflowStatus::Failed),
-                )),
-            })
-            .collect();
-        super::rows::notify_hosts(&mut tx, self.dialect, &self.origin, changed).await?;
+        super::rows::notify_hosts(&mut tx, self.dialect, &self.origin, changed(outcomes, &applied)).await?;
         tx.commit().await?;
         self.count_events(flushed.events);
         Ok((applied, claimed))
+    }
+
+    /// Per workflow of the batch, one statement gives back the slots, counts the settled tasks
+    /// and adds the spending; a workflow with nothing left ends `completed`.
+    async fn settle_workflows(
+        &self,
+        tx: &mut AnyConnection,
+        workflows: &BTreeMap<String, Counters>,
+        history: &mut History<'_>,
+        applied: &mut [Applied],
+    ) -> Result<()> {
+        let now = now_us();
+        // Workflow rows are taken in id order, as claims take them, so writers never deadlock.
+        for (workflow_id, c) in workflows {
+            if c.failed {
+                add_usage(&mut *tx, workflow_id, c.usage).await?;
+                continue;
+            }
+            if let Some((task_id, exhausted)) = &c.exhausted {
+                pause_for_budget(&mut *tx, workflow_id, task_id, exhausted, history).await?;
+            }
+            let row = sqlx::query(
+                "UPDATE workflows SET running = running - $2, remaining = remaining - $3, \
+             egress_requests = egress_requests + $4, llm_tokens = llm_tokens + $5 WHERE workflow_id = $1 \
+             RETURNING remaining, status",
+            )
+            .bind(workflow_id)
+            .bind(c.released)
+            .bind(c.settled)
+            .bind(c.usage.egress_requests as i64)
+            .bind(c.usage.llm_tokens as i64)
+            .fetch_one(&mut *tx)
+            .await?;
+            let remaining: i64 = row.try_get(0)?;
+            let status = super::versions::parse_status(&row.try_get::<String, _>(1)?)?;
+            history.fill_status(workflow_id, status);
+            if lifecycle::completes(c.settled, remaining, status) {
+                self.end_workflow(&mut *tx, workflow_id, WorkflowStatus::Completed, None, now).await?;
+                history.set_last_status(workflow_id, WorkflowStatus::Completed);
+                history.events(workflow_id, vec![lifecycle::workflow_completed()]);
+                if let Applied::Recorded { workflow_finished, .. } = &mut applied[c.last] {
+                    *workflow_finished = Some(WorkflowStatus::Completed);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Record every completed attempt of the batch whose fence still holds, by one statement per

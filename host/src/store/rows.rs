@@ -8,7 +8,8 @@ use serde_json::Value;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::inserts::{add, placeholders, Inserts};
-use super::{now_us, Dialect, Result};
+use super::{Dialect, Result};
+use crate::clock::now_us;
 use crate::events::blocks::{self, Block};
 use crate::events::NewEvent;
 use crate::lifecycle::{Changes, TaskVersionState};

@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{now_us, Applied, Result, Store};
+use super::{Applied, Result, Store};
+use crate::clock::now_us;
 use crate::events::rfc3339;
 use crate::lifecycle;
 

@@ -16,6 +16,20 @@ pub struct Budget {
     pub max_egress_requests: Option<u64>,
 }
 
+/// Tokens a language-model API reported using (`usage` of an OpenAI- or Anthropic-style response).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LlmUsage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl LlmUsage {
+    /// Prompt and completion tokens together, as budgets count them.
+    pub fn total(&self) -> u64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+}
+
 /// What a workflow has spent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Usage {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::model::{RetryPolicy, WorkflowSpec, DEFAULT_MAX_PARALLEL_TASKS};
+use super::model::{RetryPolicy, TaskSpec, WorkflowSpec, DEFAULT_MAX_PARALLEL_TASKS};
 
 /// Longest allowed per-attempt timeout (7 days).
 const MAX_TIMEOUT_SECS: f64 = 7.0 * 86_400.0;
@@ -47,6 +47,8 @@ pub enum ValidationError {
     MaxParallel,
     #[error("{} is nested {depth} levels deep; at most {} levels are allowed", where_(.task, .field), crate::json::MAX_DEPTH)]
     TooDeep { task: Option<String>, field: &'static str, depth: usize },
+    #[error("task `{task}` depends on others, and the handoffs it would receive break the handoff schema: {problems}")]
+    Handoff { task: String, problems: String },
     #[error("{}: {problem}", where_(.task, .field))]
     BadName { task: Option<String>, field: &'static str, problem: String },
 }
@@ -67,6 +69,7 @@ impl ValidationError {
             | Self::EmptyField { .. }
             | Self::MaxParallel
             | Self::TooDeep { .. }
+            | Self::Handoff { .. }
             | Self::BadName { .. } => "invalid_workflow",
             Self::DuplicateTask(_) => "duplicate_task",
             Self::UnknownDependency { .. } => "unknown_dependency",
@@ -125,51 +128,13 @@ pub fn validate(spec: WorkflowSpec, has_executor: impl Fn(&str) -> bool) -> Resu
     }
     check_depths(&spec)?;
     check_names(&spec)?;
-    let mut index: HashMap<&str, usize> = HashMap::with_capacity(spec.tasks.len());
-    for (i, t) in spec.tasks.iter().enumerate() {
-        if t.task_id.trim().is_empty() {
-            return Err(ValidationError::EmptyField { index: i, field: "task_id" });
-        }
-        if t.agent_type.trim().is_empty() {
-            return Err(ValidationError::EmptyField { index: i, field: "agent_type" });
-        }
-        if index.insert(&t.task_id, i).is_some() {
-            return Err(ValidationError::DuplicateTask(t.task_id.clone()));
-        }
-    }
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); spec.tasks.len()];
-    for (i, t) in spec.tasks.iter().enumerate() {
-        for (k, d) in t.dependencies.iter().enumerate() {
-            if *d == t.task_id {
-                return Err(ValidationError::SelfDependency(t.task_id.clone()));
-            }
-            let Some(&j) = index.get(d.as_str()) else {
-                return Err(ValidationError::UnknownDependency { task: t.task_id.clone(), dependency: d.clone() });
-            };
-            if t.dependencies[..k].contains(d) {
-                return Err(ValidationError::DuplicateDependency { task: t.task_id.clone(), dependency: d.clone() });
-            }
-            dependents[j].push(i);
-        }
-    }
+    let index = index_tasks(&spec)?;
+    let dependents = dependents(&spec, &index)?;
     if let Some(cycle) = find_cycle(&spec, &index) {
         return Err(ValidationError::Cycle(cycle));
     }
     for t in &spec.tasks {
-        if let Some(problem) = t.retry_policy.as_ref().and_then(RetryPolicy::problem) {
-            return Err(ValidationError::RetryPolicy { task: t.task_id.clone(), problem });
-        }
-        if let Some(s) = t.timeout {
-            if !(s.is_finite() && (MIN_TIMEOUT_SECS..=MAX_TIMEOUT_SECS).contains(&s)) {
-                return Err(ValidationError::Timeout { task: t.task_id.clone() });
-            }
-        }
-        if !has_executor(&t.agent_type) {
-            return Err(ValidationError::UnknownAgentType {
-                task: t.task_id.clone(),
-                agent_type: t.agent_type.clone(),
-            });
-        }
+        check_task(t, &has_executor)?;
     }
     let names: Vec<String> = spec.tasks.iter().map(|t| t.task_id.clone()).collect();
     let tasks = spec
@@ -201,6 +166,60 @@ pub fn validate(spec: WorkflowSpec, has_executor: impl Fn(&str) -> bool) -> Resu
         idempotency_key: spec.idempotency_key.filter(|k| !k.is_empty()),
         budget: spec.budget.filter(|b| !b.is_unlimited()),
     })
+}
+
+/// Task positions by id; every task has an id and an agent type, and no id is used twice.
+fn index_tasks(spec: &WorkflowSpec) -> Result<HashMap<&str, usize>, ValidationError> {
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(spec.tasks.len());
+    for (i, t) in spec.tasks.iter().enumerate() {
+        if t.task_id.trim().is_empty() {
+            return Err(ValidationError::EmptyField { index: i, field: "task_id" });
+        }
+        if t.agent_type.trim().is_empty() {
+            return Err(ValidationError::EmptyField { index: i, field: "agent_type" });
+        }
+        if index.insert(&t.task_id, i).is_some() {
+            return Err(ValidationError::DuplicateTask(t.task_id.clone()));
+        }
+    }
+    Ok(index)
+}
+
+/// The positions of the tasks that depend on each task; every dependency is another task of the
+/// workflow, listed once.
+fn dependents(spec: &WorkflowSpec, index: &HashMap<&str, usize>) -> Result<Vec<Vec<usize>>, ValidationError> {
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); spec.tasks.len()];
+    for (i, t) in spec.tasks.iter().enumerate() {
+        for (k, d) in t.dependencies.iter().enumerate() {
+            if *d == t.task_id {
+                return Err(ValidationError::SelfDependency(t.task_id.clone()));
+            }
+            let Some(&j) = index.get(d.as_str()) else {
+                return Err(ValidationError::UnknownDependency { task: t.task_id.clone(), dependency: d.clone() });
+            };
+            if t.dependencies[..k].contains(d) {
+                return Err(ValidationError::DuplicateDependency { task: t.task_id.clone(), dependency: d.clone() });
+            }
+            dependents[j].push(i);
+        }
+    }
+    Ok(dependents)
+}
+
+/// A task's retry policy, timeout and agent type.
+fn check_task(t: &TaskSpec, has_executor: &impl Fn(&str) -> bool) -> Result<(), ValidationError> {
+    if let Some(problem) = t.retry_policy.as_ref().and_then(RetryPolicy::problem) {
+        return Err(ValidationError::RetryPolicy { task: t.task_id.clone(), problem });
+    }
+    if let Some(s) = t.timeout {
+        if !(s.is_finite() && (MIN_TIMEOUT_SECS..=MAX_TIMEOUT_SECS).contains(&s)) {
+            return Err(ValidationError::Timeout { task: t.task_id.clone() });
+        }
+    }
+    if !has_executor(&t.agent_type) {
+        return Err(ValidationError::UnknownAgentType { task: t.task_id.clone(), agent_type: t.agent_type.clone() });
+    }
+    Ok(())
 }
 
 /// Why `value` cannot be an id of at most `max` bytes: too long, or a control character (NUL

@@ -1,0 +1,275 @@
+//! The store's queries over the event log: per workflow, task and agent, handoff chains,
+//! timelines, statistics, and retention. Events are stored in blocks ([`crate::events::blocks`]):
+//! the database finds the blocks, this module reads the events out of them.
+
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{add_blocks, Inserts, Result, Store, StoreError};
+use crate::clock::now_us;
+use crate::events::blocks::{self, Stored};
+use crate::events::{AgentEventsQuery, Event, EventQuery, EventType, Statistics, Tally, Timeline};
+
+/// Blocks read per query at first; later pages read more (most reads want the first few).
+const FIRST_PAGE: i64 = 4;
+const MAX_PAGE: i64 = 256;
+
+fn corrupt(workflow_id: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
+    move |e| StoreError::Corrupt(format!("event block of workflow {workflow_id}: {e}"))
+}
+
+fn event(e: Stored, workflow_id: &str) -> Result<Event> {
+    e.into_event(workflow_id).map_err(StoreError::Corrupt)
+}
+
+impl Store {
+    /// Events of a workflow, oldest first.
+    pub async fn workflow_events(&self, workflow_id: &str, q: &EventQuery) -> Result<Vec<Event>> {
+        let limit = q.limit.max(1) as usize;
+        let mut events = Vec::new();
+        self.scan_workflow(workflow_id, q.after, |e| {
+            let wanted =
+                e.seq() > q.after && e.is_of(&q.types) && q.task_id.as_deref().is_none_or(|t| e.task_id() == Some(t));
+            if wanted {
+                events.push(event(e, workflow_id)?);
+            }
+            Ok(events.len() < limit)
+        })
+        .await?;
+        if events.is_empty() && q.after == 0 {
+            self.workflow_exists(workflow_id).await?;
+        }
+        Ok(events)
+    }
+
+    /// Call `each` on the events of a workflow from the block holding position `after + 1` on,
+    /// in order, until it returns `false`.
+    async fn scan_workflow(
+        &self,
+        workflow_id: &str,
+        after: i64,
+        mut each: impl FnMut(Stored) -> Result<bool>,
+    ) -> Result<()> {
+        let (mut cursor, mut page) = (None::<i64>, FIRST_PAGE);
+        loop {
+            let rows = match cursor {
+                None => sqlx::query(
+                    "SELECT first_seq, events FROM event_blocks WHERE workflow_id = $1 AND first_seq >= \
+                     (SELECT COALESCE(MAX(first_seq), 0) FROM event_blocks WHERE workflow_id = $1 AND first_seq <= $2) \
+                     ORDER BY first_seq LIMIT $3",
+                )
+                .bind(workflow_id)
+                .bind(after.saturating_add(1)),
+                Some(last) => sqlx::query(
+                    "SELECT first_seq, events FROM event_blocks WHERE workflow_id = $1 AND first_seq > $2 \
+                     ORDER BY first_seq LIMIT $3",
+                )
+                .bind(workflow_id)
+                .bind(last),
+            }
+            .bind(page)
+            .fetch_all(self.reader())
+            .await?;
+            for row in &rows {
+                cursor = Some(row.try_get(0)?);
+                let text: &str = row.try_get(1)?;
+                for e in blocks::decode(text).map_err(corrupt(workflow_id))? {
+                    if !each(e)? {
+                        return Ok(());
+                    }
+                }
+            }
+            if (rows.len() as i64) < page {
+                return Ok(());
+            }
+            page = (page * 4).min(MAX_PAGE);
+        }
+    }
+
+    /// Position of the last event of a workflow (0 when none).
+    pub async fn last_event_seq(&self, workflow_id: &str) -> Result<i64> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT event_seq FROM workflows WHERE workflow_id = $1")
+            .bind(workflow_id)
+            .fetch_optional(self.reader())
+            .await?;
+        seq.ok_or_else(|| StoreError::WorkflowNotFound(workflow_id.to_string()))
+    }
+
+    /// Events in which an agent took part (as actor, source or target), oldest first.
+    ///
+    /// The agent index lists the agent's blocks by the time of its earliest event in each; blocks
+    /// are read in that order until no later block can hold an event among the first `limit`. The
+    /// cost follows `limit`, not the number of events the agent has.
+    pub async fn agent_events(&self, agent_id: &str, q: &AgentEventsQuery) -> Result<Vec<Event>> {
+        let limit = q.limit.max(1) as usize;
+        let mut found: Vec<(i64, Event)> = Vec::new();
+        let (mut cursor, mut page) = ((i64::MIN, String::new(), i64::MIN), FIRST_PAGE);
+        'pages: loop {
+            let rows = sqlx::query(
+                "SELECT a.first_ts, a.workflow_id, a.first_seq, b.events FROM \
+                 (SELECT first_ts, workflow_id, first_seq FROM event_agents WHERE agent_id = $1 \
+                  AND (first_ts, workflow_id, first_seq) > ($2, $3, $4) \
+                  ORDER BY first_ts, workflow_id, first_seq LIMIT $5) a \
+                 JOIN event_blocks b ON b.workflow_id = a.workflow_id AND b.first_seq = a.first_seq \
+                 ORDER BY a.first_ts, a.workflow_id, a.first_seq",
+            )
+            .bind(agent_id)
+            .bind(cursor.0)
+            .bind(&cursor.1)
+            .bind(cursor.2)
+            .bind(page)
+            .fetch_all(self.reader())
+            .await?;
+            for row in &rows {
+                let first_ts: i64 = row.try_get(0)?;
+                let workflow_id: String = row.try_get(1)?;
+                let first_seq: i64 = row.try_get(2)?;
+                // Blocks come in (earliest time, workflow, first position) order, and no event of
+                // this one can come before that key: stop once it is past the last event kept.
+                if let Some((ts, last)) = found.get(limit - 1) {
+                    if (first_ts, workflow_id.as_str(), first_seq) > (*ts, last.workflow_id.as_str(), last.seq) {
+                        break 'pages;
+                    }
+                }
+                let text: &str = row.try_get(3)?;
+                for e in blocks::decode(text).map_err(corrupt(&workflow_id))? {
+                    if e.involves(agent_id) && e.is_of(&q.types) {
+                        found.push((e.ts(), event(e, &workflow_id)?));
+                    }
+                }
+                found.sort_by(|(a, x), (b, y)| (a, &x.workflow_id, x.seq).cmp(&(b, &y.workflow_id, y.seq)));
+                found.truncate(limit);
+                cursor = (first_ts, workflow_id, first_seq);
+            }
+            if (rows.len() as i64) < page {
+                break;
+            }
+            page = (page * 4).min(MAX_PAGE);
+        }
+        Ok(found.into_iter().map(|(_, e)| e).collect())
+    }
+
+    /// The handoffs of a workflow, in order.
+    pub async fn handoff_chain(&self, workflow_id: &str) -> Result<Vec<Event>> {
+        let q = EventQuery { types: vec![EventType::Handoff], limit: i64::MAX, ..Default::default() };
+        self.workflow_events(workflow_id, &q).await
+    }
+
+    /// A workflow's events grouped as lifecycle, tasks, handoffs and failures.
+    pub async fn timeline(&self, workflow_id: &str) -> Result<Timeline> {
+        let mut t = Timeline {
+            workflow_id: workflow_id.to_string(),
+            total_events: 0,
+            duration_ms: 0.0,
+            start_time: None,
+            end_time: None,
+            lifecycle: Vec::new(),
+            tasks: Vec::new(),
+            handoffs: Vec::new(),
+            failures: Vec::new(),
+        };
+        let mut span: Option<(i64, i64)> = None;
+        self.scan_workflow(workflow_id, 0, |e| {
+            let ts = e.ts();
+            span = Some(span.map_or((ts, ts), |(a, _)| (a, ts)));
+            let e = event(e, workflow_id)?;
+            t.total_events += 1;
+            t.start_time.get_or_insert_with(|| e.timestamp.clone());
+            t.end_time = Some(e.timestamp.clone());
+            match e.event_type.group() {
+                "handoffs" => t.handoffs.push(e),
+                "failures" => t.failures.push(e),
+                "tasks" => t.tasks.push(e),
+                _ => t.lifecycle.push(e),
+            }
+            Ok(true)
+        })
+        .await?;
+        match span {
+            Some((first, last)) => t.duration_ms = (last - first) as f64 / 1000.0,
+            None => self.workflow_exists(workflow_id).await?,
+        }
+        Ok(t)
+    }
+
+    /// Statistics over the events of one workflow, or of all when `workflow_id` is `None`.
+    pub async fn statistics(&self, workflow_id: Option<&str>) -> Result<Statistics> {
+        if let Some(id) = workflow_id {
+            self.workflow_exists(id).await?;
+        }
+        let mut acc = Tally::new(workflow_id.is_some());
+        let mut cursor = (workflow_id.unwrap_or("").to_string(), i64::MIN);
+        loop {
+            let sql = if workflow_id.is_some() {
+                "SELECT workflow_id, first_seq, events FROM event_blocks WHERE workflow_id = $1 AND first_seq > $2 \
+                 ORDER BY first_seq LIMIT $3"
+            } else {
+                "SELECT workflow_id, first_seq, events FROM event_blocks WHERE (workflow_id, first_seq) > ($1, $2) \
+                 ORDER BY workflow_id, first_seq LIMIT $3"
+            };
+            let rows = sqlx::query(sql).bind(&cursor.0).bind(cursor.1).bind(MAX_PAGE).fetch_all(self.reader()).await?;
+            for row in &rows {
+                let wf: String = row.try_get(0)?;
+                for e in blocks::decode(row.try_get(2)?).map_err(corrupt(&wf))? {
+                    acc.add(&wf, &e);
+                }
+                cursor = (wf, row.try_get(1)?);
+            }
+            if (rows.len() as i64) < MAX_PAGE {
+                break;
+            }
+        }
+        Ok(acc.finish())
+    }
+
+    /// Delete events older than `days` days. Returns how many were deleted.
+    ///
+    /// Blocks wholly older than the cut-off go; a block that straddles it keeps its newer events.
+    pub async fn delete_events_older_than(&self, days: f64) -> Result<u64> {
+        let cutoff = now_us() - (days * 86_400e6) as i64;
+        let mut tx = self.write_pool().begin().await?;
+        let whole: i64 =
+            sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(event_count), 0) AS BIGINT) FROM event_blocks WHERE first_ts < $1 AND last_ts < $1",
+            )
+                .bind(cutoff)
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query(
+            "DELETE FROM event_agents WHERE (workflow_id, first_seq) IN \
+             (SELECT workflow_id, first_seq FROM event_blocks WHERE first_ts < $1 AND last_ts < $1)",
+        )
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM event_blocks WHERE first_ts < $1 AND last_ts < $1")
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?;
+        let straddling = sqlx::query("SELECT workflow_id, first_seq, events FROM event_blocks WHERE first_ts < $1")
+            .bind(cutoff)
+            .fetch_all(&mut *tx)
+            .await?;
+        let (mut deleted, mut trimmed) = (whole as u64, Vec::with_capacity(straddling.len()));
+        for row in straddling {
+            let (wf, first_seq, text): (String, i64, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            let kept = blocks::retain(&wf, &text, |e| e.ts() >= cutoff).map_err(corrupt(&wf))?;
+            let Some((block, removed)) = kept else {
+                continue; // cannot happen: the block has an event at or after the cut-off
+            };
+            for table in ["event_agents", "event_blocks"] {
+                sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE workflow_id = $1 AND first_seq = $2")))
+                    .bind(&wf)
+                    .bind(first_seq)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            trimmed.push(block);
+            deleted += removed as u64;
+        }
+        let mut inserts = Inserts::new(self.dialect());
+        add_blocks(&mut inserts, trimmed)?;
+        inserts.execute(&mut tx).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+}
