@@ -9,6 +9,7 @@ mod events;
 mod harness;
 mod hostile;
 mod hosts;
+mod layering;
 mod plugins;
 mod support;
 mod upstream;

@@ -149,8 +149,9 @@ pub fn check_supplied(wf: &ValidWorkflow) -> Result<(), ValidationError> {
     Ok(())
 }
 
-/// Task metadata keys that reach a handoff.
-const HANDOFF_METADATA: [&str; 4] = ["priority", "tags", "requirements", "description"];
+/// Task metadata keys that reach a handoff as they are written and so can break its schema
+/// (`description` and `requirements` are taken only when they are a string and an object).
+const HANDOFF_METADATA: [&str; 2] = ["priority", "tags"];
 
 /// Where the part of a handoff at `path` comes from, as a submitter wrote it.
 fn supplied_by(path: &str) -> String {
