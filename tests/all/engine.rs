@@ -325,7 +325,26 @@ async fn concurrent_workflows(b: Backend) {
     }
 }
 
+/// A claim says whether it left ready tasks behind, so the engine claims again only then.
+async fn claims_say_when_more_are_ready(b: Backend) {
+    let (url, _d) = database(b).await;
+    let store = hyphae::store::Store::connect(&url).await.unwrap();
+    store.register_worker("w1", "test", Duration::from_secs(5)).await.unwrap();
+    let spec = json!({"max_parallel_tasks": 10, "tasks": [t("a", "echo", &[], json!({})),
+        t("b", "echo", &[], json!({})), t("c", "echo", &[], json!({})), t("d", "echo", &["a"], json!({}))]});
+    let valid = hyphae::workflow::validate(serde_json::from_value(spec).unwrap(), |_| true).unwrap();
+    store.submit(&valid).await.unwrap();
+    let lease = Duration::from_secs(30);
+    let first = store.claim("w1", 2, lease).await.unwrap();
+    assert_eq!((first.tasks.len(), first.more_ready), (2, true));
+    let second = store.claim("w1", 2, lease).await.unwrap();
+    assert_eq!((second.tasks.len(), second.more_ready), (1, false), "`d` waits for `a`");
+    let none = store.claim("w1", 2, lease).await.unwrap();
+    assert_eq!((none.tasks.len(), none.more_ready), (0, false));
+}
+
 crate::on_both_backends!(
+    claims_say_when_more_are_ready,
     sequential,
     parallel_and_diamond,
     max_parallel_is_respected,

@@ -258,12 +258,15 @@ impl Inner {
         }
     }
 
-    /// Remember that a retry becomes due at `at` (µs).
+    /// Remember that a retry becomes due at `at` (µs), and have the scheduler reckon its sleep again.
     fn due_at(&self, at: i64) {
-        let mut next = self.next_due.lock().unwrap_or_else(|e| e.into_inner());
-        if next.is_none_or(|n| at < n) {
-            *next = Some(at);
+        {
+            let mut next = self.next_due.lock().unwrap_or_else(|e| e.into_inner());
+            if next.is_none_or(|n| at < n) {
+                *next = Some(at);
+            }
         }
+        self.wake.notify_one();
     }
 }
 

@@ -26,11 +26,15 @@ pub(super) async fn run(inner: Arc<Inner>) {
         }
         let free = inner.slots.available_permits();
         let want = free.min(inner.config.claim_batch);
-        let mut claimed = 0;
+        let mut more_ready = false;
         if want > 0 {
             match inner.store.claim(&inner.worker_id, want, inner.config.lease).await {
-                Ok(tasks) => {
-                    claimed = tasks.len();
+                Ok(claimed) => {
+                    more_ready = claimed.more_ready;
+                    let tasks = claimed.tasks;
+                    // Watchers hear of the new attempts once per workflow.
+                    let workflows: std::collections::BTreeSet<String> =
+                        tasks.iter().map(|t| t.workflow_id.clone()).collect();
                     for t in tasks {
                         let Ok(permit) = inner.slots.clone().try_acquire_owned() else {
                             tracing::error!(
@@ -40,6 +44,9 @@ pub(super) async fn run(inner: Arc<Inner>) {
                         };
                         start(&inner, t, permit);
                     }
+                    for id in &workflows {
+                        inner.notify(id, false);
+                    }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "claiming ready tasks failed; trying again shortly");
@@ -48,8 +55,8 @@ pub(super) async fn run(inner: Arc<Inner>) {
                 }
             }
         }
-        if claimed > 0 && claimed == want {
-            continue; // there may be more ready tasks
+        if more_ready && inner.slots.available_permits() > 0 {
+            continue;
         }
         let wait = {
             let mut next = inner.next_due.lock().unwrap_or_else(|e| e.into_inner());

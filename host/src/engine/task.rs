@@ -24,7 +24,6 @@ pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemap
     let key = (task.workflow_id.clone(), task.task_id.to_string());
     let token = CancellationToken::new();
     inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), (task.attempt, token.clone()));
-    inner.notify(&task.workflow_id, false);
 
     let outcome = attempt(&inner, &task, token).await;
     let status = match &outcome.result {
@@ -63,8 +62,9 @@ pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemap
         }
         None => {}
     }
+    // The writer woke the scheduler if the slot is free to take other work. This notice also
+    // tells of the tasks the writer claimed in the same transaction.
     inner.notify(&task.workflow_id, ended);
-    inner.wake.notify_one();
 }
 
 /// Run the attempt and describe its outcome. Never fails: every problem becomes a task failure.

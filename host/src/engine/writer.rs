@@ -1,6 +1,7 @@
 //! The single writer of outcomes: drains every outcome waiting and records them in one
 //! transaction (group commit). In the same transaction it claims ready tasks for the slots the
-//! finished attempts give back, and starts them, so a dependent starts without another round trip.
+//! finished attempts give back, and starts them, so a dependent starts without another round trip;
+//! the scheduler is woken only when slots are left over or more tasks were ready than claimed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,8 +47,10 @@ pub(super) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>)
         });
         match inner.store.record_and_claim(&outcomes, claim).await {
             Ok((applied, claimed)) => {
+                // The scheduler is needed only if slots are left over or ready tasks were left.
+                let wake = claimed.more_ready || claimed.tasks.len() < permits.len();
                 // The claimed tasks take over the slots of the attempts just recorded.
-                for t in claimed {
+                for t in claimed.tasks {
                     match permits.pop() {
                         Some(permit) => scheduler::start(&inner, t, permit),
                         None => tracing::error!("claimed more tasks than slots; the lease will expire and retry it"),
@@ -57,6 +60,9 @@ pub(super) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>)
                 for (reply, a) in replies.into_iter().zip(applied) {
                     let _ = reply.send(Some(a));
                 }
+                if wake {
+                    inner.wake.notify_one();
+                }
             }
             Err(e) => {
                 // One bad outcome must not sink the others: record them one by one.
@@ -65,6 +71,7 @@ pub(super) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>)
                 for (o, reply) in outcomes.into_iter().zip(replies) {
                     let _ = reply.send(record_alone(&inner, o).await);
                 }
+                inner.wake.notify_one();
             }
         }
     }

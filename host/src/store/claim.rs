@@ -37,6 +37,14 @@ pub struct ClaimedTask {
     pub budget: Option<(Budget, Usage)>,
 }
 
+/// What a claim took, and whether more tasks were ready than it could take.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub tasks: Vec<ClaimedTask>,
+    /// Ready tasks were left for want of room in the claim (`max`): claim again when slots free.
+    pub more_ready: bool,
+}
+
 /// A request to claim ready tasks.
 #[derive(Debug, Clone, Copy)]
 pub struct Claim<'a> {
@@ -129,15 +137,15 @@ fn started(workflow_id: &str, rows: Vec<AnyRow>, slots: &Slots, now: i64) -> Res
 impl Store {
     /// Claim up to `max` ready tasks of running workflows for `worker_id`, respecting each
     /// workflow's `max_parallel_tasks`. Safe to call from several hosts at once.
-    pub async fn claim(&self, worker_id: &str, max: usize, lease: Duration) -> Result<Vec<ClaimedTask>> {
+    pub async fn claim(&self, worker_id: &str, max: usize, lease: Duration) -> Result<Claimed> {
         if max == 0 {
-            return Ok(Vec::new());
+            return Ok(Claimed::default());
         }
         let mut tx = self.write.begin().await?;
         let (mut history, mut inserts) = (History::default(), Inserts::new(self.dialect));
         let claim = Claim { worker_id, max, lease, workflows: None };
         let claimed = self.claim_in(&mut tx, &claim, &mut history, &mut inserts).await?;
-        if claimed.is_empty() {
+        if claimed.tasks.is_empty() {
             tx.rollback().await?;
             return Ok(claimed);
         }
@@ -155,13 +163,14 @@ impl Store {
         claim: &Claim<'_>,
         history: &mut History<'_>,
         inserts: &mut Inserts,
-    ) -> Result<Vec<ClaimedTask>> {
+    ) -> Result<Claimed> {
         if claim.workflows.is_some_and(|w| w.is_empty()) {
-            return Ok(Vec::new());
+            return Ok(Claimed::default());
         }
         let now = now_us();
         let mut claimed = Vec::new();
-        for (workflow_id, task_ids) in self.candidates(tx, claim, now).await? {
+        let (candidates, more_ready) = self.candidates(tx, claim, now).await?;
+        for (workflow_id, task_ids) in candidates {
             let Some((slots, task_ids)) = take_slots(tx, &workflow_id, task_ids).await? else {
                 continue;
             };
@@ -173,17 +182,17 @@ impl Store {
             self.record_started(&workflow_id, &started, claim.worker_id, now, history, inserts)?;
             claimed.extend(started);
         }
-        Ok(claimed)
+        Ok(Claimed { tasks: claimed, more_ready })
     }
 
     /// The ready tasks a claim may take, by workflow: the first ready ones of each running
-    /// workflow with free slots.
+    /// workflow with free slots; and whether more were ready (one more is asked for to know).
     async fn candidates(
         &self,
         tx: &mut AnyConnection,
         claim: &Claim<'_>,
         now: i64,
-    ) -> Result<BTreeMap<String, Vec<String>>> {
+    ) -> Result<(BTreeMap<String, Vec<String>>, bool)> {
         let only = match claim.workflows {
             Some(w) => format!(
                 " AND w.workflow_id IN ({})",
@@ -212,15 +221,17 @@ impl Store {
                  ORDER BY t.ready_at, t.position LIMIT $2"
             ),
         };
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(claim.max as i64);
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(claim.max as i64 + 1);
         for w in claim.workflows.unwrap_or_default() {
             q = q.bind(w);
         }
+        let rows = q.fetch_all(&mut *tx).await?;
+        let more_ready = rows.len() > claim.max;
         let mut by_workflow: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for r in q.fetch_all(&mut *tx).await? {
+        for r in rows.iter().take(claim.max) {
             by_workflow.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
         }
-        Ok(by_workflow)
+        Ok((by_workflow, more_ready))
     }
 
     /// Mark the tasks running under this claim's lease, as attempt + 1. Returns their rows in

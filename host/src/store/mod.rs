@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use sqlx::AnyPool;
 
-pub use claim::{Claim, ClaimedTask};
+pub use claim::{Claim, Claimed, ClaimedTask};
 pub use control::{BudgetState, ControlOutcome};
 pub(crate) use inserts::Inserts;
 pub use outcome::Applied;

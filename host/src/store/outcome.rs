@@ -9,10 +9,10 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use super::claim::Claim;
+use super::claim::{Claim, Claimed};
 use super::inserts::{add, Inserts};
 use super::rows::{json_opt, History};
-use super::{ClaimedTask, Dialect, Result, Store};
+use super::{Dialect, Result, Store};
 use crate::clock::now_us;
 use crate::events::NewEvent;
 use crate::lifecycle::{
@@ -122,7 +122,7 @@ impl Store {
         &self,
         outcomes: &[Outcome],
         claim: Option<Claim<'_>>,
-    ) -> Result<(Vec<Applied>, Vec<ClaimedTask>)> {
+    ) -> Result<(Vec<Applied>, Claimed)> {
         let mut tx = self.write.begin().await?;
         let mut applied = Vec::with_capacity(outcomes.len());
         let mut batch = Batch::default();
@@ -154,7 +154,7 @@ impl Store {
         });
         let claimed = match claim {
             Some(c) if c.max > 0 => self.claim_in(&mut tx, &c, &mut history, &mut inserts).await?,
-            _ => Vec::new(),
+            _ => Claimed::default(),
         };
         let flushed = history.flush(&mut tx, inserts, self.events_enabled()).await?;
         super::rows::notify_hosts(&mut tx, self.dialect, &self.origin, changed(outcomes, &applied)).await?;
