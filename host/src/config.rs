@@ -24,6 +24,9 @@ pub const DEFAULT_MAX_PLUGIN_BYTES: usize = 100 << 20;
 pub struct Config {
     /// Database: a SQLite file path, `sqlite://PATH`, or `postgres://...`.
     pub db: String,
+    /// When a SQLite commit is on disk: `normal` (default; survives a crash of the host, the last
+    /// commits may be lost on power loss) or `full` (synced per commit, survives power loss, slower).
+    pub sqlite_synchronous: crate::store::SqliteSync,
     /// Directory of `*.wasm` plugins.
     pub plugins_dir: PathBuf,
     /// Directory of precompiled plugin artifacts (default: `$XDG_CACHE_HOME/hyphae` or
@@ -86,6 +89,7 @@ impl Default for Config {
         let http = HttpLimits::default();
         Config {
             db: "hyphae.db".into(),
+            sqlite_synchronous: crate::store::SqliteSync::Normal,
             plugins_dir: PathBuf::from("plugins/dist"),
             cache_dir: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -230,6 +234,14 @@ mod tests {
         assert_eq!(c.plugins_dir, PathBuf::from("plugins/dist"));
         let err = Config::from_toml("dbb = 1").unwrap_err();
         assert!(err.contains("dbb"), "{err}");
+    }
+
+    #[test]
+    fn sqlite_durability_is_a_key_of_the_file() {
+        assert_eq!(Config::default().sqlite_synchronous, crate::store::SqliteSync::Normal);
+        let config = Config::from_toml("sqlite_synchronous = \"full\"").unwrap();
+        assert_eq!(config.sqlite_synchronous, crate::store::SqliteSync::Full);
+        assert!(Config::from_toml("sqlite_synchronous = \"extra\"").is_err());
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub async fn start(config: &Config, engine_config: EngineConfig) -> Result<Host,
     let secrets = Secrets::load(&config.secrets)
         .map_err(|e| Failure::config(format!("{e} (in `[secrets.{}]` of the host configuration)", e.name)))?;
     let tls = OutboundTls::load(config.outbound_ca_file.as_deref()).map_err(|e| Failure::config(e.to_string()))?;
-    let store = Store::connect(&config.db).await.map_err(|e| {
+    let store = Store::connect_with(&config.db, config.sqlite_synchronous).await.map_err(|e| {
         Failure::unavailable(format!(
             "cannot open the database `{}`: {e}: check `--db` (or HYPHAE_DB, or `db` in the config file)",
             config.db

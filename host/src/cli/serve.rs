@@ -23,6 +23,9 @@ pub struct ServeArgs {
     /// Database: SQLite file (default `hyphae.db`) or `postgres://...`.
     #[arg(long, env = "HYPHAE_DB", value_name = "URL")]
     pub db: Option<String>,
+    /// When a SQLite commit is on disk: `normal` (default) or `full` (power-loss durable, slower).
+    #[arg(long, env = "HYPHAE_SQLITE_SYNCHRONOUS", value_enum, value_name = "MODE")]
+    pub sqlite_synchronous: Option<crate::store::SqliteSync>,
     /// Directory of `*.wasm` plugins (default `plugins/dist`).
     #[arg(long, env = "HYPHAE_PLUGINS_DIR", value_name = "DIR")]
     pub plugins_dir: Option<PathBuf>,
@@ -56,7 +59,17 @@ impl ServeArgs {
         macro_rules! set {
             ($($field:ident),*) => { $(if let Some(v) = &self.$field { c.$field = v.clone(); })* };
         }
-        set!(db, plugins_dir, listen, max_body_bytes, max_plugin_bytes, max_concurrent_tasks, watch_plugins, log_json);
+        set!(
+            db,
+            sqlite_synchronous,
+            plugins_dir,
+            listen,
+            max_body_bytes,
+            max_plugin_bytes,
+            max_concurrent_tasks,
+            watch_plugins,
+            log_json
+        );
         if let Some(dir) = &self.cache_dir {
             c.cache_dir = Some(dir.clone());
         }
@@ -123,7 +136,11 @@ fn print_banner(config: &Config, addr: SocketAddr, host: &host::Host) {
     println!("hyphae {} serving on {url}", env!("CARGO_PKG_VERSION"));
     println!("  API:       {url}/v1/workflows   (OpenAPI: {url}/openapi.json)");
     println!("  metrics:   {url}/metrics   health: {url}/healthz, {url}/readyz");
-    println!("  database:  {}", config.db);
+    let durability = match (config.is_postgres(), config.sqlite_synchronous) {
+        (false, crate::store::SqliteSync::Full) => " (synchronous = FULL: each commit synced to disk)",
+        _ => "",
+    };
+    println!("  database:  {}{durability}", config.db);
     println!("  plugins:   {} ({} file(s))", config.plugins_dir.display(), plugins.len());
     if plugins.is_empty() {
         println!(

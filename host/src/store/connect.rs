@@ -15,9 +15,32 @@ use super::{Dialect, Result, Store, StoreError};
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; \
-     PRAGMA temp_store = MEMORY;";
+/// Pragmas of every SQLite connection but `synchronous` ([`SqliteSync`]).
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+     PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;";
+
+/// When a SQLite commit is on disk (PostgreSQL decides its own durability).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    /// `synchronous = NORMAL` in WAL mode: a commit survives a crash of the host process; the
+    /// last commits before a power loss or an operating-system crash may be lost (the database
+    /// stays consistent). No disk sync per commit.
+    #[default]
+    Normal,
+    /// `synchronous = FULL`: each commit is synced to disk before it is acknowledged, so it
+    /// survives a power loss too; a sync per commit (per batch of outcomes) costs time.
+    Full,
+}
+
+impl SqliteSync {
+    fn pragma(self) -> (&'static str, SqliteSynchronous) {
+        match self {
+            SqliteSync::Normal => ("PRAGMA synchronous = NORMAL;", SqliteSynchronous::Normal),
+            SqliteSync::Full => ("PRAGMA synchronous = FULL;", SqliteSynchronous::Full),
+        }
+    }
+}
 
 /// Batched statements differ in their number of rows, so a connection sees a few hundred
 /// distinct texts: keep them all prepared (the default of 100 would re-prepare most of them).
@@ -37,6 +60,11 @@ impl Store {
     ///
     /// `url` is a file path or `sqlite://PATH` for SQLite, `postgres://...` for PostgreSQL.
     pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_with(url, SqliteSync::default()).await
+    }
+
+    /// [`Store::connect`], with SQLite commits as durable as `sync` says.
+    pub async fn connect_with(url: &str, sync: SqliteSync) -> Result<Store> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let (dialect, any_url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -54,7 +82,7 @@ impl Store {
                 .filename(path)
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                .synchronous(sync.pragma().1)
                 .foreign_keys(true);
             let mut conn = opts.connect().await?;
             SQLITE_MIGRATIONS.run(&mut conn).await?;
@@ -64,9 +92,10 @@ impl Store {
         let (write, read) = match dialect {
             Dialect::Sqlite => {
                 let opts = || {
-                    AnyPoolOptions::new().after_connect(|conn, _| {
+                    AnyPoolOptions::new().after_connect(move |conn, _| {
                         Box::pin(async move {
                             conn.execute(SQLITE_PRAGMAS).await?;
+                            conn.execute(sync.pragma().0).await?;
                             Ok(())
                         })
                     })
@@ -99,7 +128,24 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::with_statement_cache;
+    use super::{with_statement_cache, SqliteSync, Store};
+
+    /// `PRAGMA synchronous` of the write and the read connections: 1 is NORMAL, 2 is FULL.
+    async fn synchronous(store: &Store) -> (i64, i64) {
+        let q = || sqlx::query_scalar::<_, i64>("PRAGMA synchronous");
+        (q().fetch_one(store.write_pool()).await.unwrap(), q().fetch_one(store.reader()).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn sqlite_commits_are_as_durable_as_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::connect(path.to_str().unwrap()).await.unwrap();
+        assert_eq!(synchronous(&store).await, (1, 1));
+        store.close().await;
+        let store = Store::connect_with(path.to_str().unwrap(), SqliteSync::Full).await.unwrap();
+        assert_eq!(synchronous(&store).await, (2, 2));
+    }
 
     #[test]
     fn statement_cache_is_added_unless_set() {

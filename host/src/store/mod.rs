@@ -25,6 +25,7 @@ use std::sync::Arc;
 use sqlx::AnyPool;
 
 pub use claim::{Claim, Claimed, ClaimedTask};
+pub use connect::SqliteSync;
 pub use control::{BudgetState, ControlOutcome};
 pub(crate) use inserts::Inserts;
 pub use outcome::Applied;
