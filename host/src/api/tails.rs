@@ -84,8 +84,6 @@ impl Tails {
             Err(e) => return self.stop(&id, &tx, Some(&e.to_string())),
         };
         let mut terminal_seen = false;
-        // The status is read again only when a notice says it may have changed (or none came).
-        let mut status_may_change = true;
         loop {
             let q = EventQuery { after: pos, limit: BATCH, ..Default::default() };
             let batch = match store.workflow_events(&id, &q).await {
@@ -108,20 +106,18 @@ impl Tails {
                 let _ = tx.send(Arc::new(Update::End { status, last_seq: pos }));
                 return self.stop(&id, &tx, None);
             }
-            if status_may_change {
-                match store.workflow_status(&id).await {
-                    Ok(status) if status.is_terminal() => {
-                        terminal_seen = true;
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(e) => return self.stop(&id, &tx, Some(&e.to_string())),
+            match store.workflow_status(&id).await {
+                Ok(status) if status.is_terminal() => {
+                    terminal_seen = true;
+                    continue;
                 }
+                Ok(_) => {}
+                Err(e) => return self.stop(&id, &tx, Some(&e.to_string())),
             }
             if self.unfollowed(&id, &tx) {
                 return;
             }
-            status_may_change = wait_for_change(&mut notices, &id).await;
+            wait_for_change(&mut notices, &id).await;
         }
     }
 
@@ -177,23 +173,21 @@ fn updates(batch: &[Event]) -> Vec<Update> {
     out
 }
 
-/// Wait for a notice about workflow `id` (or any lag), at most [`POLL`]. Returns whether the
-/// workflow's status may have changed: the notice says so, or notices were missed or none came.
-pub(super) async fn wait_for_change(notices: &mut broadcast::Receiver<Notice>, id: &str) -> bool {
-    let waited = tokio::time::timeout(POLL, async {
+/// Wait for a notice about workflow `id` (or any lag), at most [`POLL`].
+pub(super) async fn wait_for_change(notices: &mut broadcast::Receiver<Notice>, id: &str) {
+    let _ = tokio::time::timeout(POLL, async {
         loop {
             match notices.recv().await {
-                Ok(n) if n.workflow_id == id => return n.status_changed,
+                Ok(n) if n.workflow_id == id => return,
                 Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => return true,
+                Err(broadcast::error::RecvError::Lagged(_)) => return,
                 Err(broadcast::error::RecvError::Closed) => {
                     // Engine stopped: fall back to polling.
                     tokio::time::sleep(POLL).await;
-                    return true;
+                    return;
                 }
             }
         }
     })
     .await;
-    waited.unwrap_or(true)
 }
