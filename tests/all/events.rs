@@ -176,9 +176,66 @@ async fn events_of_the_first_schema_are_carried_over(b: Backend) {
     assert_eq!(store.statistics(None).await.unwrap().total_events, 4);
 }
 
+/// A database of the release before typed events: its JSON blocks (as that release's writer
+/// made them) are read as they were after the migration, next to new blocks, and retention trims
+/// them in their own format.
+async fn blocks_of_the_json_formats_are_read_after_the_migration(b: Backend) {
+    let (url, _d) = database(b).await;
+    let dir = if b == Backend::Sqlite { "sqlite" } else { "postgres" };
+    let migrations = crate::support::repo_root().join("migrations").join(dir);
+    let mut before = sqlx::migrate::Migrator::new(migrations.as_path()).await.unwrap();
+    let n = before.migrations.iter().position(|m| m.description.contains("typed event blocks")).unwrap();
+    before.migrations = Cow::Owned(before.migrations[..n].to_vec());
+    let v2 = r#"{"v":2,"seq":1,"ts":1000000,"s":["task_started","t1","bob","echo","running","task_completed","completed"],"b":[{"metadata":{"attempt":1,"worker_id":"w1"}},{"metadata":{"attempt":1}}],"e":[[0,0,1,2,3,4,0],[5,2000000,1,2,3,6,1,1.5,[0.5,1.5,2.25]]]}"#;
+    let v1 = r#"[[3,"e3","workflow_completed",null,null,null,null,null,"completed",null,4000000,null]]"#;
+    let insert = format!(
+        "INSERT INTO event_blocks (workflow_id, first_seq, last_seq, first_ts, last_ts, event_count, events) VALUES \
+         ('w1', 1, 2, 1000000, 3000000, 2, '{v2}'), ('w1', 3, 3, 4000000, 4000000, 1, '{v1}'); \
+         INSERT INTO event_agents (agent_id, first_ts, workflow_id, first_seq) VALUES ('bob', 1000000, 'w1', 1)"
+    );
+    match b {
+        Backend::Sqlite => {
+            use sqlx::{ConnectOptions, Connection};
+            let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&url).create_if_missing(true);
+            let mut conn = opts.connect().await.unwrap();
+            before.run(&mut conn).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(insert)).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            before.run(&mut conn).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(insert)).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+    let store = Store::connect(&url).await.expect("the migration applies");
+    let w1 = store.workflow_events("w1", &all()).await.unwrap();
+    let types: Vec<EventType> = w1.iter().map(|e| e.event_type).collect();
+    assert_eq!(types, [EventType::TaskStarted, EventType::TaskCompleted, EventType::WorkflowCompleted]);
+    assert_eq!(w1[0].metadata, Some(json!({"attempt": 1, "worker_id": "w1"})));
+    assert_eq!((w1[1].duration_ms, w1[1].performance.unwrap().total_time_ms), (Some(1.5), 2.25));
+    assert_eq!(
+        (w1[1].timestamp.as_str(), w1[2].event_id.as_str()),
+        (hyphae::events::rfc3339(3_000_000).as_str(), "e3")
+    );
+    let bob = store.agent_events("bob", &AgentEventsQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(keys(&bob), [("w1".to_string(), 1), ("w1".to_string(), 2)]);
+    // Retention inside the older block keeps its newer event, readable as before.
+    let cut = time::OffsetDateTime::from_unix_timestamp(2).unwrap();
+    let days = (time::OffsetDateTime::now_utc() - cut).as_seconds_f64() / 86_400.0;
+    assert_eq!(store.delete_events_older_than(days).await.unwrap(), 1);
+    let kept = store.workflow_events("w1", &all()).await.unwrap();
+    assert_eq!(kept, w1[1..].to_vec());
+    let bob = store.agent_events("bob", &AgentEventsQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(keys(&bob), [("w1".to_string(), 2)]);
+}
+
 crate::on_both_backends!(
     pages_types_and_tasks_slice_the_same_history,
     agent_events_merge_workflows_in_time_order,
     retention_cuts_inside_a_block,
     events_of_the_first_schema_are_carried_over,
+    blocks_of_the_json_formats_are_read_after_the_migration,
 );

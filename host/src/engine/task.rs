@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Inner;
 use crate::clock::now_us;
-use crate::events::{ms, rfc3339, AttemptMeta, EventType, NewEvent};
+use crate::events::{micros, rfc3339, EventKind, Json, NewEvent, TaskNames};
 use crate::handoff::{self, Target};
 use crate::lifecycle::{AttemptResult, Outcome};
 use crate::plugins::{
@@ -107,11 +107,10 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         Ok(h) => h,
         Err(f) => return outcome(AttemptResult::Failed(f), None, Vec::new(), events),
     };
-    let names = (&task.task_id, &task.agent_id, &task.agent_type);
+    let names = task.names();
     if tracking {
-        let meta =
-            AttemptMeta { attempt: task.attempt, timeout_ms: Some(timeout.as_millis() as u64), ..Default::default() };
-        events.push(NewEvent::of_task(EventType::ExecutionStart, now_us(), names, "running").metadata(meta));
+        let (attempt, timeout_ms) = (task.attempt, timeout.as_millis() as u64);
+        events.push(NewEvent::new(EventKind::ExecutionStart { task: names.clone(), attempt, timeout_ms }));
     }
     let exec = inner.sandbox.execute(context(task, &deps, handoffs), opts).await;
     if let Some(took) = exec.instantiation {
@@ -121,7 +120,7 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         let tokens = egress.llm_usage.map(|u| (u.prompt_tokens, u.completion_tokens));
         inner.metrics.egress(&task.agent_type, egress.allowed_by.as_deref(), egress.outcome.as_str(), tokens);
         if tracking {
-            events.push(egress_event(egress, names, task.attempt));
+            events.push(egress_event(egress, &names, task.attempt));
         }
     }
     if tracking {
@@ -189,21 +188,15 @@ async fn handoffs(
 
 /// The `handoff` event of one dependency edge.
 fn handoff_event(task: &ClaimedTask, dep: &TaskResultRow, h: &Value, checked_by: &str, issues: &[Issue]) -> NewEvent {
-    let mut e =
-        NewEvent::new(EventType::Handoff).task(task.task_id.clone(), task.agent_id.clone(), task.agent_type.clone());
-    e.source_agent = Some(dep.agent_id.as_str().into());
-    e.target_agent = Some(task.agent_id.clone());
-    e.status = Some(if issues.is_empty() { "accepted" } else { "rejected" }.into());
-    e.metadata = Some(
-        json!({
-            "handoff_id": h["handoff_id"], "source_task": dep.task_id, "target_task": task.task_id,
-            "source_agent_type": dep.agent_type, "checked_by": checked_by, "attempt": task.attempt,
-            "issues": issues,
-        })
-        .into(),
-    );
-    e.context = Some(json!({ "task_description": h["context"]["task_description"] }));
-    e
+    NewEvent::new(EventKind::Handoff {
+        task: task.names(),
+        attempt: task.attempt,
+        source: TaskNames::new(&dep.task_id, &dep.agent_id, &dep.agent_type),
+        handoff_id: h["handoff_id"].as_str().unwrap_or_default().to_string(),
+        by_validator: checked_by == "validator",
+        issues: Json::of(&issues),
+        task_description: Json::of(&h["context"]["task_description"]),
+    })
 }
 
 /// The failure of a task whose handoff from `dep` was rejected.
@@ -240,12 +233,14 @@ fn context(task: &ClaimedTask, deps: &[TaskResultRow], handoffs: Vec<String>) ->
 }
 
 /// The `execution_end` event of a plugin call.
-fn execution_end(exec: &Execution, names: (&Arc<str>, &Arc<str>, &Arc<str>), attempt: u32) -> NewEvent {
-    let status = if exec.result.is_ok() { "completed" } else { "failed" };
-    let mut end = NewEvent::of_task(EventType::ExecutionEnd, now_us(), names, status);
-    end.duration_ms = Some(ms(exec.duration));
-    let meta = AttemptMeta { attempt, plugin_digest: Some(exec.digest.clone()), ..Default::default() };
-    end.metadata(meta)
+fn execution_end(exec: &Execution, task: TaskNames, attempt: u32) -> NewEvent {
+    NewEvent::new(EventKind::ExecutionEnd {
+        task,
+        attempt,
+        ok: exec.result.is_ok(),
+        duration_us: micros(exec.duration),
+        plugin_digest: exec.digest.clone(),
+    })
 }
 
 /// What an attempt's requests spent: those sent (not denied) and the tokens they reported.
@@ -256,16 +251,16 @@ fn usage_of(egress: &[Egress]) -> Usage {
     }
 }
 
-/// The `egress` event of one outbound request: the request's fields and the attempt as metadata.
-fn egress_event(egress: &Egress, names: (&Arc<str>, &Arc<str>, &Arc<str>), attempt: u32) -> NewEvent {
-    let mut e = NewEvent::of_task(EventType::Egress, egress.at_us, names, egress.outcome.as_str());
-    e.duration_ms = Some(egress.duration_ms);
-    let mut meta = serde_json::to_value(egress).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut meta {
-        map.insert("attempt".into(), attempt.into());
-    }
-    e.metadata = Some(meta.into());
-    e
+/// The `egress` event of one outbound request: its outcome and record.
+fn egress_event(egress: &Egress, task: &TaskNames, attempt: u32) -> NewEvent {
+    let kind = EventKind::Egress {
+        task: task.clone(),
+        attempt,
+        outcome: egress.outcome.as_str().to_string(),
+        duration_us: (egress.duration_ms * 1000.0).round() as u64,
+        request: Json::of(egress),
+    };
+    NewEvent::at(kind, egress.at_us)
 }
 
 /// Put dependency rows in the order of the task's `dependencies`.

@@ -1,10 +1,12 @@
-//! Coordination events: their types, their stored form (blocks), and what queries over them
+//! Coordination events: their kinds (typed, built where they happen), their stored form (blocks), and what queries over them
 //! take and give. The store runs the queries.
 
 pub mod blocks;
+mod kind;
 mod query;
 mod types;
 
+pub use kind::{micros, AttemptError, EventKind, Json, NewEvent, RetryPlan, TaskNames, Timing};
 pub(crate) use query::Tally;
 pub use query::{AgentEventsQuery, EgressTotals, EventQuery, Statistics, TaskEgress, Timeline};
-pub use types::{ms, rfc3339, round_us, AttemptMeta, Event, EventError, EventType, Metadata, NewEvent, Performance};
+pub use types::{ms, rfc3339, round_us, Event, EventError, EventType, Performance};

@@ -158,17 +158,7 @@ impl Tally {
     /// An `egress` event: counted, and its token usage added (its duration is a request's, not an
     /// attempt's, so it stays out of the durations).
     fn add_egress(&mut self, e: &Stored) {
-        #[derive(serde::Deserialize)]
-        struct Body {
-            metadata: Option<Meta>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Meta {
-            llm_usage: Option<LlmUsage>,
-            attempt: Option<u32>,
-        }
-        let meta = e.body_text().and_then(|b| serde_json::from_str::<Body>(b).ok()).and_then(|b| b.metadata);
-        let (usage, attempt) = meta.map(|m| (m.llm_usage, m.attempt)).unwrap_or_default();
+        let (usage, attempt) = e.egress_usage();
         let status = e.status();
         if let (true, Some(task)) = (self.per_task, e.task_id()) {
             if !self.egress_by_task.contains_key(task) {

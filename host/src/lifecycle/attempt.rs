@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::TaskVersionState;
-use crate::events::{ms, round_us, AttemptMeta, EventError, EventType, NewEvent, Performance};
+use crate::events::{micros, AttemptError, EventKind, Json, NewEvent, RetryPlan, TaskNames, Timing};
 use crate::workflow::{Exhausted, LogLine, RetryPolicy, TaskFailure, TaskStatus, Usage};
 
 /// What an attempt produced.
@@ -139,25 +139,18 @@ impl AttemptEnded {
 /// The rule for the end of an attempt `o` of the task `held`, at `now` (µs). Events are built
 /// only when `tracking`, except the failure itself, which is always recorded.
 pub fn attempt_ended(o: &Outcome, held: &Held, now: i64, tracking: bool) -> AttemptEnded {
-    // Names are found only for the events built (none for a completion without tracking).
-    let task_event = |t: EventType, status: &'static str| {
-        let (task, agent, agent_type) = names(o, held);
-        NewEvent::of_task(t, now, (&task, &agent, &agent_type), status)
-    };
     match &o.result {
         AttemptResult::Completed(output) => {
             let mut events = Vec::new();
             if tracking {
-                let exec_ms = ms(o.execution_time);
-                let mut e = task_event(EventType::TaskCompleted, "completed");
-                e.duration_ms = Some(exec_ms);
-                e.performance = Some(Performance {
-                    queue_time_ms: ms(o.queue_time),
-                    execution_time_ms: exec_ms,
-                    total_time_ms: held.first_started.map(|s| round_us((now - s) as f64 / 1000.0)).unwrap_or(exec_ms),
-                });
-                e.metadata = Some(AttemptMeta { attempt: o.attempt, ..Default::default() }.into());
-                events.push(e);
+                let execution_us = micros(o.execution_time);
+                let timing = Timing {
+                    queue_us: micros(o.queue_time),
+                    execution_us,
+                    total_us: held.first_started.map_or(execution_us, |s| (now - s).max(0) as u64),
+                };
+                let kind = EventKind::TaskCompleted { task: names(o, held), attempt: o.attempt, timing };
+                events.push(NewEvent::at(kind, now));
             }
             let output = serde_json::from_str(output).unwrap_or(Value::Null);
             let change =
@@ -171,46 +164,38 @@ pub fn attempt_ended(o: &Outcome, held: &Held, now: i64, tracking: bool) -> Atte
                 events,
             }
         }
-        AttemptResult::Failed(f) => failed(o, f, held, now, task_event),
+        AttemptResult::Failed(f) => failed(o, f, held, now),
     }
 }
 
 /// An attempt that failed: retried while its policy allows (a budget's refusal is not counted),
 /// else the task fails, and the workflow with it unless the task may fail.
-fn failed(
-    o: &Outcome,
-    f: &TaskFailure,
-    held: &Held,
-    now: i64,
-    task_event: impl Fn(EventType, &'static str) -> NewEvent,
-) -> AttemptEnded {
+fn failed(o: &Outcome, f: &TaskFailure, held: &Held, now: i64) -> AttemptEnded {
     let error = json!({
         "error_type": f.error_type, "message": f.message, "attempt": o.attempt,
         "retryable": f.retryable, "detail": f.detail,
     });
-    let event_error = EventError {
+    let event_error = AttemptError {
         error_type: f.error_type.clone(),
         message: f.message.clone(),
-        attempt: o.attempt,
-        detail: f.detail.clone(),
+        detail: f.detail.as_ref().map(Json::of),
     };
-    let mut events = vec![task_event(EventType::Failure, "failed").error(event_error.clone())];
+    let (task, attempt) = (names(o, held), o.attempt);
+    let at = |kind| NewEvent::at(kind, now);
+    let mut events = vec![at(EventKind::Failure { task: task.clone(), attempt, error: event_error.clone() })];
     let counted = o.attempt.saturating_sub(held.uncounted);
     let (update, change_error) = if o.exhausted.is_some() {
         // Ready at once: it is claimed when the workflow runs again.
         (TaskUpdate::Retrying { ready_at: now, uncounted: true }, None)
     } else if f.retryable && counted < held.policy.max_attempts {
         let delay = held.policy.delay(o.attempt);
-        let meta = json!({ "attempt": o.attempt, "next_attempt": o.attempt + 1,
-            "delay_ms": delay.as_secs_f64() * 1000.0, "max_attempts": held.policy.max_attempts });
-        events.push(task_event(EventType::TaskRetrying, "retrying").error(event_error).metadata(meta.clone()));
-        events.push(task_event(EventType::Retry, "retrying").metadata(meta));
+        let retry = RetryPlan { delay_us: micros(delay), max_attempts: held.policy.max_attempts };
+        events.push(at(EventKind::TaskRetrying { task: task.clone(), attempt, error: event_error, retry }));
+        events.push(at(EventKind::Retry { task, attempt, retry }));
         (TaskUpdate::Retrying { ready_at: now + delay.as_micros() as i64, uncounted: false }, Some(error.clone()))
     } else {
-        let mut e = task_event(EventType::TaskFailed, "failed").error(event_error);
-        e.duration_ms = Some(ms(o.execution_time));
-        e.metadata = Some(json!({ "attempt": o.attempt, "allow_failure": held.allow_failure }).into());
-        events.push(e);
+        let (duration_us, allow_failure) = (micros(o.execution_time), held.allow_failure);
+        events.push(at(EventKind::TaskFailed { task, attempt, error: event_error, duration_us, allow_failure }));
         (TaskUpdate::Failed, Some(error.clone()))
     };
     let failed = update == TaskUpdate::Failed;
@@ -227,9 +212,9 @@ fn failed(
 
 /// The task's names, shared by the events that recording makes: those of the attempt's own
 /// events (the claim's), else new ones.
-fn names(o: &Outcome, held: &Held) -> (Arc<str>, Arc<str>, Arc<str>) {
+fn names(o: &Outcome, held: &Held) -> TaskNames {
     o.events
         .iter()
-        .find_map(|e| Some((e.task_id.clone()?, e.agent_id.clone()?, e.agent_type.clone()?)))
-        .unwrap_or_else(|| (o.task_id.as_str().into(), held.agent_id.as_str().into(), held.agent_type.as_str().into()))
+        .find_map(|e| e.kind.task().cloned())
+        .unwrap_or_else(|| TaskNames::new(&o.task_id, &held.agent_id, &held.agent_type))
 }

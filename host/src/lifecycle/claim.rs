@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::TaskVersionState;
-use crate::events::{AttemptMeta, EventType, NewEvent};
+use crate::events::{EventKind, NewEvent, TaskNames};
 use crate::workflow::TaskStatus;
 
 /// How many of the `taken` slots a claim gives back: taking them brought the workflow's running
@@ -13,18 +13,14 @@ pub fn excess_claims(running: i64, max_parallel: i64, taken: i64) -> i64 {
 }
 
 /// A claimed task starts `attempt` on `worker` at `now` (µs): its state in the claim's version,
-/// and its `task_started` event when `tracking`.
+/// and its `task_started` event when its `names` are given (tracking).
 pub fn started(
-    names: (&Arc<str>, &Arc<str>, &Arc<str>),
+    names: Option<TaskNames>,
     attempt: u32,
     worker: &Arc<str>,
     now: i64,
-    tracking: bool,
 ) -> (TaskVersionState, Option<NewEvent>) {
-    let event = tracking.then(|| {
-        let mut e = NewEvent::of_task(EventType::TaskStarted, now, names, "running");
-        e.metadata = Some(AttemptMeta { attempt, worker_id: Some(worker.clone()), ..Default::default() }.into());
-        e
-    });
+    let event =
+        names.map(|task| NewEvent::at(EventKind::TaskStarted { task, attempt, worker_id: worker.clone() }, now));
     (TaskVersionState::bare(TaskStatus::Running, attempt), event)
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{json, Value};
 
 use super::TaskVersionState;
-use crate::events::{EventType, NewEvent};
+use crate::events::{EventKind, NewEvent};
 use crate::workflow::{TaskStatus, WorkflowStatus};
 
 /// An operation on a workflow.
@@ -105,18 +105,14 @@ impl ControlStep {
     /// The step's own event (after any the stopped tasks made); `cancelled` are the tasks whose
     /// running attempts a cancel stopped.
     pub fn event(self, cancelled: &[String]) -> Option<NewEvent> {
-        Some(match self {
+        Some(NewEvent::new(match self {
             ControlStep::Unchanged => return None,
-            ControlStep::Pause => NewEvent::new(EventType::WorkflowPaused).status("paused"),
-            ControlStep::Resume { first: true } => NewEvent::new(EventType::WorkflowStarted).status("running"),
-            ControlStep::Resume { first: false } => NewEvent::new(EventType::WorkflowResumed).status("running"),
-            ControlStep::Cancel => NewEvent::new(EventType::WorkflowCancelled)
-                .status("cancelled")
-                .metadata(json!({ "cancelled_tasks": cancelled })),
-            ControlStep::Rollback { to, from } => NewEvent::new(EventType::WorkflowRolledBack)
-                .status("paused")
-                .metadata(json!({ "to_version": to, "from_version": from })),
-        })
+            ControlStep::Pause => EventKind::WorkflowPaused { budget: None },
+            ControlStep::Resume { first: true } => EventKind::WorkflowStarted,
+            ControlStep::Resume { first: false } => EventKind::WorkflowResumed,
+            ControlStep::Cancel => EventKind::WorkflowCancelled { cancelled_tasks: cancelled.to_vec() },
+            ControlStep::Rollback { to, from } => EventKind::WorkflowRolledBack { to_version: to, from_version: from },
+        }))
     }
 }
 

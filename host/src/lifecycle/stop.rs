@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::{Changes, TaskVersionState};
-use crate::events::{EventType, NewEvent};
+use crate::events::{EventKind, Json, NewEvent, TaskNames};
 use crate::workflow::{Exhausted, TaskStatus, WorkflowStatus};
 
 /// Whether a workflow is now complete: tasks of it settled just now, none remain, and it has not
@@ -15,17 +15,15 @@ pub fn completes(settled_now: i64, remaining: i64, status: WorkflowStatus) -> bo
 
 /// The event of a workflow that completed.
 pub fn workflow_completed() -> NewEvent {
-    NewEvent::new(EventType::WorkflowCompleted).status("completed")
+    NewEvent::new(EventKind::WorkflowCompleted)
 }
 
 /// A workflow that failed because `task_id` did (with `error`), having cancelled the running
 /// attempts of `cancelled`: the reason it records, and its event.
 pub fn workflow_failed(task_id: &str, error: Option<&Value>, cancelled: &[String]) -> (Value, NewEvent) {
     let reason = json!({ "task_id": task_id, "error": error });
-    let mut e = NewEvent::new(EventType::WorkflowFailed).status("failed");
-    e.task_id = Some(task_id.into());
-    e.metadata = Some(json!({ "failed_task": task_id, "cancelled_tasks": cancelled }).into());
-    (reason, e)
+    let e = EventKind::WorkflowFailed { task_id: task_id.into(), cancelled_tasks: cancelled.to_vec() };
+    (reason, NewEvent::new(e))
 }
 
 /// A running workflow whose budget refused a request of `task_id` pauses: the reason it keeps
@@ -35,7 +33,7 @@ pub fn budget_paused(task_id: &str, exhausted: &Exhausted) -> (Value, NewEvent) 
         "reason": "budget_exhausted", "task_id": task_id, "budget": exhausted.budget,
         "limit": exhausted.limit, "used": exhausted.used,
     });
-    let event = NewEvent::new(EventType::WorkflowPaused).status("paused").metadata(reason.clone());
+    let event = NewEvent::new(EventKind::WorkflowPaused { budget: Some(Json::of(&reason)) });
     (reason, event)
 }
 
@@ -99,12 +97,8 @@ pub fn stop(unfinished: Vec<Unfinished>, why: Stop) -> Stopped {
             continue;
         }
         if why == Stop::Failed {
-            s.events.push(
-                NewEvent::new(EventType::TaskSkipped)
-                    .task(t.task_id.as_str(), t.agent_id.as_str(), t.agent_type.as_str())
-                    .status("skipped")
-                    .metadata(json!({ "reason": "the workflow failed" })),
-            );
+            let task = TaskNames::new(&t.task_id, &t.agent_id, &t.agent_type);
+            s.events.push(NewEvent::new(EventKind::TaskSkipped { task }));
         }
         let state = TaskVersionState { error: t.error, ..TaskVersionState::bare(not_started, t.attempt) };
         s.changes.insert(t.task_id.clone(), state);

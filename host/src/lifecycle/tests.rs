@@ -37,7 +37,7 @@ fn outcome(attempt: u32, result: AttemptResult) -> Outcome {
 }
 
 fn types(events: &[crate::events::NewEvent]) -> Vec<EventType> {
-    events.iter().filter_map(|e| e.event_type).collect()
+    events.iter().map(|e| e.kind.event_type()).collect()
 }
 
 #[test]
@@ -48,7 +48,8 @@ fn a_completed_attempt_settles_the_task() {
     assert!(end.settled && !end.fails_workflow && end.error.is_none());
     assert_eq!(end.change.output, Some(serde_json::json!({"x": 1})));
     assert_eq!(types(&end.events), [EventType::TaskCompleted]);
-    assert_eq!(end.events[0].performance.unwrap().total_time_ms, 5.0);
+    let crate::events::EventKind::TaskCompleted { timing, .. } = &end.events[0].kind else { panic!("not completed") };
+    assert_eq!(timing.total_us, 5_000);
     // Without tracking, no event is built.
     assert!(attempt_ended(&o, &held(3, false), 5_000, false).events.is_empty());
 }
@@ -310,7 +311,9 @@ impl Model {
         let t = &mut self.tasks[i];
         t.attempt += 1;
         let name: Arc<str> = i.to_string().into();
-        let (state, event) = started((&name, &name, &name), t.attempt, &name, 0, true);
+        let names =
+            crate::events::TaskNames { task_id: name.clone(), agent_id: name.clone(), agent_type: name.clone() };
+        let (state, event) = started(Some(names), t.attempt, &name, 0);
         assert!(event.is_some());
         t.status = state.status;
     }

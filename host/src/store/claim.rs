@@ -8,10 +8,10 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::inserts::{add, Inserts};
-use super::names::Names;
 use super::rows::History;
 use super::{Dialect, Result, Store};
 use crate::clock::now_us;
+use crate::events::TaskNames;
 use crate::lifecycle::{self, Changes};
 use crate::workflow::{Budget, Usage, WorkflowStatus};
 
@@ -35,6 +35,17 @@ pub struct ClaimedTask {
     pub queue_time: Duration,
     /// The workflow's budget, if it has one, and what it had spent when this claim was made.
     pub budget: Option<(Budget, Usage)>,
+}
+
+impl ClaimedTask {
+    /// The task's names, shared by the events of its attempt.
+    pub fn names(&self) -> TaskNames {
+        TaskNames {
+            task_id: self.task_id.clone(),
+            agent_id: self.agent_id.clone(),
+            agent_type: self.agent_type.clone(),
+        }
+    }
 }
 
 /// What a claim took, and whether more tasks were ready than it could take.
@@ -110,16 +121,14 @@ async fn take_slots(
 
 /// The claimed tasks, from the rows [`Store::start_tasks`] returned.
 fn started(workflow_id: &str, rows: Vec<AnyRow>, slots: &Slots, now: i64) -> Result<Vec<ClaimedTask>> {
-    // The batch's tasks mostly share an agent and agent type: one string each.
-    let mut names = Names::default();
     let mut tasks = Vec::with_capacity(rows.len());
     for r in rows {
         let ready_since: Option<i64> = r.try_get(8)?;
         tasks.push(ClaimedTask {
             workflow_id: workflow_id.to_string(),
             task_id: r.try_get::<&str, _>(0)?.into(),
-            agent_id: names.get(r.try_get(1)?),
-            agent_type: names.get(r.try_get(2)?),
+            agent_id: r.try_get::<&str, _>(1)?.into(),
+            agent_type: r.try_get::<&str, _>(2)?.into(),
             attempt: r.try_get::<i64, _>(3)? as u32,
             input: r.try_get(4)?,
             dependencies: serde_json::from_str(&r.try_get::<String, _>(5)?)?,
@@ -283,8 +292,7 @@ impl Store {
         let mut changes = Changes::new();
         let mut events = Vec::with_capacity(if tracking { started.len() } else { 0 });
         for task in started {
-            let names = (&task.task_id, &task.agent_id, &task.agent_type);
-            let (state, event) = lifecycle::started(names, task.attempt, &worker, now, tracking);
+            let (state, event) = lifecycle::started(tracking.then(|| task.names()), task.attempt, &worker, now);
             changes.insert(task.task_id.to_string(), state);
             events.extend(event);
         }

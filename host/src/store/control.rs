@@ -11,7 +11,7 @@ use super::rows::History;
 use super::versions::parse_status;
 use super::{Dialect, Result, Store, StoreError};
 use crate::clock::now_us;
-use crate::events::{EventType, NewEvent};
+use crate::events::{EventKind, Json, NewEvent};
 use crate::lifecycle::{self, Changes, Control, ControlStep, Refusal, Stop, TaskShape, TaskVersionState, WorkflowView};
 use crate::workflow::{Budget, Usage, WorkflowStatus};
 
@@ -64,9 +64,9 @@ impl Store {
             .bind(stored)
             .execute(&mut *tx)
             .await?;
-        let meta = json!({ "from": before.unwrap_or_default(), "to": budget, "usage": usage });
+        let change = Json::of(&json!({ "from": before.unwrap_or_default(), "to": budget, "usage": usage }));
         let mut history = History::default();
-        history.events(workflow_id, vec![NewEvent::new(EventType::WorkflowBudgetChanged).metadata(meta)]);
+        history.events(workflow_id, vec![NewEvent::new(EventKind::WorkflowBudgetChanged { change })]);
         let flushed = history.flush(&mut tx, Inserts::new(self.dialect), self.events_enabled()).await?;
         tx.commit().await?;
         self.count_events(flushed.events);

@@ -2,19 +2,26 @@
 //! timelines, statistics, and retention. Events are stored in blocks ([`crate::events::blocks`]):
 //! the database finds the blocks, this module reads the events out of them.
 
+use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{add_blocks, Inserts, Result, Store, StoreError};
 use crate::clock::now_us;
-use crate::events::blocks::{self, Stored};
+use crate::events::blocks::{self, BlockError, Content, Stored};
 use crate::events::{AgentEventsQuery, Event, EventQuery, EventType, Statistics, Tally, Timeline};
 
 /// Blocks read per query at first; later pages read more (most reads want the first few).
 const FIRST_PAGE: i64 = 4;
 const MAX_PAGE: i64 = 256;
 
-fn corrupt(workflow_id: &str) -> impl Fn(serde_json::Error) -> StoreError + '_ {
+fn corrupt(workflow_id: &str) -> impl Fn(BlockError) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("event block of workflow {workflow_id}: {e}"))
+}
+
+/// The events of the block in columns `i` (`events`) and `i + 1` (`data`) of `row`.
+fn content(row: &AnyRow, i: usize) -> Result<Content> {
+    let (text, bytes) = (row.try_get(i)?, row.try_get(i + 1)?);
+    Content::of_columns(text, bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn event(e: Stored, workflow_id: &str) -> Result<Event> {
@@ -53,14 +60,14 @@ impl Store {
         loop {
             let rows = match cursor {
                 None => sqlx::query(
-                    "SELECT first_seq, events FROM event_blocks WHERE workflow_id = $1 AND first_seq >= \
+                    "SELECT first_seq, events, data FROM event_blocks WHERE workflow_id = $1 AND first_seq >= \
                      (SELECT COALESCE(MAX(first_seq), 0) FROM event_blocks WHERE workflow_id = $1 AND first_seq <= $2) \
                      ORDER BY first_seq LIMIT $3",
                 )
                 .bind(workflow_id)
                 .bind(after.saturating_add(1)),
                 Some(last) => sqlx::query(
-                    "SELECT first_seq, events FROM event_blocks WHERE workflow_id = $1 AND first_seq > $2 \
+                    "SELECT first_seq, events, data FROM event_blocks WHERE workflow_id = $1 AND first_seq > $2 \
                      ORDER BY first_seq LIMIT $3",
                 )
                 .bind(workflow_id)
@@ -71,8 +78,7 @@ impl Store {
             .await?;
             for row in &rows {
                 cursor = Some(row.try_get(0)?);
-                let text: &str = row.try_get(1)?;
-                for e in blocks::decode(text).map_err(corrupt(workflow_id))? {
+                for e in blocks::decode(&content(row, 1)?).map_err(corrupt(workflow_id))? {
                     if !each(e)? {
                         return Ok(());
                     }
@@ -105,7 +111,7 @@ impl Store {
         let (mut cursor, mut page) = ((i64::MIN, String::new(), i64::MIN), FIRST_PAGE);
         'pages: loop {
             let rows = sqlx::query(
-                "SELECT a.first_ts, a.workflow_id, a.first_seq, b.events FROM \
+                "SELECT a.first_ts, a.workflow_id, a.first_seq, b.events, b.data FROM \
                  (SELECT first_ts, workflow_id, first_seq FROM event_agents WHERE agent_id = $1 \
                   AND (first_ts, workflow_id, first_seq) > ($2, $3, $4) \
                   ORDER BY first_ts, workflow_id, first_seq LIMIT $5) a \
@@ -130,8 +136,7 @@ impl Store {
                         break 'pages;
                     }
                 }
-                let text: &str = row.try_get(3)?;
-                for e in blocks::decode(text).map_err(corrupt(&workflow_id))? {
+                for e in blocks::decode(&content(row, 3)?).map_err(corrupt(&workflow_id))? {
                     if e.involves(agent_id) && e.is_of(&q.types) {
                         found.push((e.ts(), event(e, &workflow_id)?));
                     }
@@ -200,16 +205,16 @@ impl Store {
         let mut cursor = (workflow_id.unwrap_or("").to_string(), i64::MIN);
         loop {
             let sql = if workflow_id.is_some() {
-                "SELECT workflow_id, first_seq, events FROM event_blocks WHERE workflow_id = $1 AND first_seq > $2 \
+                "SELECT workflow_id, first_seq, events, data FROM event_blocks WHERE workflow_id = $1 AND first_seq > $2 \
                  ORDER BY first_seq LIMIT $3"
             } else {
-                "SELECT workflow_id, first_seq, events FROM event_blocks WHERE (workflow_id, first_seq) > ($1, $2) \
+                "SELECT workflow_id, first_seq, events, data FROM event_blocks WHERE (workflow_id, first_seq) > ($1, $2) \
                  ORDER BY workflow_id, first_seq LIMIT $3"
             };
             let rows = sqlx::query(sql).bind(&cursor.0).bind(cursor.1).bind(MAX_PAGE).fetch_all(self.reader()).await?;
             for row in &rows {
                 let wf: String = row.try_get(0)?;
-                for e in blocks::decode(row.try_get(2)?).map_err(corrupt(&wf))? {
+                for e in blocks::decode(&content(row, 2)?).map_err(corrupt(&wf))? {
                     acc.add(&wf, &e);
                 }
                 cursor = (wf, row.try_get(1)?);
@@ -245,14 +250,15 @@ impl Store {
             .bind(cutoff)
             .execute(&mut *tx)
             .await?;
-        let straddling = sqlx::query("SELECT workflow_id, first_seq, events FROM event_blocks WHERE first_ts < $1")
-            .bind(cutoff)
-            .fetch_all(&mut *tx)
-            .await?;
+        let straddling =
+            sqlx::query("SELECT workflow_id, first_seq, events, data FROM event_blocks WHERE first_ts < $1")
+                .bind(cutoff)
+                .fetch_all(&mut *tx)
+                .await?;
         let (mut deleted, mut trimmed) = (whole as u64, Vec::with_capacity(straddling.len()));
         for row in straddling {
-            let (wf, first_seq, text): (String, i64, String) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-            let kept = blocks::retain(&wf, &text, |e| e.ts() >= cutoff).map_err(corrupt(&wf))?;
+            let (wf, first_seq): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
+            let kept = blocks::retain(&wf, &content(&row, 2)?, |e| e.ts() >= cutoff).map_err(corrupt(&wf))?;
             let Some((block, removed)) = kept else {
                 continue; // cannot happen: the block has an event at or after the cut-off
             };

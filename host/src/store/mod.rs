@@ -10,7 +10,6 @@ mod connect;
 mod control;
 mod events;
 mod inserts;
-mod names;
 mod outcome;
 mod read;
 mod rows;
@@ -56,6 +55,8 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("stored data is corrupt ({0})")]
     Corrupt(String),
+    #[error("could not encode events: {0}")]
+    Events(#[from] crate::events::blocks::BlockError),
     #[error("workflow `{0}` not found")]
     WorkflowNotFound(String),
     #[error("workflow `{0}` has no version {1}")]

@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use super::inserts::{add, placeholders, Inserts};
 use super::{Dialect, Result};
 use crate::clock::now_us;
-use crate::events::blocks::{self, Block};
+use crate::events::blocks::{self, Block, Content};
 use crate::events::NewEvent;
 use crate::lifecycle::{Changes, TaskVersionState};
 use crate::workflow::WorkflowStatus;
@@ -187,7 +187,7 @@ impl<'e> History<'e> {
     }
 }
 
-const BLOCK_COLUMNS: usize = 7;
+const BLOCK_COLUMNS: usize = 8;
 const AGENT_COLUMNS: usize = 4;
 /// Add event blocks and their agent index entries to `inserts`.
 pub(crate) fn add_blocks(inserts: &mut Inserts, blocks: Vec<Block>) -> Result<()> {
@@ -195,7 +195,7 @@ pub(crate) fn add_blocks(inserts: &mut Inserts, blocks: Vec<Block>) -> Result<()
         .iter()
         .flat_map(|b| b.agents.iter().map(|(a, ts)| (a.clone(), *ts, b.workflow_id.clone(), b.first_seq)))
         .collect();
-    let target = "event_blocks (workflow_id, first_seq, last_seq, first_ts, last_ts, event_count, events)";
+    let target = "event_blocks (workflow_id, first_seq, last_seq, first_ts, last_ts, event_count, events, data)";
     inserts.rows(target, BLOCK_COLUMNS, blocks, |args, b| {
         add(args, b.workflow_id)?;
         add(args, b.first_seq)?;
@@ -203,7 +203,12 @@ pub(crate) fn add_blocks(inserts: &mut Inserts, blocks: Vec<Block>) -> Result<()
         add(args, b.first_ts)?;
         add(args, b.last_ts)?;
         add(args, b.count)?;
-        add(args, b.events)
+        let (text, bytes) = match b.content {
+            Content::Legacy(text) => (Some(text), None),
+            Content::Encoded(bytes) => (None, Some(bytes)),
+        };
+        add(args, text)?;
+        add(args, bytes)
     })?;
     let target = "event_agents (agent_id, first_ts, workflow_id, first_seq)";
     inserts.rows(target, AGENT_COLUMNS, agents, |args, (agent, ts, wf, seq)| {

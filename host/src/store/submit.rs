@@ -5,11 +5,10 @@ use serde::Serialize;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::inserts::{placeholders, Inserts};
-use super::names::Names;
 use super::rows::History;
 use super::{Result, Store};
 use crate::clock::now_us;
-use crate::events::{EventType, NewEvent};
+use crate::events::{EventKind, NewEvent, TaskNames};
 use crate::lifecycle::{Changes, TaskVersionState};
 use crate::workflow::{TaskStatus, ValidTask, ValidWorkflow, WorkflowStatus};
 
@@ -58,30 +57,22 @@ async fn insert_workflow(
 
 /// The events of a submission: `workflow_created`, a `task_created` per task, and
 /// `workflow_started` when it starts at once.
-fn created_events(wf: &ValidWorkflow, status: WorkflowStatus) -> Vec<NewEvent> {
+fn created_events(wf: &ValidWorkflow) -> Vec<NewEvent> {
     let mut events = Vec::with_capacity(wf.tasks.len() + 2);
-    let meta = serde_json::json!({ "name": wf.name, "task_count": wf.tasks.len(), "max_parallel_tasks": wf.max_parallel_tasks });
-    events.push(NewEvent::new(EventType::WorkflowCreated).status(status.as_str()).metadata(meta));
-    // Agents and agent types repeat across tasks: each name is made once, and a task's are mostly
-    // those of the task before.
-    let mut names = Names::default();
+    events.push(NewEvent::new(EventKind::WorkflowCreated {
+        started: wf.start,
+        name: wf.name.clone(),
+        task_count: wf.tasks.len() as u32,
+        max_parallel_tasks: wf.max_parallel_tasks,
+    }));
     // The tasks are created together, by this transaction.
     let created = now_us();
     for t in &wf.tasks {
-        let (agent, agent_type) = (names.get(&t.agent_id), names.get(&t.agent_type));
-        let mut e = NewEvent::of_task(
-            EventType::TaskCreated,
-            created,
-            (&t.task_id.as_str().into(), &agent, &agent_type),
-            "pending",
-        );
-        if !t.dependencies.is_empty() {
-            e.metadata = Some(serde_json::json!({ "dependencies": t.dependencies }).into());
-        }
-        events.push(e);
+        let task = TaskNames::new(&t.task_id, &t.agent_id, &t.agent_type);
+        events.push(NewEvent::at(EventKind::TaskCreated { task, dependencies: t.dependencies.clone() }, created));
     }
     if wf.start {
-        events.push(NewEvent::new(EventType::WorkflowStarted).status("running"));
+        events.push(NewEvent::new(EventKind::WorkflowStarted));
     }
     events
 }
@@ -122,7 +113,7 @@ impl Store {
         let mut history = History::default();
         history.version(&id, status, "created", changes);
         if self.events_enabled() {
-            history.events(&id, created_events(wf, status));
+            history.events(&id, created_events(wf));
         }
         let flushed = history.flush(&mut tx, Inserts::new(self.dialect), self.events_enabled()).await?;
         let version = flushed.versions.first().map(|(_, v)| *v).unwrap_or(1);
