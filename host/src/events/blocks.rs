@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::kind::{EventKind, NewEvent};
+use super::kind::{ms, EventKind, NewEvent};
 use super::types::{Event, EventType};
 use crate::workflow::LlmUsage;
 
@@ -242,7 +242,7 @@ impl Stored {
     /// The duration (ms) the event reports.
     pub fn duration_ms(&self) -> Option<f64> {
         match &self.what {
-            What::Kind(k) => k.duration_us().map(|us| us as f64 / 1000.0),
+            What::Kind(k) => k.duration_us().map(ms),
             What::Legacy(r) => r.duration_ms,
         }
     }

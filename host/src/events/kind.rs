@@ -178,8 +178,8 @@ pub enum EventKind {
     },
 }
 
-/// Milliseconds of `us` microseconds.
-fn ms(us: u64) -> f64 {
+/// Milliseconds of `us` microseconds: as text a few digits, not seventeen.
+pub(super) fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
@@ -449,4 +449,14 @@ impl NewEvent {
 /// Whole microseconds of `d`, rounded.
 pub fn micros(d: std::time::Duration) -> u64 {
     ((d.as_nanos() + 500) / 1000) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_keep_microseconds() {
+        assert_eq!(super::micros(std::time::Duration::from_nanos(9_044_735_999)), 9_044_736);
+        assert_eq!(super::micros(std::time::Duration::from_nanos(230_791)), 231);
+        assert_eq!(serde_json::to_string(&super::ms(9_044_736)).unwrap(), "9044.736");
+    }
 }

@@ -9,4 +9,4 @@ mod types;
 pub use kind::{micros, AttemptError, EventKind, Json, NewEvent, RetryPlan, TaskNames, Timing};
 pub(crate) use query::Tally;
 pub use query::{AgentEventsQuery, EgressTotals, EventQuery, Statistics, TaskEgress, Timeline};
-pub use types::{ms, rfc3339, round_us, Event, EventError, EventType, Performance};
+pub use types::{rfc3339, Event, EventError, EventType, Performance};

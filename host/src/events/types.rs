@@ -121,17 +121,6 @@ pub struct Event {
     pub performance: Option<Performance>,
 }
 
-/// Milliseconds rounded to whole microseconds, the precision of every time the host takes: as
-/// text a few digits, not seventeen.
-pub fn round_us(ms: f64) -> f64 {
-    (ms * 1000.0).round() / 1000.0
-}
-
-/// A duration in milliseconds, to the microsecond.
-pub fn ms(d: std::time::Duration) -> f64 {
-    round_us(d.as_secs_f64() * 1000.0)
-}
-
 /// Format microseconds since the epoch as RFC 3339 UTC with microseconds.
 pub fn rfc3339(us: i64) -> String {
     let t =
@@ -154,13 +143,6 @@ mod tests {
         assert_eq!(EventType::ALL.len(), 21);
         assert_eq!(EventType::Handoff.group(), "handoffs");
         assert_eq!(EventType::TaskFailed.group(), "failures");
-    }
-
-    #[test]
-    fn durations_keep_microseconds() {
-        assert_eq!(ms(std::time::Duration::from_nanos(9_044_735_999)), 9044.736);
-        assert_eq!(round_us(0.2307914), 0.231);
-        assert_eq!(serde_json::to_string(&round_us(9.044735999999999)).unwrap(), "9.045");
     }
 
     #[test]
