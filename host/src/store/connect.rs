@@ -1,5 +1,6 @@
 //! Opening a store: url parsing, pools, pragmas and migrations.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Once};
@@ -10,6 +11,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, Executor};
 
+use super::sqlite::Sqlite;
 use super::{Dialect, Result, Store, StoreError};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -67,6 +69,7 @@ impl Store {
     pub async fn connect_with(url: &str, sync: SqliteSync) -> Result<Store> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let mut sqlite = None;
         let (dialect, any_url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url)?;
             let mut conn = opts.connect().await?;
@@ -87,6 +90,8 @@ impl Store {
             let mut conn = opts.connect().await?;
             SQLITE_MIGRATIONS.run(&mut conn).await?;
             conn.close().await?;
+            let pragmas = format!("{SQLITE_PRAGMAS} {}", sync.pragma().0);
+            sqlite = Some(Sqlite::open(Path::new(path), 4, &pragmas)?);
             (Dialect::Sqlite, format!("sqlite://{path}"))
         };
         let (write, read) = match dialect {
@@ -122,6 +127,7 @@ impl Store {
             events_enabled: Arc::new(AtomicBool::new(true)),
             events_written: Default::default(),
             origin: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
+            sqlite,
         })
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! The store decides nothing: [`crate::lifecycle`] rules what a change does; the store reads what
 //! a rule needs and applies what it returns. One implementation serves both databases through
-//! sqlx's `Any` driver; SQL that differs is chosen by [`Dialect`]. JSON is stored as text and timestamps as microseconds since the Unix epoch, so the
-//! same rows decode identically on both.
+//! sqlx's `Any` driver; SQL that differs is chosen by [`Dialect`]. JSON is stored as text and
+//! timestamps as microseconds since the Unix epoch, so the same rows decode identically on both.
+//! On SQLite, operations move one at a time to [`sqlite`], which runs each on a connection's own
+//! thread instead of handing every statement to sqlx's worker thread.
 
 mod claim;
 mod connect;
@@ -13,6 +15,7 @@ mod inserts;
 mod outcome;
 mod read;
 mod rows;
+mod sqlite;
 mod stats;
 mod submit;
 mod versions;
@@ -49,6 +52,10 @@ pub enum Dialect {
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the database's connection thread stopped (the host is stopping, or an operation failed unexpectedly)")]
+    Stopped,
     #[error("could not apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database url `{0}`: use a file path, `sqlite://PATH` or `postgres://...`")]
@@ -69,8 +76,13 @@ impl StoreError {
     /// Whether the database could not be reached, is shutting down, or is out of resources
     /// (connections, disk): the same operation may succeed later.
     pub fn is_unavailable(&self) -> bool {
-        let StoreError::Database(e) = self else {
-            return false;
+        let e = match self {
+            StoreError::Database(e) => e,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                return unavailable_code(&e.extended_code.to_string())
+            }
+            StoreError::Stopped => return true,
+            _ => return false,
         };
         match e {
             sqlx::Error::Io(_)
@@ -124,6 +136,8 @@ pub struct Store {
     events_written: Arc<std::sync::atomic::AtomicU64>,
     /// Tells this store's own change notices from other hosts' (PostgreSQL).
     origin: Arc<str>,
+    /// On SQLite, the operations that run on rusqlite connections' own threads.
+    sqlite: Option<sqlite::Sqlite>,
 }
 
 impl Store {

@@ -351,6 +351,9 @@ impl Store {
         if task_ids.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(sqlite) = &self.sqlite {
+            return sqlite.task_results(workflow_id, task_ids).await;
+        }
         let mut out = Vec::with_capacity(task_ids.len());
         for chunk in task_ids.chunks(500) {
             let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();

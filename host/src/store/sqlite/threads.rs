@@ -1,0 +1,97 @@
+//! Connections that each live on their own thread and run whole operations there.
+//!
+//! Through sqlx every statement is a hand-off to the connection's worker thread and back, about
+//! 70 us each here (`host/experiments/sqlite_handoff`); an operation sent here as one closure
+//! pays one hand-off, however many statements it runs.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::store::{Result, StoreError};
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A set of connections to one database file, each on its own thread, sharing one queue of
+/// operations: an operation runs on whichever connection is free. Cheap to clone; the threads
+/// end when the last clone is dropped.
+#[derive(Clone)]
+pub(crate) struct Connections {
+    jobs: flume::Sender<Job>,
+}
+
+impl Connections {
+    /// Open `n` connections to `path`, each set up by `pragmas`, on threads named `name-i`.
+    pub(crate) fn open(path: &Path, n: usize, pragmas: &str, name: &str) -> Result<Connections> {
+        let (jobs, queue) = flume::unbounded::<Job>();
+        for i in 0..n {
+            let mut conn = Connection::open(path)?;
+            conn.execute_batch(pragmas)?;
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || {
+                    for job in queue.iter() {
+                        // A panic ends that operation (its caller gets an error), not the thread.
+                        let _ = catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+                    }
+                })
+                .map_err(|e| StoreError::Corrupt(format!("could not start a SQLite thread: {e}")))?;
+        }
+        Ok(Connections { jobs })
+    }
+
+    /// Run `op` on a free connection and wait for what it returns.
+    pub(crate) async fn call<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let (done, answer) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = done.send(op(conn));
+        });
+        self.jobs.send(job).map_err(|_| StoreError::Stopped)?;
+        answer.await.map_err(|_| StoreError::Stopped)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Connections;
+    use crate::store::StoreError;
+
+    fn open(n: usize) -> (tempfile::TempDir, Connections) {
+        let dir = tempfile::tempdir().unwrap();
+        let conns = Connections::open(&dir.path().join("t.db"), n, "PRAGMA journal_mode = WAL;", "test").unwrap();
+        (dir, conns)
+    }
+
+    #[tokio::test]
+    async fn operations_run_on_the_connections_threads() {
+        let (_dir, conns) = open(2);
+        let name = conns.call(|_| Ok(std::thread::current().name().map(str::to_string))).await.unwrap();
+        assert!(name.is_some_and(|n| n.starts_with("test-")));
+        conns.call(|c| Ok(c.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (7);")?)).await.unwrap();
+        let x: i64 = conns.call(|c| Ok(c.query_row("SELECT x FROM t", [], |r| r.get(0))?)).await.unwrap();
+        assert_eq!(x, 7);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_operation_fails_alone() {
+        let (_dir, conns) = open(1);
+        let failed = conns.call(|_| -> crate::store::Result<()> { panic!("boom") }).await;
+        assert!(matches!(failed, Err(StoreError::Stopped)), "{failed:?}");
+        // The one thread still serves.
+        assert_eq!(conns.call(|_| Ok(5)).await.unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn sql_errors_say_what_failed() {
+        let (_dir, conns) = open(1);
+        let e = conns.call(|c| Ok(c.execute_batch("SELECT * FROM nowhere")?)).await.unwrap_err();
+        assert!(e.to_string().contains("no such table: nowhere"), "{e}");
+    }
+}
