@@ -78,9 +78,7 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         let e = match self {
             StoreError::Database(e) => e,
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
-                return unavailable_code(&e.extended_code.to_string())
-            }
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => return sqlite_unavailable(e.code),
             StoreError::Stopped => return true,
             _ => return false,
         };
@@ -104,6 +102,12 @@ fn unavailable_code(code: &str) -> bool {
         return ["08", "53", "57"].iter().any(|class| code.starts_with(class));
     }
     code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13 | 14))
+}
+
+/// SQLite's busy, locked, I/O error, full and cannot-open, as rusqlite names them.
+fn sqlite_unavailable(code: rusqlite::ErrorCode) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(code, DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull | CannotOpen)
 }
 
 impl From<crate::workflow::UnknownStatus> for StoreError {
@@ -194,5 +198,23 @@ impl Store {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    fn sqlite_error(code: i32) -> StoreError {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None))
+    }
+
+    #[test]
+    fn busy_and_full_sqlite_are_unavailable_not_a_constraint() {
+        assert!(sqlite_error(rusqlite::ffi::SQLITE_BUSY).is_unavailable());
+        assert!(sqlite_error(rusqlite::ffi::SQLITE_FULL).is_unavailable());
+        assert!(sqlite_error(rusqlite::ffi::SQLITE_IOERR_SHMMAP).is_unavailable());
+        assert!(!sqlite_error(rusqlite::ffi::SQLITE_CONSTRAINT).is_unavailable());
+        assert!(StoreError::Stopped.is_unavailable());
     }
 }
