@@ -56,6 +56,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the database's connection thread stopped (the host is stopping, or an operation failed unexpectedly)")]
     Stopped,
+    #[error("could not start a database connection's thread: {0}")]
+    Thread(std::io::Error),
     #[error("could not apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database url `{0}`: use a file path, `sqlite://PATH` or `postgres://...`")]

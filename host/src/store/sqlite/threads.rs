@@ -38,7 +38,7 @@ impl Connections {
                         let _ = catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
                     }
                 })
-                .map_err(|e| StoreError::Corrupt(format!("could not start a SQLite thread: {e}")))?;
+                .map_err(StoreError::Thread)?;
         }
         Ok(Connections { jobs })
     }
