@@ -8,7 +8,7 @@ mod threads;
 
 use std::path::Path;
 
-pub(crate) use threads::Connections;
+use threads::Connections;
 
 use super::Result;
 
