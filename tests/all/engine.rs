@@ -343,8 +343,30 @@ async fn claims_say_when_more_are_ready(b: Backend) {
     assert_eq!((none.tasks.len(), none.more_ready), (0, false));
 }
 
+/// Control calls (which read, then write) succeed while the engine records outcomes: on SQLite
+/// they write through another connection than the engine's writer.
+async fn control_while_outcomes_are_recorded(b: Backend) {
+    let (h, _d) = host(b).await;
+    let tasks: Vec<Value> = (0..300).map(|i| t(&format!("n{i}"), "echo", &[], json!({"i": i}))).collect();
+    let busy = h.submit(json!({"max_parallel_tasks": 16, "tasks": tasks})).await;
+    let other = h.submit(json!({"tasks": [t("long", "testkit", &[], sleep(30_000))]})).await;
+    let store = h.engine.store();
+    let mut changes = 0;
+    while store.workflow(&busy).await.unwrap().status == WorkflowStatus::Running {
+        let budget = hyphae::workflow::Budget { max_llm_tokens: Some(1_000 + changes), max_egress_requests: None };
+        store.set_budget(&other, budget).await.expect("a budget change succeeds while outcomes are written");
+        h.engine.control(&other, Control::Pause).await.expect("pause succeeds while outcomes are written");
+        h.engine.control(&other, Control::Resume).await.expect("resume succeeds while outcomes are written");
+        changes += 1;
+    }
+    assert!(changes > 0, "the loop ran while the workflow ran");
+    assert_status(&h.settle(&busy).await, WorkflowStatus::Completed);
+    h.engine.control(&other, Control::Cancel).await.unwrap();
+}
+
 crate::on_both_backends!(
     claims_say_when_more_are_ready,
+    control_while_outcomes_are_recorded,
     sequential,
     parallel_and_diamond,
     max_parallel_is_respected,

@@ -40,7 +40,7 @@ pub(super) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>)
             replies.push(r);
         }
         let claim = (!inner.shutdown.is_cancelled()).then_some(Claim {
-            worker_id: &inner.worker_id,
+            worker_id: inner.worker_id.as_str().into(),
             max: permits.len().min(inner.config.claim_batch),
             lease: inner.config.lease,
             workflows: None,

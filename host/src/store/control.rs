@@ -6,8 +6,10 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use super::inserts::Inserts;
+use super::outcome::stop_remaining;
 use super::rows::History;
+use super::tx::{NewRows, WriteTx};
+use super::tx_any::AnyTx;
 use super::versions::parse_status;
 use super::{Dialect, Result, Store, StoreError};
 use crate::clock::now_us;
@@ -41,7 +43,7 @@ impl Store {
     /// Replace a workflow's budget (an empty one removes every limit). Refused with
     /// [`StoreError::Conflict`] once the workflow has ended. Resuming is a separate operation.
     pub async fn set_budget(&self, workflow_id: &str, budget: Budget) -> Result<BudgetState> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row =
             sqlx::query("SELECT status, budget, egress_requests, llm_tokens FROM workflows WHERE workflow_id = $1")
                 .bind(workflow_id)
@@ -67,7 +69,8 @@ impl Store {
         let change = Json::of(&json!({ "from": before.unwrap_or_default(), "to": budget, "usage": usage }));
         let mut history = History::default();
         history.events(workflow_id, vec![NewEvent::new(EventKind::WorkflowBudgetChanged { change })]);
-        let flushed = history.flush(&mut tx, Inserts::new(self.dialect), self.events_enabled()).await?;
+        let flushed =
+            history.flush(&mut AnyTx::new(&mut tx, self.dialect), NewRows::default(), self.events_enabled()).await?;
         tx.commit().await?;
         self.count_events(flushed.events);
         Ok(BudgetState { workflow_id: workflow_id.to_string(), status, budget, usage })
@@ -76,7 +79,7 @@ impl Store {
     /// Apply an operation, as [`lifecycle::control`] rules. Refused with [`StoreError::Conflict`]
     /// when the workflow's status does not allow it.
     pub async fn control(&self, workflow_id: &str, op: Control) -> Result<ControlOutcome> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let view = self.control_view(&mut tx, workflow_id).await?;
         let step = lifecycle::control(workflow_id, op, &view).map_err(|r| match r {
             Refusal::Conflict(message) => StoreError::Conflict(message),
@@ -99,11 +102,14 @@ impl Store {
         match step {
             ControlStep::Resume { .. } => self.mark_roots_ready(&mut tx, workflow_id, now).await?,
             ControlStep::Cancel => {
-                let stopped = self.stop_remaining(&mut tx, workflow_id, Stop::Cancelled).await?;
+                let stopped =
+                    stop_remaining(&mut AnyTx::new(&mut tx, self.dialect), workflow_id, Stop::Cancelled).await?;
                 cancelled = stopped.cancelled_tasks();
                 changes = stopped.changes;
                 events = stopped.events;
-                self.end_workflow(&mut tx, workflow_id, WorkflowStatus::Cancelled, None, now).await?;
+                AnyTx::new(&mut tx, self.dialect)
+                    .end_workflow(workflow_id, WorkflowStatus::Cancelled, None, now)
+                    .await?;
             }
             ControlStep::Rollback { to, .. } => {
                 let target = self.state_at_on(&mut tx, workflow_id, to).await?;
@@ -125,12 +131,14 @@ impl Store {
         let mut history = History::default();
         history.version(workflow_id, status, reason, changes);
         history.events(workflow_id, events);
-        let flushed = history.flush(&mut tx, Inserts::new(self.dialect), self.events_enabled()).await?;
+        let flushed =
+            history.flush(&mut AnyTx::new(&mut tx, self.dialect), NewRows::default(), self.events_enabled()).await?;
         let version = flushed.versions.first().map(|(_, v)| *v).unwrap_or(view.version + 1);
         if matches!(step, ControlStep::Rollback { .. }) {
-            super::rows::write_snapshot(&mut tx, workflow_id, version, status).await?;
+            super::rows::write_snapshot(&mut AnyTx::new(&mut tx, self.dialect), workflow_id, version, status).await?;
         }
-        super::rows::notify_hosts(&mut tx, self.dialect, &self.origin, vec![(workflow_id, true)]).await?;
+        super::rows::notify_hosts(&mut AnyTx::new(&mut tx, self.dialect), &self.origin, vec![(workflow_id, true)])
+            .await?;
         tx.commit().await?;
         self.count_events(flushed.events);
         Ok(outcome(status, version, true, cancelled))

@@ -231,7 +231,7 @@ impl Store {
     /// Blocks wholly older than the cut-off go; a block that straddles it keeps its newer events.
     pub async fn delete_events_older_than(&self, days: f64) -> Result<u64> {
         let cutoff = now_us() - (days * 86_400e6) as i64;
-        let mut tx = self.write_pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let whole: i64 =
             sqlx::query_scalar(
                 "SELECT CAST(COALESCE(SUM(event_count), 0) AS BIGINT) FROM event_blocks WHERE first_ts < $1 AND last_ts < $1",

@@ -1,11 +1,12 @@
 //! Persistence: workflows, tasks, attempts, versions and events, on SQLite (default) or PostgreSQL.
 //!
 //! The store decides nothing: [`crate::lifecycle`] rules what a change does; the store reads what
-//! a rule needs and applies what it returns. One implementation serves both databases through
-//! sqlx's `Any` driver; SQL that differs is chosen by [`Dialect`]. JSON is stored as text and
-//! timestamps as microseconds since the Unix epoch, so the same rows decode identically on both.
-//! On SQLite, operations move one at a time to [`sqlite`], which runs each on a connection's own
-//! thread instead of handing every statement to sqlx's worker thread.
+//! a rule needs and applies what it returns. The engine's write transactions (recording outcomes,
+//! claiming) are written once, generic over [`tx::WriteTx`], the statements they ask of a
+//! database: on SQLite [`sqlite`] runs each whole on the writer connection's own thread; on
+//! PostgreSQL (and for SQLite's remaining operations) sqlx's `Any` driver runs the SQL of
+//! [`tx_any`], chosen by [`Dialect`] where it differs. JSON is stored as text and timestamps as
+//! microseconds since the Unix epoch, so the same rows decode identically on both.
 
 mod claim;
 mod connect;
@@ -18,6 +19,8 @@ mod rows;
 mod sqlite;
 mod stats;
 mod submit;
+mod tx;
+mod tx_any;
 mod versions;
 mod workers;
 
@@ -163,6 +166,7 @@ impl Store {
     }
 
     /// Pool for writes.
+    #[cfg(test)]
     pub(crate) fn write_pool(&self) -> &AnyPool {
         &self.write
     }
@@ -188,6 +192,26 @@ impl Store {
 
     pub(crate) fn events_enabled(&self) -> bool {
         self.events_enabled.load(Ordering::Relaxed)
+    }
+
+    /// Run a write transaction: on SQLite whole on the writer's thread, otherwise through sqlx.
+    pub(crate) async fn transact<Op: tx::Transaction>(&self, op: Op) -> Result<Op::Output> {
+        if let Some(db) = &self.sqlite {
+            return db.write(op).await;
+        }
+        let mut conn = self.begin_write().await?;
+        let out = op.run(&mut tx_any::AnyTx::new(&mut conn, self.dialect)).await?;
+        conn.commit().await?;
+        Ok(out)
+    }
+
+    /// Begin a transaction on the write pool. On SQLite it takes the write lock at once: the
+    /// writer's thread writes too, and a transaction that read first could not write after it.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.write.begin().await?,
+        })
     }
 
     /// Whether the database answers.

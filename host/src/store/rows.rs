@@ -5,14 +5,14 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use super::inserts::{add, placeholders, Inserts};
+use super::inserts::{add, Inserts};
+use super::tx::{NewRows, VersionRow, WriteTx};
 use super::{Dialect, Result};
 use crate::clock::now_us;
 use crate::events::blocks::{self, Block, Content};
 use crate::events::NewEvent;
-use crate::lifecycle::{Changes, TaskVersionState};
+use crate::lifecycle::Changes;
 use crate::workflow::WorkflowStatus;
 
 /// Parse an optional JSON text column.
@@ -21,48 +21,21 @@ pub fn json_opt(text: Option<String>) -> Option<Value> {
 }
 
 /// Write a full snapshot of the workflow's current state as `version`.
-pub async fn write_snapshot(
-    conn: &mut AnyConnection,
+pub async fn write_snapshot<T: WriteTx>(
+    tx: &mut T,
     workflow_id: &str,
     version: i64,
     status: WorkflowStatus,
 ) -> Result<()> {
-    let rows = sqlx::query("SELECT task_id, status, attempt, output, error FROM tasks WHERE workflow_id = $1")
-        .bind(workflow_id)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut tasks = Changes::new();
-    for r in rows {
-        let status: String = r.try_get(1)?;
-        let state = TaskVersionState {
-            status: status.parse()?,
-            attempt: r.try_get::<i64, _>(2)? as u32,
-            output: json_opt(r.try_get(3)?),
-            error: json_opt(r.try_get(4)?),
-        };
-        tasks.insert(r.try_get(0)?, state);
-    }
+    let tasks = tx.task_states(workflow_id).await?;
     #[derive(Serialize)]
     struct Snapshot<'a> {
         status: &'a str,
         tasks: &'a Changes,
     }
     let state = serde_json::to_string(&Snapshot { status: status.as_str(), tasks: &tasks })?;
-    sqlx::query(
-        "INSERT INTO workflow_snapshots (workflow_id, version, state) VALUES ($1, $2, $3) \
-         ON CONFLICT (workflow_id, version) DO NOTHING",
-    )
-    .bind(workflow_id)
-    .bind(version)
-    .bind(state)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    tx.insert_snapshot(workflow_id, version, &state).await
 }
-
-const VERSION_COLUMNS: usize = 6;
-/// Rows per INSERT statement (keeps bind parameters well under every database's limit).
-const CHUNK: usize = 400;
 
 /// The versions and events a transaction produces, written together when it ends: one UPDATE per
 /// workflow numbers them, and multi-row INSERTs store them.
@@ -131,11 +104,9 @@ impl<'e> History<'e> {
     /// Number the versions and events and write them (events only when `with_events`). Every
     /// `snapshot_every` versions a workflow also gets a full snapshot, so reading any version
     /// replays a bounded number of changes and history stays linear in size.
-    /// `inserts` holds the transaction's other rows; they are written in the same round trip.
-    pub async fn flush(self, conn: &mut AnyConnection, mut inserts: Inserts, with_events: bool) -> Result<Flushed> {
+    /// `rows` holds the transaction's other rows; they are written with these.
+    pub async fn flush<T: WriteTx>(self, tx: &mut T, mut rows: NewRows, with_events: bool) -> Result<Flushed> {
         let now = now_us();
-        let mut version_rows = Vec::new();
-        let mut event_blocks: Vec<Block> = Vec::new();
         let mut flushed = Flushed { events: 0, versions: Vec::new() };
         for (workflow_id, p) in self.workflows {
             let k = p.versions.len() as i64;
@@ -143,46 +114,33 @@ impl<'e> History<'e> {
             if k == 0 && m == 0 {
                 continue;
             }
-            let row = sqlx::query(
-                "UPDATE workflows SET version = version + $2, event_seq = event_seq + $3, updated_at = $4 \
-                 WHERE workflow_id = $1 RETURNING version, event_seq, snapshot_every",
-            )
-            .bind(&workflow_id)
-            .bind(k)
-            .bind(m)
-            .bind(now)
-            .fetch_one(&mut *conn)
-            .await?;
-            let (last, last_seq, every): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            let numbered = tx.number_history(&workflow_id, k, m, now).await?;
+            let (last, every) = (numbered.version, numbered.snapshot_every);
             let first = last - k + 1;
             let last_status = p.versions.last().map(|v| v.0.unwrap_or(WorkflowStatus::Running));
             for (i, (status, reason, changes)) in p.versions.into_iter().enumerate() {
-                let status = status.unwrap_or(WorkflowStatus::Running);
-                version_rows.push((workflow_id.clone(), first + i as i64, status, reason, changes));
+                rows.versions.push(VersionRow {
+                    workflow_id: workflow_id.clone(),
+                    version: first + i as i64,
+                    at: now,
+                    status: status.unwrap_or(WorkflowStatus::Running),
+                    reason,
+                    changes: serde_json::to_string(&changes)?,
+                });
             }
             if let Some(status) = last_status {
                 if every > 0 && last / every > (first - 1) / every {
-                    write_snapshot(conn, &workflow_id, last, status).await?;
+                    write_snapshot(tx, &workflow_id, last, status).await?;
                 }
                 flushed.versions.push((workflow_id.clone(), last));
             }
             if m > 0 {
                 let events: Vec<&NewEvent> = p.events.iter().flat_map(|list| list.iter()).collect();
-                event_blocks.extend(blocks::encode(&workflow_id, last_seq - m + 1, &events, now)?);
+                rows.blocks.extend(blocks::encode(&workflow_id, numbered.event_seq - m + 1, &events, now)?);
             }
         }
-        let target = "workflow_versions (workflow_id, version, at, status, reason, changes)";
-        inserts.rows(target, VERSION_COLUMNS, version_rows, |args, (wf, v, status, reason, changes)| {
-            add(args, wf)?;
-            add(args, v)?;
-            add(args, now)?;
-            add(args, status.as_str())?;
-            add(args, reason)?;
-            add(args, serde_json::to_string(&changes)?)
-        })?;
-        flushed.events = event_blocks.iter().map(|b| b.count as u64).sum();
-        add_blocks(&mut inserts, event_blocks)?;
-        inserts.execute(conn).await?;
+        flushed.events = rows.blocks.iter().map(|b| b.count as u64).sum();
+        tx.insert(rows).await?;
         Ok(flushed)
     }
 }
@@ -234,13 +192,8 @@ pub fn parse_notice(payload: &str) -> Option<(&str, bool, &str)> {
 /// On PostgreSQL, tell every host (on commit) that these workflows changed, and whether the
 /// change stopped running attempts, so ready tasks start within milliseconds on some host, event
 /// streams on any host see new events, and stopped attempts are interrupted wherever they run.
-pub async fn notify_hosts(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
-    origin: &str,
-    workflows: Vec<(&str, bool)>,
-) -> Result<()> {
-    if dialect != Dialect::Postgres {
+pub async fn notify_hosts<T: WriteTx>(tx: &mut T, origin: &str, workflows: Vec<(&str, bool)>) -> Result<()> {
+    if tx.dialect() != Dialect::Postgres {
         return Ok(());
     }
     let mut merged: std::collections::BTreeMap<&str, bool> = Default::default();
@@ -248,18 +201,7 @@ pub async fn notify_hosts(
         *merged.entry(id).or_default() |= stopped;
     }
     let payloads: Vec<String> = merged.into_iter().map(|(id, s)| notice_payload(origin, s, id)).collect();
-    for chunk in payloads.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT pg_notify('hyphae', n.payload) FROM (VALUES {}) AS n (payload)",
-            placeholders(dialect, chunk.len(), 1)
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for p in chunk {
-            q = q.bind(p);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
+    tx.notify(&payloads).await
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 use serde::Serialize;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
-use super::inserts::{placeholders, Inserts};
+use super::inserts::placeholders;
 use super::rows::History;
+use super::tx::NewRows;
+use super::tx_any::AnyTx;
 use super::{Result, Store};
 use crate::clock::now_us;
 use crate::events::{EventKind, NewEvent, TaskNames};
@@ -93,7 +95,7 @@ pub struct Submitted {
 impl Store {
     /// Store a validated workflow (and start it, unless it asks not to).
     pub async fn submit(&self, wf: &ValidWorkflow) -> Result<Submitted> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         if let Some(key) = &wf.idempotency_key {
             if let Some(found) = submitted_with(&mut tx, key).await? {
                 return Ok(found);
@@ -115,11 +117,13 @@ impl Store {
         if self.events_enabled() {
             history.events(&id, created_events(wf));
         }
-        let flushed = history.flush(&mut tx, Inserts::new(self.dialect), self.events_enabled()).await?;
+        let flushed =
+            history.flush(&mut AnyTx::new(&mut tx, self.dialect), NewRows::default(), self.events_enabled()).await?;
         let version = flushed.versions.first().map(|(_, v)| *v).unwrap_or(1);
         // Version 1 is always snapshotted: every rebuild has a base.
-        super::rows::write_snapshot(&mut tx, &id, version, status).await?;
-        super::rows::notify_hosts(&mut tx, self.dialect, &self.origin, vec![(id.as_str(), false)]).await?;
+        super::rows::write_snapshot(&mut AnyTx::new(&mut tx, self.dialect), &id, version, status).await?;
+        super::rows::notify_hosts(&mut AnyTx::new(&mut tx, self.dialect), &self.origin, vec![(id.as_str(), false)])
+            .await?;
         tx.commit().await?;
         self.count_events(flushed.events);
         Ok(Submitted { workflow_id: id, status, version, existing: false })

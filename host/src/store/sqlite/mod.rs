@@ -1,15 +1,19 @@
 //! SQLite on rusqlite, each operation run whole on a connection's own thread ([`Connections`]).
 //!
-//! Operations move here from the `Any` store one at a time (issue 15, item 2): today the reads of
-//! a task's dependencies, on the hot path of every step.
+//! Operations move here from the `Any` store one at a time (issue 15, item 2): the reads of a
+//! task's dependencies and the write transactions of the engine (recording outcomes, claiming).
 
 mod read;
 mod threads;
+mod write;
 
 use std::path::Path;
 
+use rusqlite::TransactionBehavior;
 use threads::Connections;
+use write::SqliteTx;
 
+use super::tx::Transaction;
 use super::Result;
 
 /// The SQLite database of a store.
@@ -17,11 +21,30 @@ use super::Result;
 pub(crate) struct Sqlite {
     /// Read connections (WAL: they read while the writer writes).
     read: Connections,
+    /// The one write connection.
+    write: Connections,
 }
 
 impl Sqlite {
-    /// Open `readers` read connections to the database file at `path`, set up by `pragmas`.
+    /// Open `readers` read connections and the write connection to the database file at
+    /// `path`, each set up by `pragmas`.
     pub(crate) fn open(path: &Path, readers: usize, pragmas: &str) -> Result<Sqlite> {
-        Ok(Sqlite { read: Connections::open(path, readers, pragmas, "hyphae-sqlite-read")? })
+        Ok(Sqlite {
+            read: Connections::open(path, readers, pragmas, "hyphae-sqlite-read")?,
+            write: Connections::open(path, 1, pragmas, "hyphae-sqlite-write")?,
+        })
+    }
+
+    /// Run `op` in one transaction on the writer's thread, committed if it returns `Ok`. Every
+    /// statement of a [`SqliteTx`] completes at once, so `op`'s future is ready when polled.
+    pub(crate) async fn write<Op: Transaction>(&self, op: Op) -> Result<Op::Output> {
+        self.write
+            .call(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let out = futures::executor::block_on(op.run(&mut SqliteTx { conn: &tx }))?;
+                tx.commit()?;
+                Ok(out)
+            })
+            .await
     }
 }

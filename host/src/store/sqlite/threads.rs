@@ -12,6 +12,10 @@ use tokio::sync::oneshot;
 
 use crate::store::{Result, StoreError};
 
+/// Prepared statements kept per connection (rusqlite keeps 16 by default; a write transaction
+/// uses about twenty).
+const STATEMENTS: usize = 64;
+
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// A set of connections to one database file, each on its own thread, sharing one queue of
@@ -29,6 +33,7 @@ impl Connections {
         for i in 0..n {
             let mut conn = Connection::open(path)?;
             conn.execute_batch(pragmas)?;
+            conn.set_prepared_statement_cache_capacity(STATEMENTS);
             let queue = queue.clone();
             std::thread::Builder::new()
                 .name(format!("{name}-{i}"))

@@ -1,0 +1,225 @@
+//! The statements of a write transaction, as one port per database: what recording outcomes,
+//! claiming and writing history ask of the database, named by what they do. The order of the
+//! statements and what they mean is written once ([`super::outcome`], [`super::claim`],
+//! [`super::rows`]); each database implements this trait with its own SQL: SQLite on a
+//! connection's own thread ([`super::sqlite`]), PostgreSQL through sqlx ([`super::tx_any`]).
+//!
+//! On SQLite every method runs at once on the calling thread and its future is ready when first
+//! polled, so a whole transaction runs in one hand-off to the writer's thread.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{Dialect, Result};
+use crate::events::blocks::Block;
+use crate::lifecycle::{Changes, Held, Unfinished};
+use crate::workflow::{Budget, TaskStatus, Usage, WorkflowStatus};
+
+/// A completed attempt to record if its fence still holds.
+pub struct Completion<'a> {
+    pub workflow_id: &'a str,
+    pub task_id: &'a str,
+    pub attempt: u32,
+    pub output: &'a str,
+}
+
+/// A workflow after a claim took slots: how many run now, its limit, and what its tasks share.
+pub struct TakenSlots {
+    pub running: i64,
+    pub max_parallel: i64,
+    pub variables: String,
+    pub context: String,
+    /// The budget, if any, and what the workflow had spent.
+    pub budget: Option<(Budget, Usage)>,
+}
+
+/// A task a claim started, as its row reads after the update.
+pub struct StartedRow {
+    pub task_id: String,
+    pub agent_id: String,
+    pub agent_type: String,
+    pub attempt: u32,
+    pub input: String,
+    pub dependencies: String,
+    pub timeout_ms: Option<i64>,
+    pub metadata: String,
+    pub ready_since: Option<i64>,
+}
+
+/// A workflow's counters after a transaction numbered its history.
+pub struct Numbered {
+    /// The last version given.
+    pub version: i64,
+    /// The last event sequence number given.
+    pub event_seq: i64,
+    /// A snapshot is written every this many versions (0: never).
+    pub snapshot_every: i64,
+}
+
+/// The attempt row a claim opens.
+pub struct AttemptStart {
+    pub workflow_id: String,
+    pub task_id: Arc<str>,
+    pub attempt: u32,
+    pub worker_id: String,
+    pub queue_us: i64,
+    pub started_at: i64,
+}
+
+/// The end of an attempt, as its row records it.
+pub struct AttemptClose {
+    pub workflow_id: String,
+    pub task_id: String,
+    pub attempt: u32,
+    pub status: &'static str,
+    pub finished_at: i64,
+    pub error: Option<String>,
+    pub log: Option<String>,
+    pub plugin_digest: Option<Arc<str>>,
+}
+
+/// A version of a workflow.
+pub struct VersionRow {
+    pub workflow_id: String,
+    pub version: i64,
+    pub at: i64,
+    pub status: WorkflowStatus,
+    pub reason: &'static str,
+    /// The task changes, as JSON.
+    pub changes: String,
+}
+
+/// The rows a transaction adds at its end, written together.
+#[derive(Default)]
+pub struct NewRows {
+    pub attempts_started: Vec<AttemptStart>,
+    pub attempts_closed: Vec<AttemptClose>,
+    pub versions: Vec<VersionRow>,
+    pub blocks: Vec<Block>,
+}
+
+/// What a write transaction asks of its database. Rows are taken in a fixed order (tasks by key,
+/// then workflows by id) by the callers, so that writers on PostgreSQL never deadlock.
+#[allow(async_fn_in_trait)] // used through generics only, never as `dyn`
+pub trait WriteTx {
+    /// The database, for the few rules that differ (which workflows a claim may lock).
+    fn dialect(&self) -> Dialect;
+
+    /// Mark these attempts' tasks completed where the attempt still holds the task (running, same
+    /// attempt). Returns, for those, (workflow id, task id, what recording the rest needs).
+    async fn complete_tasks(&mut self, done: &[Completion<'_>], now: i64) -> Result<Vec<(String, String, Held)>>;
+
+    /// What recording a failed attempt needs of its task, if the attempt still holds it.
+    async fn held_task(&mut self, workflow_id: &str, task_id: &str, attempt: u32) -> Result<Option<Held>>;
+
+    /// The task waits `ready_at` to run again, its lease released; `uncounted` when its retry
+    /// policy does not count the attempt.
+    async fn retry_task(
+        &mut self,
+        workflow_id: &str,
+        task_id: &str,
+        ready_at: i64,
+        error: Option<&str>,
+        uncounted: bool,
+    ) -> Result<()>;
+
+    /// The task failed for good.
+    async fn fail_task(&mut self, workflow_id: &str, task_id: &str, error: Option<&str>, now: i64) -> Result<()>;
+
+    /// Dependencies of these tasks settled (how many, per (workflow, task)); those with none
+    /// left become ready at `now`.
+    async fn settle_dependents(&mut self, settled: &BTreeMap<(String, String), i64>, now: i64) -> Result<()>;
+
+    /// A workflow's status.
+    async fn workflow_status(&mut self, workflow_id: &str) -> Result<WorkflowStatus>;
+
+    /// A workflow's unfinished tasks (running, pending, retrying) in task id order, locked.
+    async fn unfinished_tasks(&mut self, workflow_id: &str) -> Result<Vec<Unfinished>>;
+
+    /// Put these tasks of a workflow into an end status, leases released.
+    async fn end_tasks(&mut self, workflow_id: &str, tasks: &[(&str, TaskStatus)], now: i64) -> Result<()>;
+
+    /// Close these running attempts (task id, attempt) of a workflow as cancelled.
+    async fn cancel_attempts(&mut self, workflow_id: &str, attempts: &[(String, u32)], now: i64) -> Result<()>;
+
+    /// Put a workflow into an end status; `error` replaces its error when given.
+    async fn end_workflow(
+        &mut self,
+        workflow_id: &str,
+        status: WorkflowStatus,
+        error: Option<&Value>,
+        now: i64,
+    ) -> Result<()>;
+
+    /// Give back `released` slots, count `settled` tasks and add `usage` to a workflow. Returns
+    /// the tasks it has left to settle and its status.
+    async fn release_slots(
+        &mut self,
+        workflow_id: &str,
+        released: i64,
+        settled: i64,
+        usage: Usage,
+    ) -> Result<(i64, WorkflowStatus)>;
+
+    /// Add what a workflow's attempts spent to its usage.
+    async fn add_usage(&mut self, workflow_id: &str, usage: Usage) -> Result<()>;
+
+    /// Pause a workflow if it is running, with `reason`. Returns whether it paused.
+    async fn pause_running(&mut self, workflow_id: &str, reason: &Value) -> Result<bool>;
+
+    /// Ready tasks of running workflows with free slots (of `only` these workflows, when
+    /// given), first ready first, at most `limit`: (workflow id, task id).
+    async fn ready_tasks(&mut self, now: i64, limit: usize, only: Option<&[String]>) -> Result<Vec<(String, String)>>;
+
+    /// Take `k` slots of a workflow.
+    async fn take_slots(&mut self, workflow_id: &str, k: i64) -> Result<TakenSlots>;
+
+    /// Give back `n` slots a claim took but may not use.
+    async fn give_back_slots(&mut self, workflow_id: &str, n: i64) -> Result<()>;
+
+    /// Start these ready tasks of a workflow under a lease as their next attempt. Returns the
+    /// rows of those started, in submission order.
+    async fn start_tasks(
+        &mut self,
+        workflow_id: &str,
+        task_ids: &[String],
+        worker_id: &str,
+        lease_expires: i64,
+        now: i64,
+    ) -> Result<Vec<StartedRow>>;
+
+    /// Give a workflow `versions` more versions and `events` more event numbers.
+    async fn number_history(&mut self, workflow_id: &str, versions: i64, events: i64, now: i64) -> Result<Numbered>;
+
+    /// Every task's state, for a snapshot.
+    async fn task_states(&mut self, workflow_id: &str) -> Result<Changes>;
+
+    /// Store a snapshot (JSON) as `version`, unless there is one.
+    async fn insert_snapshot(&mut self, workflow_id: &str, version: i64, state: &str) -> Result<()>;
+
+    /// Write the rows.
+    async fn insert(&mut self, rows: NewRows) -> Result<()>;
+
+    /// Tell the other hosts sharing the database these change notices on commit (nothing to
+    /// tell on SQLite, whose database one host owns).
+    async fn notify(&mut self, payloads: &[String]) -> Result<()>;
+}
+
+/// The budget a workflow row holds (JSON), with what it has spent.
+pub fn budget_of(budget: Option<&str>, egress_requests: i64, llm_tokens: i64) -> Result<Option<(Budget, Usage)>> {
+    let Some(b) = budget else { return Ok(None) };
+    let used = Usage { egress_requests: egress_requests as u64, llm_tokens: llm_tokens as u64 };
+    Ok(Some((serde_json::from_str::<Budget>(b)?, used)))
+}
+
+/// A write transaction written once for every database: what it does, given its statements.
+/// It owns what it needs, since on SQLite it runs on the writer's thread.
+#[allow(async_fn_in_trait)] // used through generics only, never as `dyn`
+pub trait Transaction: Send + 'static {
+    type Output: Send + 'static;
+
+    /// Run inside an open transaction; the caller commits when this returns `Ok`.
+    async fn run<T: WriteTx>(self, tx: &mut T) -> Result<Self::Output>;
+}

@@ -1,0 +1,536 @@
+//! [`WriteTx`] through sqlx's `Any` driver: PostgreSQL, and SQLite for the operations that have
+//! not moved to [`super::sqlite`] yet. Many rows go in one statement (a VALUES list), since each
+//! statement is a round trip.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+
+use super::inserts::{add, bucket, placeholders, Inserts};
+use super::rows::{add_blocks, json_opt};
+use super::tx::{budget_of, Completion, NewRows, Numbered, StartedRow, TakenSlots, WriteTx};
+use super::versions::parse_status;
+use super::{Dialect, Result};
+use crate::lifecycle::{Changes, Held, TaskVersionState, Unfinished};
+use crate::workflow::{TaskStatus, Usage, WorkflowStatus};
+
+/// An open transaction (or connection) through `Any`.
+pub struct AnyTx<'c> {
+    conn: &'c mut AnyConnection,
+    dialect: Dialect,
+}
+
+impl<'c> AnyTx<'c> {
+    pub fn new(conn: &'c mut AnyConnection, dialect: Dialect) -> AnyTx<'c> {
+        AnyTx { conn, dialect }
+    }
+
+    /// ` FOR UPDATE` on PostgreSQL (SQLite locks the whole database on its first write).
+    fn lock(&self) -> &'static str {
+        if self.dialect == Dialect::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        }
+    }
+
+    /// Run `sql` (a `WITH` over a VALUES list named by `head`, `cols` values per row) for `rows`
+    /// in chunks, padding each to its bucket with null rows that match no task.
+    async fn per_chunk<R>(
+        &mut self,
+        rows: &[R],
+        cols: usize,
+        sql: impl Fn(&str) -> String,
+        mut bind: impl FnMut(&mut sqlx::any::AnyArguments, &R) -> std::result::Result<(), sqlx::error::BoxDynError>,
+    ) -> Result<Vec<AnyRow>> {
+        let mut out = Vec::new();
+        for chunk in rows.chunks(400) {
+            let padded = bucket(self.dialect, chunk.len());
+            let mut args = sqlx::any::AnyArguments::default();
+            for r in chunk {
+                bind(&mut args, r).map_err(sqlx::Error::Encode)?;
+            }
+            for _ in 0..(padded - chunk.len()) * cols {
+                add(&mut args, None::<i64>).map_err(sqlx::Error::Encode)?;
+            }
+            let text = sql(&placeholders(self.dialect, padded, cols));
+            out.extend(sqlx::query_with(AssertSqlSafe(text), args).fetch_all(&mut *self.conn).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// The columns [`held_from_row`] reads, from index `at` on.
+const HELD_COLUMNS: &str =
+    "agent_id, agent_type, dependents, allow_failure, retry_policy, started_at, uncounted_attempts";
+
+fn held_from_row(row: &AnyRow, at: usize) -> Result<Held> {
+    Ok(Held {
+        agent_id: row.try_get(at)?,
+        agent_type: row.try_get(at + 1)?,
+        dependents: serde_json::from_str(&row.try_get::<String, _>(at + 2)?)?,
+        allow_failure: row.try_get::<i64, _>(at + 3)? != 0,
+        policy: serde_json::from_str(&row.try_get::<String, _>(at + 4)?)?,
+        first_started: row.try_get(at + 5)?,
+        uncounted: row.try_get::<i64, _>(at + 6)? as u32,
+    })
+}
+
+impl WriteTx for AnyTx<'_> {
+    fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    async fn complete_tasks(&mut self, done: &[Completion<'_>], now: i64) -> Result<Vec<(String, String, Held)>> {
+        let dialect = self.dialect;
+        let sql = move |values: &str| match dialect {
+            // Task rows are locked in key order first, as control operations lock them.
+            Dialect::Postgres => format!(
+                "WITH o (wf, tid, att, out, fin) AS (VALUES {values}), \
+                 l AS MATERIALIZED (SELECT t.workflow_id, t.task_id FROM tasks t JOIN o \
+                 ON t.workflow_id = o.wf AND t.task_id = o.tid ORDER BY 1, 2 FOR UPDATE OF t) \
+                 UPDATE tasks SET status = 'completed', lease_owner = NULL, lease_expires = NULL, \
+                 ready_at = NULL, output = o.out, error = NULL, finished_at = o.fin FROM o JOIN l \
+                 ON l.workflow_id = o.wf AND l.task_id = o.tid \
+                 WHERE tasks.workflow_id = o.wf AND tasks.task_id = o.tid AND attempt = o.att \
+                 AND status = 'running' RETURNING tasks.workflow_id, tasks.task_id, {HELD_COLUMNS}"
+            ),
+            Dialect::Sqlite => format!(
+                "WITH o (wf, tid, att, out, fin) AS (VALUES {values}) \
+                 UPDATE tasks SET status = 'completed', lease_owner = NULL, lease_expires = NULL, \
+                 ready_at = NULL, output = o.out, error = NULL, finished_at = o.fin FROM o \
+                 WHERE workflow_id = o.wf AND task_id = o.tid AND attempt = o.att AND status = 'running' \
+                 RETURNING tasks.workflow_id, tasks.task_id, {HELD_COLUMNS}"
+            ),
+        };
+        let rows = self
+            .per_chunk(done, 5, sql, |args, c| {
+                add(args, c.workflow_id)?;
+                add(args, c.task_id)?;
+                add(args, c.attempt as i64)?;
+                add(args, c.output)?;
+                add(args, now)
+            })
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, held_from_row(r, 2)?))).collect()
+    }
+
+    async fn held_task(&mut self, workflow_id: &str, task_id: &str, attempt: u32) -> Result<Option<Held>> {
+        let sql = format!(
+            "SELECT {HELD_COLUMNS} FROM tasks \
+             WHERE workflow_id = $1 AND task_id = $2 AND attempt = $3 AND status = 'running'{}",
+            self.lock()
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(workflow_id)
+            .bind(task_id)
+            .bind(attempt as i64)
+            .fetch_optional(&mut *self.conn)
+            .await?;
+        row.map(|r| held_from_row(&r, 0)).transpose()
+    }
+
+    async fn retry_task(
+        &mut self,
+        workflow_id: &str,
+        task_id: &str,
+        ready_at: i64,
+        error: Option<&str>,
+        uncounted: bool,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE tasks SET status = 'retrying', lease_owner = NULL, lease_expires = NULL, \
+             ready_at = $3, ready_since = $3, error = $4, uncounted_attempts = uncounted_attempts + $5 \
+             WHERE workflow_id = $1 AND task_id = $2",
+        )
+        .bind(workflow_id)
+        .bind(task_id)
+        .bind(ready_at)
+        .bind(error)
+        .bind(uncounted as i64)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn fail_task(&mut self, workflow_id: &str, task_id: &str, error: Option<&str>, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE tasks SET status = 'failed', lease_owner = NULL, lease_expires = NULL, ready_at = NULL, \
+             output = NULL, error = $3, finished_at = $4 WHERE workflow_id = $1 AND task_id = $2",
+        )
+        .bind(workflow_id)
+        .bind(task_id)
+        .bind(error)
+        .bind(now)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn settle_dependents(&mut self, settled: &BTreeMap<(String, String), i64>, now: i64) -> Result<()> {
+        let rows: Vec<_> = settled.iter().collect();
+        let sql = |values: &str| {
+            format!(
+                "WITH d (wf, tid, n, at) AS (VALUES {values}) UPDATE tasks SET deps_remaining = deps_remaining - d.n, \
+                 ready_at = CASE WHEN deps_remaining = d.n AND status = 'pending' THEN d.at ELSE ready_at END, \
+                 ready_since = CASE WHEN deps_remaining = d.n AND status = 'pending' THEN d.at ELSE ready_since END \
+                 FROM d WHERE workflow_id = d.wf AND task_id = d.tid"
+            )
+        };
+        self.per_chunk(&rows, 4, sql, |args, ((wf, task), n)| {
+            add(args, wf.as_str())?;
+            add(args, task.as_str())?;
+            add(args, **n)?;
+            add(args, now)
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn workflow_status(&mut self, workflow_id: &str) -> Result<WorkflowStatus> {
+        let status: String = sqlx::query_scalar("SELECT status FROM workflows WHERE workflow_id = $1")
+            .bind(workflow_id)
+            .fetch_one(&mut *self.conn)
+            .await?;
+        parse_status(&status)
+    }
+
+    async fn unfinished_tasks(&mut self, workflow_id: &str) -> Result<Vec<Unfinished>> {
+        let sql = format!(
+            "SELECT task_id, agent_id, agent_type, status, attempt, error FROM tasks \
+             WHERE workflow_id = $1 AND status IN ('running', 'pending', 'retrying') ORDER BY task_id{}",
+            self.lock()
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(workflow_id).fetch_all(&mut *self.conn).await?;
+        let mut unfinished = Vec::with_capacity(rows.len());
+        for r in rows {
+            unfinished.push(Unfinished {
+                task_id: r.try_get(0)?,
+                agent_id: r.try_get(1)?,
+                agent_type: r.try_get(2)?,
+                status: r.try_get::<String, _>(3)?.parse()?,
+                attempt: r.try_get::<i64, _>(4)? as u32,
+                error: json_opt(r.try_get(5)?),
+            });
+        }
+        Ok(unfinished)
+    }
+
+    async fn end_tasks(&mut self, workflow_id: &str, tasks: &[(&str, TaskStatus)], now: i64) -> Result<()> {
+        let sql = |values: &str| {
+            format!(
+                "WITH e (wf, tid, st, at) AS (VALUES {values}) UPDATE tasks SET status = e.st, lease_owner = NULL, \
+                 lease_expires = NULL, ready_at = NULL, finished_at = e.at FROM e \
+                 WHERE workflow_id = e.wf AND task_id = e.tid"
+            )
+        };
+        self.per_chunk(tasks, 4, sql, |args, (task, status)| {
+            add(args, workflow_id)?;
+            add(args, *task)?;
+            add(args, status.as_str())?;
+            add(args, now)
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn cancel_attempts(&mut self, workflow_id: &str, attempts: &[(String, u32)], now: i64) -> Result<()> {
+        for (task_id, attempt) in attempts {
+            sqlx::query(
+                "UPDATE attempts SET status = 'cancelled', finished_at = $4 \
+                 WHERE workflow_id = $1 AND task_id = $2 AND attempt = $3",
+            )
+            .bind(workflow_id)
+            .bind(task_id)
+            .bind(*attempt as i64)
+            .bind(now)
+            .execute(&mut *self.conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn end_workflow(
+        &mut self,
+        workflow_id: &str,
+        status: WorkflowStatus,
+        error: Option<&Value>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE workflows SET status = $2, running = 0, finished_at = $3, error = COALESCE($4, error), \
+             pause_reason = NULL WHERE workflow_id = $1",
+        )
+        .bind(workflow_id)
+        .bind(status.as_str())
+        .bind(now)
+        .bind(error.map(|e| e.to_string()))
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn release_slots(
+        &mut self,
+        workflow_id: &str,
+        released: i64,
+        settled: i64,
+        usage: Usage,
+    ) -> Result<(i64, WorkflowStatus)> {
+        let row = sqlx::query(
+            "UPDATE workflows SET running = running - $2, remaining = remaining - $3, \
+             egress_requests = egress_requests + $4, llm_tokens = llm_tokens + $5 WHERE workflow_id = $1 \
+             RETURNING remaining, status",
+        )
+        .bind(workflow_id)
+        .bind(released)
+        .bind(settled)
+        .bind(usage.egress_requests as i64)
+        .bind(usage.llm_tokens as i64)
+        .fetch_one(&mut *self.conn)
+        .await?;
+        Ok((row.try_get(0)?, parse_status(&row.try_get::<String, _>(1)?)?))
+    }
+
+    async fn add_usage(&mut self, workflow_id: &str, usage: Usage) -> Result<()> {
+        sqlx::query(
+            "UPDATE workflows SET egress_requests = egress_requests + $2, llm_tokens = llm_tokens + $3 \
+             WHERE workflow_id = $1",
+        )
+        .bind(workflow_id)
+        .bind(usage.egress_requests as i64)
+        .bind(usage.llm_tokens as i64)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn pause_running(&mut self, workflow_id: &str, reason: &Value) -> Result<bool> {
+        let paused = sqlx::query(
+            "UPDATE workflows SET status = 'paused', pause_reason = $2 WHERE workflow_id = $1 AND status = 'running'",
+        )
+        .bind(workflow_id)
+        .bind(reason.to_string())
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(paused.rows_affected() == 1)
+    }
+
+    async fn ready_tasks(&mut self, now: i64, limit: usize, only: Option<&[String]>) -> Result<Vec<(String, String)>> {
+        let only_sql = match only {
+            Some(w) => format!(
+                " AND w.workflow_id IN ({})",
+                (0..w.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(", ")
+            ),
+            None => String::new(),
+        };
+        let sql = match self.dialect {
+            // Each running workflow with free slots gives its first ready tasks, read in order
+            // from its own ready index: the cost follows the slots, not the tasks waiting.
+            Dialect::Postgres => format!(
+                "SELECT t.workflow_id, t.task_id FROM workflows w CROSS JOIN LATERAL ( \
+                 SELECT r.workflow_id, r.task_id, r.ready_at, r.position FROM tasks r \
+                 WHERE r.workflow_id = w.workflow_id AND r.ready_at IS NOT NULL AND r.ready_at <= $1 \
+                 ORDER BY r.ready_at, r.position LIMIT GREATEST(LEAST(w.max_parallel - w.running, $2), 0) \
+                 FOR UPDATE SKIP LOCKED) t \
+                 WHERE w.status = 'running' AND w.running < w.max_parallel{only_sql} \
+                 ORDER BY t.ready_at, t.position LIMIT $2"
+            ),
+            // `CROSS JOIN` keeps SQLite walking the ready index in order and stopping at the
+            // limit, rather than reading every task of each running workflow.
+            Dialect::Sqlite => format!(
+                "SELECT t.workflow_id, t.task_id FROM tasks t CROSS JOIN workflows w \
+                 WHERE w.workflow_id = t.workflow_id AND t.ready_at IS NOT NULL AND t.ready_at <= $1 \
+                 AND w.status = 'running' AND w.running < w.max_parallel{only_sql} \
+                 ORDER BY t.ready_at, t.position LIMIT $2"
+            ),
+        };
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(limit as i64);
+        for w in only.unwrap_or_default() {
+            q = q.bind(w);
+        }
+        let rows = q.fetch_all(&mut *self.conn).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    async fn take_slots(&mut self, workflow_id: &str, k: i64) -> Result<TakenSlots> {
+        let row = sqlx::query(
+            "UPDATE workflows SET running = running + $2 WHERE workflow_id = $1 \
+             RETURNING running, max_parallel, variables, context, budget, egress_requests, llm_tokens",
+        )
+        .bind(workflow_id)
+        .bind(k)
+        .fetch_one(&mut *self.conn)
+        .await?;
+        Ok(TakenSlots {
+            running: row.try_get(0)?,
+            max_parallel: row.try_get(1)?,
+            variables: row.try_get(2)?,
+            context: row.try_get(3)?,
+            budget: budget_of(row.try_get(4)?, row.try_get(5)?, row.try_get(6)?)?,
+        })
+    }
+
+    async fn give_back_slots(&mut self, workflow_id: &str, n: i64) -> Result<()> {
+        sqlx::query("UPDATE workflows SET running = running - $2 WHERE workflow_id = $1")
+            .bind(workflow_id)
+            .bind(n)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn start_tasks(
+        &mut self,
+        workflow_id: &str,
+        task_ids: &[String],
+        worker_id: &str,
+        lease_expires: i64,
+        now: i64,
+    ) -> Result<Vec<StartedRow>> {
+        // The list repeats its last id up to a bucket's length, so its text recurs (see
+        // `bucket`); a repeated id changes nothing.
+        let listed = bucket(self.dialect, task_ids.len());
+        let list: Vec<String> = (0..listed).map(|i| format!("${}", i + 5)).collect();
+        let sql = format!(
+            "UPDATE tasks SET status = 'running', attempt = attempt + 1, ready_at = NULL, lease_owner = $2, \
+             lease_expires = $3, started_at = COALESCE(started_at, $4) \
+             WHERE workflow_id = $1 AND ready_at IS NOT NULL AND task_id IN ({}) \
+             RETURNING task_id, agent_id, agent_type, attempt, input, dependencies, timeout_ms, metadata, \
+             ready_since, position",
+            list.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(workflow_id).bind(worker_id).bind(lease_expires).bind(now);
+        for i in 0..listed {
+            q = q.bind(&task_ids[i.min(task_ids.len() - 1)]);
+        }
+        let mut rows = Vec::with_capacity(task_ids.len());
+        for r in q.fetch_all(&mut *self.conn).await? {
+            let position: i64 = r.try_get(9)?;
+            rows.push((
+                position,
+                StartedRow {
+                    task_id: r.try_get(0)?,
+                    agent_id: r.try_get(1)?,
+                    agent_type: r.try_get(2)?,
+                    attempt: r.try_get::<i64, _>(3)? as u32,
+                    input: r.try_get(4)?,
+                    dependencies: r.try_get(5)?,
+                    timeout_ms: r.try_get(6)?,
+                    metadata: r.try_get(7)?,
+                    ready_since: r.try_get(8)?,
+                },
+            ));
+        }
+        rows.sort_by_key(|(position, _)| *position);
+        Ok(rows.into_iter().map(|(_, r)| r).collect())
+    }
+
+    async fn number_history(&mut self, workflow_id: &str, versions: i64, events: i64, now: i64) -> Result<Numbered> {
+        let row = sqlx::query(
+            "UPDATE workflows SET version = version + $2, event_seq = event_seq + $3, updated_at = $4 \
+             WHERE workflow_id = $1 RETURNING version, event_seq, snapshot_every",
+        )
+        .bind(workflow_id)
+        .bind(versions)
+        .bind(events)
+        .bind(now)
+        .fetch_one(&mut *self.conn)
+        .await?;
+        Ok(Numbered { version: row.try_get(0)?, event_seq: row.try_get(1)?, snapshot_every: row.try_get(2)? })
+    }
+
+    async fn task_states(&mut self, workflow_id: &str) -> Result<Changes> {
+        let rows = sqlx::query("SELECT task_id, status, attempt, output, error FROM tasks WHERE workflow_id = $1")
+            .bind(workflow_id)
+            .fetch_all(&mut *self.conn)
+            .await?;
+        let mut tasks = Changes::new();
+        for r in rows {
+            let state = TaskVersionState {
+                status: r.try_get::<String, _>(1)?.parse()?,
+                attempt: r.try_get::<i64, _>(2)? as u32,
+                output: json_opt(r.try_get(3)?),
+                error: json_opt(r.try_get(4)?),
+            };
+            tasks.insert(r.try_get(0)?, state);
+        }
+        Ok(tasks)
+    }
+
+    async fn insert_snapshot(&mut self, workflow_id: &str, version: i64, state: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO workflow_snapshots (workflow_id, version, state) VALUES ($1, $2, $3) \
+             ON CONFLICT (workflow_id, version) DO NOTHING",
+        )
+        .bind(workflow_id)
+        .bind(version)
+        .bind(state)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert(&mut self, rows: NewRows) -> Result<()> {
+        let mut inserts = Inserts::new(self.dialect);
+        let target = "attempts (workflow_id, task_id, attempt, worker_id, status, queue_us, started_at)";
+        inserts.rows(target, 7, rows.attempts_started, |args, a| {
+            add(args, a.workflow_id)?;
+            add(args, &*a.task_id)?;
+            add(args, a.attempt as i64)?;
+            add(args, a.worker_id)?;
+            add(args, "running")?;
+            add(args, a.queue_us)?;
+            add(args, a.started_at)
+        })?;
+        let target =
+            "attempts (workflow_id, task_id, attempt, worker_id, status, started_at, finished_at, error, log, \
+                      plugin_digest)";
+        let then = " ON CONFLICT (workflow_id, task_id, attempt) DO UPDATE SET status = excluded.status, \
+                    finished_at = excluded.finished_at, error = excluded.error, log = excluded.log, \
+                    plugin_digest = excluded.plugin_digest";
+        inserts.rows_then(target, 10, rows.attempts_closed, then, |args, a| {
+            add(args, a.workflow_id)?;
+            add(args, a.task_id)?;
+            add(args, a.attempt as i64)?;
+            add(args, "")?;
+            add(args, a.status)?;
+            add(args, a.finished_at)?;
+            add(args, a.finished_at)?;
+            add(args, a.error)?;
+            add(args, a.log)?;
+            add(args, a.plugin_digest.map(|d| d.to_string()))
+        })?;
+        let target = "workflow_versions (workflow_id, version, at, status, reason, changes)";
+        inserts.rows(target, 6, rows.versions, |args, v| {
+            add(args, v.workflow_id)?;
+            add(args, v.version)?;
+            add(args, v.at)?;
+            add(args, v.status.as_str())?;
+            add(args, v.reason)?;
+            add(args, v.changes)
+        })?;
+        add_blocks(&mut inserts, rows.blocks)?;
+        inserts.execute(self.conn).await
+    }
+
+    async fn notify(&mut self, payloads: &[String]) -> Result<()> {
+        if self.dialect != Dialect::Postgres {
+            return Ok(());
+        }
+        for chunk in payloads.chunks(400) {
+            let sql = format!(
+                "SELECT pg_notify('hyphae', n.payload) FROM (VALUES {}) AS n (payload)",
+                placeholders(self.dialect, chunk.len(), 1)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for p in chunk {
+                q = q.bind(p);
+            }
+            q.execute(&mut *self.conn).await?;
+        }
+        Ok(())
+    }
+}
