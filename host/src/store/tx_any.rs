@@ -339,12 +339,13 @@ impl WriteTx for AnyTx<'_> {
                  ORDER BY t.ready_at, t.position LIMIT $2"
             ),
             // `CROSS JOIN` keeps SQLite walking the ready index in order and stopping at the
-            // limit, rather than reading every task of each running workflow.
+            // limit, rather than reading every task of each running workflow; `LIMIT $2 + 0`, as
+            // in the SQLite store, so the statement is not prepared again each time.
             Dialect::Sqlite => format!(
                 "SELECT t.workflow_id, t.task_id FROM tasks t CROSS JOIN workflows w \
                  WHERE w.workflow_id = t.workflow_id AND t.ready_at IS NOT NULL AND t.ready_at <= $1 \
                  AND w.status = 'running' AND w.running < w.max_parallel{only_sql} \
-                 ORDER BY t.ready_at, t.position LIMIT $2"
+                 ORDER BY t.ready_at, t.position LIMIT $2 + 0"
             ),
         };
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(limit as i64);

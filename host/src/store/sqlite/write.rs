@@ -220,12 +220,14 @@ impl WriteTx for SqliteTx<'_> {
 
     async fn ready_tasks(&mut self, now: i64, limit: usize, only: Option<&[String]>) -> Result<Vec<(String, String)>> {
         // `CROSS JOIN` keeps SQLite walking the ready index in order and stopping at the limit,
-        // rather than reading every task of each running workflow.
+        // rather than reading every task of each running workflow. The limit is `?2 + 0`: SQLite
+        // plans with the value of a bare `LIMIT ?`, so it would prepare the statement again on
+        // every claim (about a sixth of a step's write transaction, measured with `perf`).
         let mut select = self.conn.prepare_cached(
             "SELECT t.workflow_id, t.task_id FROM tasks t CROSS JOIN workflows w \
              WHERE w.workflow_id = t.workflow_id AND t.ready_at IS NOT NULL AND t.ready_at <= ?1 \
              AND w.status = 'running' AND w.running < w.max_parallel \
-             ORDER BY t.ready_at, t.position LIMIT ?2",
+             ORDER BY t.ready_at, t.position LIMIT ?2 + 0",
         )?;
         // Only some workflows: read them all (-1 is no limit), keep theirs up to the limit.
         let mut rows = select.query((now, if only.is_some() { -1 } else { limit as i64 }))?;
