@@ -17,6 +17,10 @@ use crate::events::blocks::Block;
 use crate::lifecycle::{Changes, Held, Unfinished};
 use crate::workflow::{Budget, TaskStatus, Usage, WorkflowStatus};
 
+/// The task columns that make a [`Held`], by name.
+pub const HELD_COLUMNS: &str =
+    "agent_id, agent_type, dependents, allow_failure, retry_policy, started_at, uncounted_attempts";
+
 /// A completed attempt to record if its fence still holds.
 pub struct Completion<'a> {
     pub workflow_id: &'a str,

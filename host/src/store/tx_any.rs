@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::inserts::{add, bucket, placeholders, Inserts};
 use super::rows::{add_blocks, json_opt};
-use super::tx::{budget_of, Completion, NewRows, Numbered, StartedRow, TakenSlots, WriteTx};
+use super::tx::{budget_of, Completion, NewRows, Numbered, StartedRow, TakenSlots, WriteTx, HELD_COLUMNS};
 use super::versions::parse_status;
 use super::{Dialect, Result};
 use crate::lifecycle::{Changes, Held, TaskVersionState, Unfinished};
@@ -61,10 +61,6 @@ impl<'c> AnyTx<'c> {
         Ok(out)
     }
 }
-
-/// The columns [`held_from_row`] reads, from index `at` on.
-const HELD_COLUMNS: &str =
-    "agent_id, agent_type, dependents, allow_failure, retry_policy, started_at, uncounted_attempts";
 
 fn held_from_row(row: &AnyRow, at: usize) -> Result<Held> {
     Ok(Held {

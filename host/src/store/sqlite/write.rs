@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::events::blocks::Content;
 use crate::lifecycle::{Changes, Held, TaskVersionState, Unfinished};
 use crate::store::rows::json_opt;
-use crate::store::tx::{budget_of, Completion, NewRows, Numbered, StartedRow, TakenSlots, WriteTx};
+use crate::store::tx::{budget_of, Completion, NewRows, Numbered, StartedRow, TakenSlots, WriteTx, HELD_COLUMNS};
 use crate::store::versions::parse_status;
 use crate::store::{Dialect, Result};
 use crate::workflow::{TaskStatus, Usage, WorkflowStatus};
@@ -18,9 +18,6 @@ use crate::workflow::{TaskStatus, Usage, WorkflowStatus};
 pub(crate) struct SqliteTx<'c> {
     pub(crate) conn: &'c Connection,
 }
-
-const HELD_COLUMNS: &str =
-    "agent_id, agent_type, dependents, allow_failure, retry_policy, started_at, uncounted_attempts";
 
 /// The ready tasks a claim may take. `CROSS JOIN` keeps SQLite walking the ready index in order and stopping at the limit,
 /// rather than reading every task of each running workflow. The limit is `?2 + 0`: SQLite
