@@ -102,14 +102,12 @@ impl Store {
         match step {
             ControlStep::Resume { .. } => self.mark_roots_ready(&mut tx, workflow_id, now).await?,
             ControlStep::Cancel => {
-                let stopped =
-                    stop_remaining(&mut AnyTx::new(&mut tx, self.dialect), workflow_id, Stop::Cancelled).await?;
+                let mut stop_tx = AnyTx::new(&mut tx, self.dialect);
+                let stopped = stop_remaining(&mut stop_tx, workflow_id, Stop::Cancelled).await?;
+                stop_tx.end_workflow(workflow_id, WorkflowStatus::Cancelled, None, now).await?;
                 cancelled = stopped.cancelled_tasks();
                 changes = stopped.changes;
                 events = stopped.events;
-                AnyTx::new(&mut tx, self.dialect)
-                    .end_workflow(workflow_id, WorkflowStatus::Cancelled, None, now)
-                    .await?;
             }
             ControlStep::Rollback { to, .. } => {
                 let target = self.state_at_on(&mut tx, workflow_id, to).await?;
@@ -131,14 +129,13 @@ impl Store {
         let mut history = History::default();
         history.version(workflow_id, status, reason, changes);
         history.events(workflow_id, events);
-        let flushed =
-            history.flush(&mut AnyTx::new(&mut tx, self.dialect), NewRows::default(), self.events_enabled()).await?;
+        let mut history_tx = AnyTx::new(&mut tx, self.dialect);
+        let flushed = history.flush(&mut history_tx, NewRows::default(), self.events_enabled()).await?;
         let version = flushed.versions.first().map(|(_, v)| *v).unwrap_or(view.version + 1);
         if matches!(step, ControlStep::Rollback { .. }) {
-            super::rows::write_snapshot(&mut AnyTx::new(&mut tx, self.dialect), workflow_id, version, status).await?;
+            super::rows::write_snapshot(&mut history_tx, workflow_id, version, status).await?;
         }
-        super::rows::notify_hosts(&mut AnyTx::new(&mut tx, self.dialect), &self.origin, vec![(workflow_id, true)])
-            .await?;
+        super::rows::notify_hosts(&mut history_tx, &self.origin, vec![(workflow_id, true)]).await?;
         tx.commit().await?;
         self.count_events(flushed.events);
         Ok(outcome(status, version, true, cancelled))

@@ -211,6 +211,8 @@ async fn complete_fenced<'o, T: WriteTx>(
         .collect();
     // Task rows are taken in key order, as control operations take them.
     done.sort_by(|a, b| (a.workflow_id, a.task_id).cmp(&(b.workflow_id, b.task_id)));
+    // What the database returns is looked up by its own strings; the map's values are the same
+    // keys borrowed from the outcomes, which the result is keyed by.
     let by_key: HashMap<(&str, &str), (&'o str, &'o str)> =
         done.iter().map(|c| ((c.workflow_id, c.task_id), (c.workflow_id, c.task_id))).collect();
     let mut held = HashMap::with_capacity(done.len());

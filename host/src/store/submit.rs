@@ -117,13 +117,12 @@ impl Store {
         if self.events_enabled() {
             history.events(&id, created_events(wf));
         }
-        let flushed =
-            history.flush(&mut AnyTx::new(&mut tx, self.dialect), NewRows::default(), self.events_enabled()).await?;
+        let mut history_tx = AnyTx::new(&mut tx, self.dialect);
+        let flushed = history.flush(&mut history_tx, NewRows::default(), self.events_enabled()).await?;
         let version = flushed.versions.first().map(|(_, v)| *v).unwrap_or(1);
         // Version 1 is always snapshotted: every rebuild has a base.
-        super::rows::write_snapshot(&mut AnyTx::new(&mut tx, self.dialect), &id, version, status).await?;
-        super::rows::notify_hosts(&mut AnyTx::new(&mut tx, self.dialect), &self.origin, vec![(id.as_str(), false)])
-            .await?;
+        super::rows::write_snapshot(&mut history_tx, &id, version, status).await?;
+        super::rows::notify_hosts(&mut history_tx, &self.origin, vec![(id.as_str(), false)]).await?;
         tx.commit().await?;
         self.count_events(flushed.events);
         Ok(Submitted { workflow_id: id, status, version, existing: false })
