@@ -337,7 +337,7 @@ async fn claims_say_when_more_are_ready(b: Backend) {
     let spec = json!({"max_parallel_tasks": 10, "tasks": [t("a", "echo", &[], json!({})),
         t("b", "echo", &[], json!({})), t("c", "echo", &[], json!({})), t("d", "echo", &["a"], json!({}))]});
     let valid = hyphae::workflow::validate(serde_json::from_value(spec).unwrap(), |_| true).unwrap();
-    store.submit(&valid).await.unwrap();
+    store.submit(valid).await.unwrap();
     let lease = Duration::from_secs(30);
     let first = store.claim("w1", 2, lease).await.unwrap();
     assert_eq!((first.tasks.len(), first.more_ready), (2, true));

@@ -171,7 +171,7 @@ impl Engine {
     pub async fn submit(&self, spec: WorkflowSpec) -> Result<Submitted, EngineError> {
         let valid = validate(spec, |t| self.inner.sandbox.has_executor(t))?;
         crate::handoff::check_supplied(&valid)?;
-        let submitted = self.inner.store.submit(&valid).await?;
+        let submitted = self.inner.store.submit(valid).await?;
         if !submitted.existing {
             self.inner.metrics.workflow_submitted();
             self.inner.notify(&submitted.workflow_id, false);

@@ -86,13 +86,7 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         usage: Usage::default(),
         exhausted: None,
     };
-    let deps = match inner.store.task_results(&task.workflow_id, &task.dependencies).await {
-        Ok(d) => order(d, &task.dependencies),
-        Err(e) => {
-            let f = failure("store", format!("could not read the results of the dependencies: {e}"), true, None);
-            return outcome(AttemptResult::Failed(f), None, Vec::new(), events);
-        }
-    };
+    let deps = &task.dependency_results;
     let timeout = task
         .timeout
         .or_else(|| inner.sandbox.manifest_timeout(&task.agent_type))
@@ -103,7 +97,7 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         cancel: Some(token.clone()),
         budget: budget.clone().map(|b| b as Arc<dyn EgressBudget>),
     };
-    let handoffs = match handoffs(inner, task, &deps, &opts, tracking.then_some(&mut events)).await {
+    let handoffs = match handoffs(inner, task, deps, &opts, tracking.then_some(&mut events)).await {
         Ok(h) => h,
         Err(f) => return outcome(AttemptResult::Failed(f), None, Vec::new(), events),
     };
@@ -112,7 +106,7 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         let (attempt, timeout_ms) = (task.attempt, timeout.as_millis() as u64);
         events.push(NewEvent::new(EventKind::ExecutionStart { task: names.clone(), attempt, timeout_ms }));
     }
-    let exec = inner.sandbox.execute(context(task, &deps, handoffs), opts).await;
+    let exec = inner.sandbox.execute(context(task, deps, handoffs), opts).await;
     if let Some(took) = exec.instantiation {
         inner.metrics.plugin_instantiated(&task.agent_type, took);
     }
@@ -261,12 +255,6 @@ fn egress_event(egress: &Egress, task: &TaskNames, attempt: u32) -> NewEvent {
         request: Json::of(egress),
     };
     NewEvent::at(kind, egress.at_us)
-}
-
-/// Put dependency rows in the order of the task's `dependencies`.
-fn order(mut rows: Vec<TaskResultRow>, deps: &[String]) -> Vec<TaskResultRow> {
-    rows.sort_by_key(|r| deps.iter().position(|d| *d == r.task_id).unwrap_or(usize::MAX));
-    rows
 }
 
 fn previous_result(r: &TaskResultRow) -> PreviousResult {

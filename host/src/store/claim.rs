@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::rows::History;
 use super::tx::{AttemptStart, NewRows, StartedRow, TakenSlots, Transaction, WriteTx};
-use super::{Result, Store};
+use super::{Result, Store, TaskResultRow};
 use crate::clock::now_us;
 use crate::events::TaskNames;
 use crate::lifecycle::{self, Changes};
@@ -24,6 +24,8 @@ pub struct ClaimedTask {
     pub attempt: u32,
     pub input: String,
     pub dependencies: Vec<String>,
+    /// The results of its dependencies, in the order of `dependencies`, read by the claim.
+    pub dependency_results: Vec<TaskResultRow>,
     pub timeout: Option<Duration>,
     pub metadata: String,
     pub variables: String,
@@ -112,6 +114,7 @@ fn started(workflow_id: &str, rows: Vec<StartedRow>, slots: &TakenSlots, now: i6
             attempt: r.attempt,
             input: r.input,
             dependencies: serde_json::from_str(&r.dependencies)?,
+            dependency_results: Vec::new(),
             timeout: r.timeout_ms.map(|ms| Duration::from_millis(ms as u64)),
             metadata: r.metadata,
             variables: slots.variables.clone(),
@@ -134,17 +137,6 @@ impl Store {
         let (claimed, events) = self.transact(ClaimTasks { claim, tracking: self.events_enabled() }).await?;
         self.count_events(events);
         Ok(claimed)
-    }
-
-    /// Extend the leases `worker_id` holds. Returns how many leases were renewed.
-    pub async fn renew_leases(&self, worker_id: &str, lease: Duration) -> Result<u64> {
-        let until = now_us() + lease.as_micros() as i64;
-        let r = sqlx::query("UPDATE tasks SET lease_expires = $2 WHERE lease_owner = $1 AND status = 'running'")
-            .bind(worker_id)
-            .bind(until)
-            .execute(&self.write)
-            .await?;
-        Ok(r.rows_affected())
     }
 
     /// When the next task becomes ready (µs), if any is waiting for a retry delay.
@@ -186,14 +178,24 @@ pub(crate) async fn claim_in<T: WriteTx>(
             continue;
         };
         let started_rows = tx.start_tasks(&workflow_id, &task_ids, &claim.worker_id, lease_expires, now).await?;
-        let started = started(&workflow_id, started_rows, &slots, now)?;
+        let mut started = started(&workflow_id, started_rows, &slots, now)?;
         if started.is_empty() {
             continue;
+        }
+        for task in started.iter_mut().filter(|t| !t.dependencies.is_empty()) {
+            let results = tx.task_results(&workflow_id, &task.dependencies).await?;
+            task.dependency_results = in_order(results, &task.dependencies);
         }
         record_started(&workflow_id, &started, &claim.worker_id, now, tracking, history, rows);
         claimed.extend(started);
     }
     Ok(Claimed { tasks: claimed, more_ready })
+}
+
+/// `rows` in the order of `task_ids`.
+fn in_order(mut rows: Vec<TaskResultRow>, task_ids: &[String]) -> Vec<TaskResultRow> {
+    rows.sort_by_key(|r| task_ids.iter().position(|d| *d == r.task_id).unwrap_or(usize::MAX));
+    rows
 }
 
 /// The version, `task_started` events and attempt rows of the tasks a claim started.

@@ -94,33 +94,30 @@ impl Store {
             sqlite = Some(Sqlite::open(Path::new(path), 4, &pragmas)?);
             (Dialect::Sqlite, format!("sqlite://{path}"))
         };
-        let (write, read) = match dialect {
+        let read = match dialect {
             Dialect::Sqlite => {
-                let opts = || {
-                    AnyPoolOptions::new().after_connect(move |conn, _| {
+                AnyPoolOptions::new()
+                    .after_connect(move |conn, _| {
                         Box::pin(async move {
                             conn.execute(SQLITE_PRAGMAS).await?;
                             conn.execute(sync.pragma().0).await?;
                             Ok(())
                         })
                     })
-                };
-                let write = opts().max_connections(1).min_connections(1).connect(&any_url).await?;
-                let read = opts().max_connections(4).connect(&any_url).await?;
-                (write, read)
+                    .max_connections(4)
+                    .connect(&any_url)
+                    .await?
             }
             Dialect::Postgres => {
-                let pool = AnyPoolOptions::new()
+                AnyPoolOptions::new()
                     .max_connections(16)
                     // A request waits this long for a connection before it is answered 503.
                     .acquire_timeout(Duration::from_secs(10))
                     .connect(&any_url)
-                    .await?;
-                (pool.clone(), pool)
+                    .await?
             }
         };
         Ok(Store {
-            write,
             read,
             dialect,
             url: Arc::from(url),
@@ -136,10 +133,11 @@ impl Store {
 mod tests {
     use super::{with_statement_cache, SqliteSync, Store};
 
-    /// `PRAGMA synchronous` of the write and the read connections: 1 is NORMAL, 2 is FULL.
+    /// `PRAGMA synchronous` of the writer's and a reader's connection: 1 is NORMAL, 2 is FULL.
     async fn synchronous(store: &Store) -> (i64, i64) {
-        let q = || sqlx::query_scalar::<_, i64>("PRAGMA synchronous");
-        (q().fetch_one(store.write_pool()).await.unwrap(), q().fetch_one(store.reader()).await.unwrap())
+        let writer = store.sqlite.as_ref().unwrap().write_pragma("synchronous").await.unwrap();
+        let reader = sqlx::query_scalar::<_, i64>("PRAGMA synchronous").fetch_one(store.reader()).await.unwrap();
+        (writer, reader)
     }
 
     #[tokio::test]

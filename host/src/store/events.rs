@@ -3,9 +3,10 @@
 //! the database finds the blocks, this module reads the events out of them.
 
 use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::Row;
 
-use super::{add_blocks, Inserts, Result, Store, StoreError};
+use super::tx::{NewRows, Transaction, WriteTx};
+use super::{Result, Store, StoreError};
 use crate::clock::now_us;
 use crate::events::blocks::{self, BlockError, Content, Stored};
 use crate::events::{AgentEventsQuery, Event, EventQuery, EventType, Statistics, Tally, Timeline};
@@ -231,51 +232,33 @@ impl Store {
     /// Blocks wholly older than the cut-off go; a block that straddles it keeps its newer events.
     pub async fn delete_events_older_than(&self, days: f64) -> Result<u64> {
         let cutoff = now_us() - (days * 86_400e6) as i64;
-        let mut tx = self.begin_write().await?;
-        let whole: i64 =
-            sqlx::query_scalar(
-                "SELECT CAST(COALESCE(SUM(event_count), 0) AS BIGINT) FROM event_blocks WHERE first_ts < $1 AND last_ts < $1",
-            )
-                .bind(cutoff)
-                .fetch_one(&mut *tx)
-                .await?;
-        sqlx::query(
-            "DELETE FROM event_agents WHERE (workflow_id, first_seq) IN \
-             (SELECT workflow_id, first_seq FROM event_blocks WHERE first_ts < $1 AND last_ts < $1)",
-        )
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM event_blocks WHERE first_ts < $1 AND last_ts < $1")
-            .bind(cutoff)
-            .execute(&mut *tx)
-            .await?;
-        let straddling =
-            sqlx::query("SELECT workflow_id, first_seq, events, data FROM event_blocks WHERE first_ts < $1")
-                .bind(cutoff)
-                .fetch_all(&mut *tx)
-                .await?;
-        let (mut deleted, mut trimmed) = (whole as u64, Vec::with_capacity(straddling.len()));
-        for row in straddling {
-            let (wf, first_seq): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
-            let kept = blocks::retain(&wf, &content(&row, 2)?, |e| e.ts() >= cutoff).map_err(corrupt(&wf))?;
+        self.transact(DeleteEvents { cutoff }).await
+    }
+}
+
+/// The transaction of [`Store::delete_events_older_than`].
+struct DeleteEvents {
+    cutoff: i64,
+}
+
+impl Transaction for DeleteEvents {
+    /// Events deleted.
+    type Output = u64;
+
+    async fn run<T: WriteTx>(self, tx: &mut T) -> Result<u64> {
+        let cutoff = self.cutoff;
+        let mut deleted = tx.delete_blocks_before(cutoff).await?;
+        let mut trimmed = Vec::new();
+        for (wf, first_seq, content) in tx.blocks_straddling(cutoff).await? {
+            let kept = blocks::retain(&wf, &content, |e| e.ts() >= cutoff).map_err(corrupt(&wf))?;
             let Some((block, removed)) = kept else {
                 continue; // cannot happen: the block has an event at or after the cut-off
             };
-            for table in ["event_agents", "event_blocks"] {
-                sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE workflow_id = $1 AND first_seq = $2")))
-                    .bind(&wf)
-                    .bind(first_seq)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            tx.delete_block(&wf, first_seq).await?;
             trimmed.push(block);
             deleted += removed as u64;
         }
-        let mut inserts = Inserts::new(self.dialect());
-        add_blocks(&mut inserts, trimmed)?;
-        inserts.execute(&mut tx).await?;
-        tx.commit().await?;
+        tx.insert(NewRows { blocks: trimmed, ..NewRows::default() }).await?;
         Ok(deleted)
     }
 }

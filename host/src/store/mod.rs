@@ -3,9 +3,9 @@
 //! The store decides nothing: [`crate::lifecycle`] rules what a change does; the store reads what
 //! a rule needs and applies what it returns. The engine's write transactions (recording outcomes,
 //! claiming) are written once, generic over [`tx::WriteTx`], the statements they ask of a
-//! database: on SQLite [`sqlite`] runs each whole on the writer connection's own thread; on
-//! PostgreSQL (and for SQLite's remaining operations) sqlx's `Any` driver runs the SQL of
-//! [`tx_any`], chosen by [`Dialect`] where it differs. JSON is stored as text and timestamps as
+//! database: on SQLite [`sqlite`] runs each whole on the one writer connection's own thread; on
+//! PostgreSQL sqlx's `Any` driver runs the SQL of [`tx_any`]. Reads (but the dependencies' on
+//! SQLite) still go through `Any` on both, their SQL chosen by [`Dialect`] where it differs. JSON is stored as text and timestamps as
 //! microseconds since the Unix epoch, so the same rows decode identically on both.
 
 mod claim;
@@ -32,12 +32,10 @@ use sqlx::AnyPool;
 pub use claim::{Claim, Claimed, ClaimedTask};
 pub use connect::SqliteSync;
 pub use control::{BudgetState, ControlOutcome};
-pub(crate) use inserts::Inserts;
 pub use outcome::Applied;
 pub use read::{
     AttemptRecord, Page, TaskFilter, TaskResultRow, TaskState, WorkflowFilter, WorkflowState, WorkflowSummary,
 };
-pub(crate) use rows::add_blocks;
 pub use rows::parse_notice;
 pub use submit::Submitted;
 pub use versions::{VersionInfo, VersionState};
@@ -133,9 +131,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Handle on the database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    /// Writes (one connection on SQLite: a single writer, batched by the engine).
-    write: AnyPool,
-    /// Reads (several connections; on SQLite they read the WAL concurrently with the writer).
+    /// Reads (on SQLite they read the WAL concurrently with the writer); on PostgreSQL writes too.
     read: AnyPool,
     dialect: Dialect,
     url: Arc<str>,
@@ -165,12 +161,6 @@ impl Store {
         &self.url
     }
 
-    /// Pool for writes.
-    #[cfg(test)]
-    pub(crate) fn write_pool(&self) -> &AnyPool {
-        &self.write
-    }
-
     /// Pool for reads.
     pub fn reader(&self) -> &AnyPool {
         &self.read
@@ -194,24 +184,16 @@ impl Store {
         self.events_enabled.load(Ordering::Relaxed)
     }
 
-    /// Run a write transaction: on SQLite whole on the writer's thread, otherwise through sqlx.
+    /// Run a write transaction: on SQLite whole on the writer's thread (the only writer), on
+    /// PostgreSQL through sqlx.
     pub(crate) async fn transact<Op: tx::Transaction>(&self, op: Op) -> Result<Op::Output> {
         if let Some(db) = &self.sqlite {
             return db.write(op).await;
         }
-        let mut conn = self.begin_write().await?;
+        let mut conn = self.read.begin().await?;
         let out = op.run(&mut tx_any::AnyTx::new(&mut conn, self.dialect)).await?;
         conn.commit().await?;
         Ok(out)
-    }
-
-    /// Begin a transaction on the write pool. On SQLite it takes the write lock at once: the
-    /// writer's thread writes too, and a transaction that read first could not write after it.
-    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.dialect {
-            Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => self.write.begin().await?,
-        })
     }
 
     /// Whether the database answers.
@@ -220,9 +202,9 @@ impl Store {
         Ok(())
     }
 
-    /// Close all connections.
+    /// Close the pool's connections (SQLite's own connections close when the last clone of the
+    /// store is dropped).
     pub async fn close(&self) {
-        self.write.close().await;
         self.read.close().await;
     }
 }

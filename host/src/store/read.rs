@@ -9,6 +9,8 @@ use sqlx::{AssertSqlSafe, Row};
 use utoipa::ToSchema;
 
 use super::rows::json_opt;
+use super::tx::StepTx;
+use super::tx_any::AnyTx;
 use super::versions::parse_status;
 use super::{Result, Store, StoreError};
 use crate::events::rfc3339;
@@ -354,35 +356,8 @@ impl Store {
         if let Some(sqlite) = &self.sqlite {
             return sqlite.task_results(workflow_id, task_ids).await;
         }
-        let mut out = Vec::with_capacity(task_ids.len());
-        for chunk in task_ids.chunks(500) {
-            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "SELECT task_id, agent_id, agent_type, status, output, error, started_at, finished_at FROM tasks \
-                 WHERE workflow_id = $1 AND task_id IN ({})",
-                list.join(", ")
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(workflow_id);
-            for t in chunk {
-                q = q.bind(t);
-            }
-            for r in q.fetch_all(&self.read).await? {
-                let status: String = r.try_get(3)?;
-                out.push(TaskResultRow {
-                    task_id: r.try_get(0)?,
-                    agent_id: r.try_get(1)?,
-                    agent_type: r.try_get(2)?,
-                    status: status.parse()?,
-                    output: r.try_get(4)?,
-                    error: r.try_get(5)?,
-                    execution_ms: match (r.try_get::<Option<i64>, _>(6)?, r.try_get::<Option<i64>, _>(7)?) {
-                        (Some(s), Some(f)) => Some((f - s) as f64 / 1000.0),
-                        _ => None,
-                    },
-                });
-            }
-        }
-        Ok(out)
+        let mut conn = self.read.acquire().await?;
+        AnyTx::new(&mut conn, self.dialect).task_results(workflow_id, task_ids).await
     }
 }
 

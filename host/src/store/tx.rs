@@ -12,10 +12,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{Dialect, Result};
-use crate::events::blocks::Block;
-use crate::lifecycle::{Changes, Held, Unfinished};
-use crate::workflow::{Budget, TaskStatus, Usage, WorkflowStatus};
+use super::submit::Submitted;
+use super::{Dialect, Result, TaskResultRow};
+use crate::events::blocks::{Block, Content};
+use crate::lifecycle::{Changes, Held, TaskShape, TaskVersionState, Unfinished, WorkflowView};
+use crate::workflow::{Budget, TaskStatus, Usage, ValidTask, ValidWorkflow, WorkflowStatus};
 
 /// The task columns that make a [`Held`], by name.
 pub const HELD_COLUMNS: &str =
@@ -104,12 +105,21 @@ pub struct NewRows {
     pub blocks: Vec<Block>,
 }
 
-/// What a write transaction asks of its database. Rows are taken in a fixed order (tasks by key,
-/// then workflows by id) by the callers, so that writers on PostgreSQL never deadlock.
+/// Every statement a write transaction may ask of its database: [`StepTx`], [`WorkflowTx`] and
+/// [`UpkeepTx`]. Rows are taken in a fixed order (tasks by key, then workflows by id) by the
+/// callers, so that writers on PostgreSQL never deadlock.
+pub trait WriteTx: StepTx + WorkflowTx + UpkeepTx {}
+
+impl<T: StepTx + WorkflowTx + UpkeepTx> WriteTx for T {}
+
+/// The statements of the engine's steps: recording outcomes, claiming, writing history.
 #[allow(async_fn_in_trait)] // used through generics only, never as `dyn`
-pub trait WriteTx {
+pub trait StepTx {
     /// The database, for the few rules that differ (which workflows a claim may lock).
     fn dialect(&self) -> Dialect;
+
+    /// The results of the tasks `task_ids` of a workflow (those that exist), in no set order.
+    async fn task_results(&mut self, workflow_id: &str, task_ids: &[String]) -> Result<Vec<TaskResultRow>>;
 
     /// Mark these attempts' tasks completed where the attempt still holds the task (running, same
     /// attempt). Returns, for those, (workflow id, task id, what recording the rest needs).
@@ -209,6 +219,108 @@ pub trait WriteTx {
     /// Tell the other hosts sharing the database these change notices on commit (nothing to
     /// tell on SQLite, whose database one host owns).
     async fn notify(&mut self, payloads: &[String]) -> Result<()>;
+}
+
+/// The statements of submissions, budgets and controls.
+#[allow(async_fn_in_trait)] // used through generics only, never as `dyn`
+pub trait WorkflowTx {
+    /// The workflow submitted earlier with this idempotency key, if any.
+    async fn submitted_with(&mut self, key: &str) -> Result<Option<Submitted>>;
+
+    /// Insert a submitted workflow's row with `status`, no version given yet.
+    async fn insert_workflow(
+        &mut self,
+        workflow_id: &str,
+        wf: &ValidWorkflow,
+        status: WorkflowStatus,
+        now: i64,
+    ) -> Result<()>;
+
+    /// Insert a workflow's tasks, pending; those without dependencies are ready at `now` when
+    /// it starts.
+    async fn insert_tasks(&mut self, workflow_id: &str, tasks: &[ValidTask], start: bool, now: i64) -> Result<()>;
+
+    /// A workflow's status, budget (JSON) and what it has spent, if it exists.
+    async fn budget_row(&mut self, workflow_id: &str) -> Result<Option<(WorkflowStatus, Option<String>, Usage)>>;
+
+    /// Replace a workflow's budget (JSON; `None` removes it).
+    async fn set_budget(&mut self, workflow_id: &str, budget: Option<&str>) -> Result<()>;
+
+    /// What a control needs of a workflow, if it exists; its task rows, then its row, locked.
+    async fn control_view(&mut self, workflow_id: &str) -> Result<Option<WorkflowView>>;
+
+    /// Set a workflow's status and pause reason after a control; `started_at` when it starts.
+    async fn set_status(
+        &mut self,
+        workflow_id: &str,
+        status: WorkflowStatus,
+        pause_reason: Option<&str>,
+        started_at: Option<i64>,
+    ) -> Result<()>;
+
+    /// Pending tasks of a workflow whose dependencies have all settled become ready at `now`.
+    async fn mark_roots_ready(&mut self, workflow_id: &str, now: i64) -> Result<()>;
+
+    /// The latest snapshot at or before `version`: its version and its state (JSON).
+    async fn snapshot_at(&mut self, workflow_id: &str, version: i64) -> Result<Option<(i64, String)>>;
+
+    /// The versions after `after` up to `upto`, in order: version, status, task changes (JSON).
+    async fn versions_between(
+        &mut self,
+        workflow_id: &str,
+        after: i64,
+        upto: i64,
+    ) -> Result<Vec<(i64, String, String)>>;
+
+    /// Every task's shape (dependencies, allow_failure), for a rollback.
+    async fn task_shapes(&mut self, workflow_id: &str) -> Result<Vec<TaskShape>>;
+
+    /// Set a task to `state`, waiting for `waiting` dependencies, neither ready nor leased.
+    async fn restore_task(
+        &mut self,
+        workflow_id: &str,
+        task_id: &str,
+        state: &TaskVersionState,
+        waiting: i64,
+    ) -> Result<()>;
+
+    /// A rolled-back workflow: nothing running, `remaining` tasks to settle, not finished.
+    async fn restore_counters(&mut self, workflow_id: &str, remaining: i64) -> Result<()>;
+}
+
+/// A host worker's row as it registers.
+pub struct WorkerRow<'a> {
+    pub worker_id: &'a str,
+    pub hostname: &'a str,
+    pub pid: i64,
+    pub now: i64,
+    pub interval_ms: i64,
+}
+
+/// The statements that keep the database in shape: workers, leases, event retention.
+#[allow(async_fn_in_trait)] // used through generics only, never as `dyn`
+pub trait UpkeepTx {
+    /// Record a worker (or refresh it) as alive at `now`.
+    async fn register_worker(&mut self, worker: &WorkerRow<'_>) -> Result<()>;
+
+    /// A worker's heartbeat at `now`.
+    async fn heartbeat(&mut self, worker_id: &str, now: i64) -> Result<()>;
+
+    /// A worker stopped cleanly.
+    async fn stop_worker(&mut self, worker_id: &str) -> Result<()>;
+
+    /// Extend the leases a worker holds on running tasks to `until`. Returns how many.
+    async fn renew_leases(&mut self, worker_id: &str, until: i64) -> Result<u64>;
+
+    /// Delete the event blocks (and their agent index rows) wholly older than `cutoff`.
+    /// Returns how many events they held.
+    async fn delete_blocks_before(&mut self, cutoff: i64) -> Result<u64>;
+
+    /// The blocks that begin before `cutoff` (and end after it): workflow, first seq, content.
+    async fn blocks_straddling(&mut self, cutoff: i64) -> Result<Vec<(String, i64, Content)>>;
+
+    /// Delete one block and its agent index rows.
+    async fn delete_block(&mut self, workflow_id: &str, first_seq: i64) -> Result<()>;
 }
 
 /// The budget a workflow row holds (JSON), with what it has spent.

@@ -7,6 +7,8 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
 
+use super::tx::WorkflowTx;
+use super::tx_any::AnyTx;
 use super::{Result, Store, StoreError};
 use crate::events::rfc3339;
 use crate::lifecycle::TaskVersionState;
@@ -66,52 +68,12 @@ impl Store {
 
     /// The state of a workflow at `version`.
     pub async fn state_at(&self, workflow_id: &str, version: i64) -> Result<VersionState> {
-        let mut conn = self.read.acquire().await?;
-        self.state_at_on(&mut conn, workflow_id, version).await
-    }
-
-    pub(crate) async fn state_at_on(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        workflow_id: &str,
-        version: i64,
-    ) -> Result<VersionState> {
-        let snap = sqlx::query(
-            "SELECT version, state FROM workflow_snapshots WHERE workflow_id = $1 AND version <= $2 \
-             ORDER BY version DESC LIMIT 1",
-        )
-        .bind(workflow_id)
-        .bind(version)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(snap) = snap else {
+        let mut conn = self.reader().acquire().await?;
+        let found = state_at_in(&mut AnyTx::new(&mut conn, self.dialect()), workflow_id, version).await;
+        if let Err(StoreError::VersionNotFound(..)) = found {
             self.workflow_exists(workflow_id).await?;
-            return Err(StoreError::VersionNotFound(workflow_id.to_string(), version));
-        };
-        let base: i64 = snap.try_get(0)?;
-        let state: Value = serde_json::from_str(&snap.try_get::<String, _>(1)?)?;
-        let mut status = parse_status(state["status"].as_str().unwrap_or(""))?;
-        let mut tasks: BTreeMap<String, TaskVersionState> = serde_json::from_value(state["tasks"].clone())?;
-        let rows = sqlx::query(
-            "SELECT version, status, changes FROM workflow_versions WHERE workflow_id = $1 AND version > $2 \
-             AND version <= $3 ORDER BY version",
-        )
-        .bind(workflow_id)
-        .bind(base)
-        .bind(version)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut last = base;
-        for r in rows {
-            last = r.try_get(0)?;
-            status = parse_status(&r.try_get::<String, _>(1)?)?;
-            let changes: BTreeMap<String, TaskVersionState> = serde_json::from_str(&r.try_get::<String, _>(2)?)?;
-            tasks.extend(changes);
         }
-        if last != version {
-            return Err(StoreError::VersionNotFound(workflow_id.to_string(), version));
-        }
-        Ok(VersionState { workflow_id: workflow_id.to_string(), version, status, tasks })
+        found
     }
 
     /// Fail with [`StoreError::WorkflowNotFound`] unless the workflow exists.
@@ -122,6 +84,26 @@ impl Store {
             .await?;
         found.map(|_| ()).ok_or_else(|| StoreError::WorkflowNotFound(workflow_id.to_string()))
     }
+}
+
+/// The state of a workflow at `version`: its nearest snapshot with the changes after it.
+pub(crate) async fn state_at_in<T: WorkflowTx>(tx: &mut T, workflow_id: &str, version: i64) -> Result<VersionState> {
+    let not_found = || StoreError::VersionNotFound(workflow_id.to_string(), version);
+    let (base, state) = tx.snapshot_at(workflow_id, version).await?.ok_or_else(not_found)?;
+    let state: Value = serde_json::from_str(&state)?;
+    let mut status = parse_status(state["status"].as_str().unwrap_or(""))?;
+    let mut tasks: BTreeMap<String, TaskVersionState> = serde_json::from_value(state["tasks"].clone())?;
+    let mut last = base;
+    for (v, s, changes) in tx.versions_between(workflow_id, base, version).await? {
+        last = v;
+        status = parse_status(&s)?;
+        let changes: BTreeMap<String, TaskVersionState> = serde_json::from_str(&changes)?;
+        tasks.extend(changes);
+    }
+    if last != version {
+        return Err(not_found());
+    }
+    Ok(VersionState { workflow_id: workflow_id.to_string(), version, status, tasks })
 }
 
 pub(crate) fn parse_status(s: &str) -> Result<WorkflowStatus> {

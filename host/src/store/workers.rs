@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::Row;
 
+use super::tx::{Transaction, WorkerRow, WriteTx};
 use super::{Applied, Result, Store};
 use crate::clock::now_us;
 use crate::events::rfc3339;
@@ -57,38 +58,55 @@ pub struct WorkerRecord {
     pub running_tasks: i64,
 }
 
+/// A worker's writes, each its own transaction.
+enum WorkerWrite {
+    Register { worker_id: String, hostname: String, interval_ms: i64 },
+    Heartbeat(String),
+    Stop(String),
+    RenewLeases { worker_id: String, until: i64 },
+}
+
+impl Transaction for WorkerWrite {
+    /// Leases renewed (0 for the others).
+    type Output = u64;
+
+    async fn run<T: WriteTx>(self, tx: &mut T) -> Result<u64> {
+        match self {
+            WorkerWrite::Register { worker_id, hostname, interval_ms } => {
+                let pid = std::process::id() as i64;
+                let row = WorkerRow { worker_id: &worker_id, hostname: &hostname, pid, now: now_us(), interval_ms };
+                tx.register_worker(&row).await?;
+            }
+            WorkerWrite::Heartbeat(worker_id) => tx.heartbeat(&worker_id, now_us()).await?,
+            WorkerWrite::Stop(worker_id) => tx.stop_worker(&worker_id).await?,
+            WorkerWrite::RenewLeases { worker_id, until } => return tx.renew_leases(&worker_id, until).await,
+        }
+        Ok(0)
+    }
+}
+
 impl Store {
     /// Record a worker (or refresh it) as alive now.
     pub async fn register_worker(&self, worker_id: &str, hostname: &str, interval: Duration) -> Result<()> {
-        let now = now_us();
-        sqlx::query(
-            "INSERT INTO workers (worker_id, hostname, pid, started_at, last_beat, interval_ms, stopped) \
-             VALUES ($1, $2, $3, $4, $4, $5, 0) ON CONFLICT (worker_id) DO UPDATE SET last_beat = $4, stopped = 0",
-        )
-        .bind(worker_id)
-        .bind(hostname)
-        .bind(std::process::id() as i64)
-        .bind(now)
-        .bind(interval.as_millis() as i64)
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        let interval_ms = interval.as_millis() as i64;
+        let op = WorkerWrite::Register { worker_id: worker_id.into(), hostname: hostname.into(), interval_ms };
+        self.transact(op).await.map(drop)
     }
 
     /// A heartbeat of `worker_id`.
     pub async fn heartbeat(&self, worker_id: &str) -> Result<()> {
-        sqlx::query("UPDATE workers SET last_beat = $2 WHERE worker_id = $1")
-            .bind(worker_id)
-            .bind(now_us())
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.transact(WorkerWrite::Heartbeat(worker_id.into())).await.map(drop)
     }
 
     /// Mark a worker as stopped (a clean shutdown).
     pub async fn stop_worker(&self, worker_id: &str) -> Result<()> {
-        sqlx::query("UPDATE workers SET stopped = 1 WHERE worker_id = $1").bind(worker_id).execute(&self.write).await?;
-        Ok(())
+        self.transact(WorkerWrite::Stop(worker_id.into())).await.map(drop)
+    }
+
+    /// Extend the leases `worker_id` holds. Returns how many leases were renewed.
+    pub async fn renew_leases(&self, worker_id: &str, lease: Duration) -> Result<u64> {
+        let until = now_us() + lease.as_micros() as i64;
+        self.transact(WorkerWrite::RenewLeases { worker_id: worker_id.into(), until }).await
     }
 
     /// All workers with their health; workers stopped for more than a day are left out.

@@ -1,10 +1,14 @@
 //! SQLite on rusqlite, each operation run whole on a connection's own thread ([`Connections`]).
 //!
-//! Operations move here from the `Any` store one at a time (issue 15, item 2): the reads of a
-//! task's dependencies and the write transactions of the engine (recording outcomes, claiming).
+//! Every write transaction runs here, on the one writer's thread: the engine's steps
+//! ([`write`]), submissions and controls ([`workflows`]), workers, leases and retention
+//! ([`upkeep`]). Reads move here from the `Any` store one at a time (issue 15, item 2): so far
+//! the reads of a task's dependencies.
 
 mod read;
 mod threads;
+mod upkeep;
+mod workflows;
 mod write;
 
 use std::path::Path;
@@ -46,5 +50,11 @@ impl Sqlite {
                 Ok(out)
             })
             .await
+    }
+
+    /// The value of `PRAGMA name` on the writer's connection.
+    #[cfg(test)]
+    pub(crate) async fn write_pragma(&self, name: &'static str) -> Result<i64> {
+        self.write.call(move |conn| Ok(conn.pragma_query_value(None, name, |r| r.get(0))?)).await
     }
 }

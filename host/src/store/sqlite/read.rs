@@ -13,7 +13,7 @@ impl Sqlite {
     }
 }
 
-fn task_results(conn: &mut Connection, workflow_id: &str, task_ids: &[String]) -> Result<Vec<TaskResultRow>> {
+pub(super) fn task_results(conn: &Connection, workflow_id: &str, task_ids: &[String]) -> Result<Vec<TaskResultRow>> {
     let mut select = conn.prepare_cached(
         "SELECT task_id, agent_id, agent_type, status, output, error, started_at, finished_at FROM tasks \
          WHERE workflow_id = ?1 AND task_id = ?2",

@@ -9,9 +9,9 @@ use serde_json::Value;
 use crate::events::blocks::Content;
 use crate::lifecycle::{Changes, Held, TaskVersionState, Unfinished};
 use crate::store::rows::json_opt;
-use crate::store::tx::{budget_of, Completion, NewRows, Numbered, StartedRow, TakenSlots, WriteTx, HELD_COLUMNS};
+use crate::store::tx::{budget_of, Completion, NewRows, Numbered, StartedRow, StepTx, TakenSlots, HELD_COLUMNS};
 use crate::store::versions::parse_status;
-use crate::store::{Dialect, Result};
+use crate::store::{Dialect, Result, TaskResultRow};
 use crate::workflow::{TaskStatus, Usage, WorkflowStatus};
 
 /// The writer's open transaction.
@@ -47,9 +47,13 @@ fn held(r: &Row) -> rusqlite::Result<Result<Held>> {
     })())
 }
 
-impl WriteTx for SqliteTx<'_> {
+impl StepTx for SqliteTx<'_> {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
+    }
+
+    async fn task_results(&mut self, workflow_id: &str, task_ids: &[String]) -> Result<Vec<TaskResultRow>> {
+        super::read::task_results(self.conn, workflow_id, task_ids)
     }
 
     async fn complete_tasks(&mut self, done: &[Completion<'_>], now: i64) -> Result<Vec<(String, String, Held)>> {

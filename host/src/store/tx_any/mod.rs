@@ -1,6 +1,9 @@
-//! [`WriteTx`] through sqlx's `Any` driver: PostgreSQL, and SQLite for the operations that have
-//! not moved to [`super::sqlite`] yet. Many rows go in one statement (a VALUES list), since each
-//! statement is a round trip.
+//! [`WriteTx`] through sqlx's `Any` driver: PostgreSQL's write transactions, and the reads that
+//! share their statements (on SQLite too, until reads move to [`super::sqlite`]). Many rows go in
+//! one statement (a VALUES list), since each statement is a round trip.
+
+mod upkeep;
+mod workflows;
 
 use std::collections::BTreeMap;
 
@@ -10,9 +13,9 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::inserts::{add, bucket, placeholders, Inserts};
 use super::rows::{add_blocks, json_opt};
-use super::tx::{budget_of, Completion, NewRows, Numbered, StartedRow, TakenSlots, WriteTx, HELD_COLUMNS};
+use super::tx::{budget_of, Completion, NewRows, Numbered, StartedRow, StepTx, TakenSlots, HELD_COLUMNS};
 use super::versions::parse_status;
-use super::{Dialect, Result};
+use super::{Dialect, Result, TaskResultRow};
 use crate::lifecycle::{Changes, Held, TaskVersionState, Unfinished};
 use crate::workflow::{TaskStatus, Usage, WorkflowStatus};
 
@@ -74,9 +77,39 @@ fn held_from_row(row: &AnyRow, at: usize) -> Result<Held> {
     })
 }
 
-impl WriteTx for AnyTx<'_> {
+impl StepTx for AnyTx<'_> {
     fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    async fn task_results(&mut self, workflow_id: &str, task_ids: &[String]) -> Result<Vec<TaskResultRow>> {
+        let mut out = Vec::with_capacity(task_ids.len());
+        for chunk in task_ids.chunks(500) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT task_id, agent_id, agent_type, status, output, error, started_at, finished_at FROM tasks \
+                 WHERE workflow_id = $1 AND task_id IN ({})",
+                list.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(workflow_id);
+            for t in chunk {
+                q = q.bind(t);
+            }
+            for r in q.fetch_all(&mut *self.conn).await? {
+                let status: String = r.try_get(3)?;
+                let (started, finished): (Option<i64>, Option<i64>) = (r.try_get(6)?, r.try_get(7)?);
+                out.push(TaskResultRow {
+                    task_id: r.try_get(0)?,
+                    agent_id: r.try_get(1)?,
+                    agent_type: r.try_get(2)?,
+                    status: status.parse()?,
+                    output: r.try_get(4)?,
+                    error: r.try_get(5)?,
+                    execution_ms: started.zip(finished).map(|(s, f)| (f - s) as f64 / 1000.0),
+                });
+            }
+        }
+        Ok(out)
     }
 
     async fn complete_tasks(&mut self, done: &[Completion<'_>], now: i64) -> Result<Vec<(String, String, Held)>> {
