@@ -39,9 +39,9 @@ async fn two_hosts_complete_200_workflows_once() {
     for id in &ids {
         assert_status(&a.settle(id).await, WorkflowStatus::Completed);
     }
-    let store = a.engine.store();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
     let per_worker: Vec<(String, i64)> = sqlx::query_as("SELECT worker_id, COUNT(*) FROM attempts GROUP BY worker_id")
-        .fetch_all(store.reader())
+        .fetch_all(&mut conn)
         .await
         .unwrap();
     let total: i64 = per_worker.iter().map(|(_, n)| n).sum();

@@ -10,6 +10,7 @@ mod harness;
 mod hostile;
 mod hosts;
 mod layering;
+mod migrations;
 mod plugins;
 mod support;
 mod upstream;

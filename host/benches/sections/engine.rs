@@ -170,10 +170,7 @@ async fn bench_storage(name: &str, e: &Engine) {
     if wanted("wide") {
         // Without the wide workflow the table is too small to measure.
         let bytes = events_bytes(e).await;
-        let count: i64 = sqlx::query_scalar("SELECT CAST(SUM(event_count) AS BIGINT) FROM event_blocks")
-            .fetch_one(e.store().reader())
-            .await
-            .unwrap();
+        let count = scalar(e, "SELECT CAST(SUM(event_count) AS BIGINT) FROM event_blocks").await.unwrap();
         if let Some(bytes) = bytes {
             println!(
                 "{name}: storage: {:.0} bytes per event, {:.2} MB per 1,000 events (table + indexes, {count} events)",
@@ -232,10 +229,22 @@ where
 
 /// Bytes the event tables and their indexes take (SQLite's dbstat), if available.
 async fn events_bytes(e: &Engine) -> Option<i64> {
-    sqlx::query_scalar(
-        "SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'event_%' OR name LIKE 'sqlite_autoindex_event_%'",
-    )
-    .fetch_one(e.store().reader())
-    .await
-    .ok()
+    scalar(e, "SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'event_%' OR name LIKE 'sqlite_autoindex_event_%'").await
+}
+
+/// One number from the engine's database, read on a connection of the bench's own.
+async fn scalar(e: &Engine, sql: &'static str) -> Option<i64> {
+    use sqlx::{ConnectOptions, Connection};
+    let url = e.store().url();
+    match e.store().dialect() {
+        hyphae::store::Dialect::Sqlite => {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(path).connect().await.ok()?;
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.ok()
+        }
+        hyphae::store::Dialect::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(url).await.ok()?;
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.ok()
+        }
+    }
 }

@@ -141,13 +141,9 @@ impl Store {
 
     /// When the next task becomes ready (µs), if any is waiting for a retry delay.
     pub async fn next_ready_at(&self) -> Result<Option<i64>> {
-        let next: Option<i64> = sqlx::query_scalar(
-            "SELECT t.ready_at FROM tasks t CROSS JOIN workflows w WHERE w.workflow_id = t.workflow_id \
-             AND t.ready_at IS NOT NULL AND w.status = 'running' ORDER BY t.ready_at LIMIT 1",
-        )
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(next)
+        let sql = "SELECT t.ready_at FROM tasks t CROSS JOIN workflows w WHERE w.workflow_id = t.workflow_id \
+             AND t.ready_at IS NOT NULL AND w.status = 'running' ORDER BY t.ready_at LIMIT 1";
+        self.row(sql, Vec::new(), |r| r.int("ready_at")).await
     }
 }
 

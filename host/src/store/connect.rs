@@ -3,16 +3,15 @@
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::AnyPoolOptions;
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection, Executor};
+use sqlx::{ConnectOptions, Connection};
 
 use super::sqlite::Sqlite;
-use super::{Dialect, Result, Store, StoreError};
+use super::{Db, Result, Store, StoreError};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -67,15 +66,18 @@ impl Store {
 
     /// [`Store::connect`], with SQLite commits as durable as `sync` says.
     pub async fn connect_with(url: &str, sync: SqliteSync) -> Result<Store> {
-        static DRIVERS: Once = Once::new();
-        DRIVERS.call_once(sqlx::any::install_default_drivers);
-        let mut sqlite = None;
-        let (dialect, any_url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let opts = PgConnectOptions::from_str(url)?;
+        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(&with_statement_cache(url))?;
             let mut conn = opts.connect().await?;
             POSTGRES_MIGRATIONS.run(&mut conn).await?;
             conn.close().await?;
-            (Dialect::Postgres, with_statement_cache(url))
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                // A request waits this long for a connection before it is answered 503.
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await?;
+            Db::Postgres(pool)
         } else {
             let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
             if path.contains("://") {
@@ -91,53 +93,26 @@ impl Store {
             SQLITE_MIGRATIONS.run(&mut conn).await?;
             conn.close().await?;
             let pragmas = format!("{SQLITE_PRAGMAS} {}", sync.pragma().0);
-            sqlite = Some(Sqlite::open(Path::new(path), 4, &pragmas)?);
-            (Dialect::Sqlite, format!("sqlite://{path}"))
-        };
-        let read = match dialect {
-            Dialect::Sqlite => {
-                AnyPoolOptions::new()
-                    .after_connect(move |conn, _| {
-                        Box::pin(async move {
-                            conn.execute(SQLITE_PRAGMAS).await?;
-                            conn.execute(sync.pragma().0).await?;
-                            Ok(())
-                        })
-                    })
-                    .max_connections(4)
-                    .connect(&any_url)
-                    .await?
-            }
-            Dialect::Postgres => {
-                AnyPoolOptions::new()
-                    .max_connections(16)
-                    // A request waits this long for a connection before it is answered 503.
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect(&any_url)
-                    .await?
-            }
+            Db::Sqlite(Sqlite::open(Path::new(path), 4, &pragmas)?)
         };
         Ok(Store {
-            read,
-            dialect,
+            db,
             url: Arc::from(url),
             events_enabled: Arc::new(AtomicBool::new(true)),
             events_written: Default::default(),
             origin: Arc::from(uuid::Uuid::new_v4().simple().to_string()),
-            sqlite,
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{with_statement_cache, SqliteSync, Store};
+    use super::{with_statement_cache, Db, SqliteSync, Store};
 
     /// `PRAGMA synchronous` of the writer's and a reader's connection: 1 is NORMAL, 2 is FULL.
     async fn synchronous(store: &Store) -> (i64, i64) {
-        let writer = store.sqlite.as_ref().unwrap().write_pragma("synchronous").await.unwrap();
-        let reader = sqlx::query_scalar::<_, i64>("PRAGMA synchronous").fetch_one(store.reader()).await.unwrap();
-        (writer, reader)
+        let Db::Sqlite(db) = &store.db else { panic!("a SQLite store") };
+        db.pragma("synchronous").await.unwrap()
     }
 
     #[tokio::test]

@@ -2,9 +2,7 @@
 //! timelines, statistics, and retention. Events are stored in blocks ([`crate::events::blocks`]):
 //! the database finds the blocks, this module reads the events out of them.
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
-
+use super::columns::Columns;
 use super::tx::{NewRows, Transaction, WriteTx};
 use super::{Result, Store, StoreError};
 use crate::clock::now_us;
@@ -19,9 +17,9 @@ fn corrupt(workflow_id: &str) -> impl Fn(BlockError) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("event block of workflow {workflow_id}: {e}"))
 }
 
-/// The events of the block in columns `i` (`events`) and `i + 1` (`data`) of `row`.
-fn content(row: &AnyRow, i: usize) -> Result<Content> {
-    let (text, bytes) = (row.try_get(i)?, row.try_get(i + 1)?);
+/// The events of a block, from its `events` and `data` columns.
+fn content(row: &dyn Columns) -> Result<Content> {
+    let (text, bytes) = (row.opt_text("events")?, row.opt_bytes("data")?);
     Content::of_columns(text, bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -59,33 +57,30 @@ impl Store {
     ) -> Result<()> {
         let (mut cursor, mut page) = (None::<i64>, FIRST_PAGE);
         loop {
-            let rows = match cursor {
-                None => sqlx::query(
+            let (sql, from) = match cursor {
+                None => (
                     "SELECT first_seq, events, data FROM event_blocks WHERE workflow_id = $1 AND first_seq >= \
                      (SELECT COALESCE(MAX(first_seq), 0) FROM event_blocks WHERE workflow_id = $1 AND first_seq <= $2) \
                      ORDER BY first_seq LIMIT $3",
-                )
-                .bind(workflow_id)
-                .bind(after.saturating_add(1)),
-                Some(last) => sqlx::query(
+                    after.saturating_add(1),
+                ),
+                Some(last) => (
                     "SELECT first_seq, events, data FROM event_blocks WHERE workflow_id = $1 AND first_seq > $2 \
                      ORDER BY first_seq LIMIT $3",
-                )
-                .bind(workflow_id)
-                .bind(last),
-            }
-            .bind(page)
-            .fetch_all(self.reader())
-            .await?;
-            for row in &rows {
-                cursor = Some(row.try_get(0)?);
-                for e in blocks::decode(&content(row, 1)?).map_err(corrupt(workflow_id))? {
+                    last,
+                ),
+            };
+            let args = vec![workflow_id.into(), from.into(), page.into()];
+            let blocks = self.rows(sql, args, |r| Ok((r.int("first_seq")?, content(r)?))).await?;
+            for (first_seq, block) in &blocks {
+                cursor = Some(*first_seq);
+                for e in blocks::decode(block).map_err(corrupt(workflow_id))? {
                     if !each(e)? {
                         return Ok(());
                     }
                 }
             }
-            if (rows.len() as i64) < page {
+            if (blocks.len() as i64) < page {
                 return Ok(());
             }
             page = (page * 4).min(MAX_PAGE);
@@ -94,10 +89,8 @@ impl Store {
 
     /// Position of the last event of a workflow (0 when none).
     pub async fn last_event_seq(&self, workflow_id: &str) -> Result<i64> {
-        let seq: Option<i64> = sqlx::query_scalar("SELECT event_seq FROM workflows WHERE workflow_id = $1")
-            .bind(workflow_id)
-            .fetch_optional(self.reader())
-            .await?;
+        let sql = "SELECT event_seq FROM workflows WHERE workflow_id = $1";
+        let seq = self.row(sql, vec![workflow_id.into()], |r| r.int("event_seq")).await?;
         seq.ok_or_else(|| StoreError::WorkflowNotFound(workflow_id.to_string()))
     }
 
@@ -111,25 +104,18 @@ impl Store {
         let mut found: Vec<(i64, Event)> = Vec::new();
         let (mut cursor, mut page) = ((i64::MIN, String::new(), i64::MIN), FIRST_PAGE);
         'pages: loop {
-            let rows = sqlx::query(
-                "SELECT a.first_ts, a.workflow_id, a.first_seq, b.events, b.data FROM \
+            let sql = "SELECT a.first_ts, a.workflow_id, a.first_seq, b.events, b.data FROM \
                  (SELECT first_ts, workflow_id, first_seq FROM event_agents WHERE agent_id = $1 \
                   AND (first_ts, workflow_id, first_seq) > ($2, $3, $4) \
                   ORDER BY first_ts, workflow_id, first_seq LIMIT $5) a \
                  JOIN event_blocks b ON b.workflow_id = a.workflow_id AND b.first_seq = a.first_seq \
-                 ORDER BY a.first_ts, a.workflow_id, a.first_seq",
-            )
-            .bind(agent_id)
-            .bind(cursor.0)
-            .bind(&cursor.1)
-            .bind(cursor.2)
-            .bind(page)
-            .fetch_all(self.reader())
-            .await?;
-            for row in &rows {
-                let first_ts: i64 = row.try_get(0)?;
-                let workflow_id: String = row.try_get(1)?;
-                let first_seq: i64 = row.try_get(2)?;
+                 ORDER BY a.first_ts, a.workflow_id, a.first_seq";
+            let args = vec![agent_id.into(), cursor.0.into(), cursor.1.clone().into(), cursor.2.into(), page.into()];
+            let rows = self
+                .rows(sql, args, |r| Ok((r.int("first_ts")?, r.text("workflow_id")?, r.int("first_seq")?, content(r)?)))
+                .await?;
+            for (first_ts, workflow_id, first_seq, block) in &rows {
+                let (first_ts, first_seq) = (*first_ts, *first_seq);
                 // Blocks come in (earliest time, workflow, first position) order, and no event of
                 // this one can come before that key: stop once it is past the last event kept.
                 if let Some((ts, last)) = found.get(limit - 1) {
@@ -137,14 +123,14 @@ impl Store {
                         break 'pages;
                     }
                 }
-                for e in blocks::decode(&content(row, 3)?).map_err(corrupt(&workflow_id))? {
+                for e in blocks::decode(block).map_err(corrupt(workflow_id))? {
                     if e.involves(agent_id) && e.is_of(&q.types) {
-                        found.push((e.ts(), event(e, &workflow_id)?));
+                        found.push((e.ts(), event(e, workflow_id)?));
                     }
                 }
                 found.sort_by(|(a, x), (b, y)| (a, &x.workflow_id, x.seq).cmp(&(b, &y.workflow_id, y.seq)));
                 found.truncate(limit);
-                cursor = (first_ts, workflow_id, first_seq);
+                cursor = (first_ts, workflow_id.clone(), first_seq);
             }
             if (rows.len() as i64) < page {
                 break;
@@ -212,13 +198,13 @@ impl Store {
                 "SELECT workflow_id, first_seq, events, data FROM event_blocks WHERE (workflow_id, first_seq) > ($1, $2) \
                  ORDER BY workflow_id, first_seq LIMIT $3"
             };
-            let rows = sqlx::query(sql).bind(&cursor.0).bind(cursor.1).bind(MAX_PAGE).fetch_all(self.reader()).await?;
-            for row in &rows {
-                let wf: String = row.try_get(0)?;
-                for e in blocks::decode(&content(row, 2)?).map_err(corrupt(&wf))? {
-                    acc.add(&wf, &e);
+            let args = vec![cursor.0.clone().into(), cursor.1.into(), MAX_PAGE.into()];
+            let rows = self.rows(sql, args, |r| Ok((r.text("workflow_id")?, r.int("first_seq")?, content(r)?))).await?;
+            for (wf, first_seq, block) in &rows {
+                for e in blocks::decode(block).map_err(corrupt(wf))? {
+                    acc.add(wf, &e);
                 }
-                cursor = (wf, row.try_get(1)?);
+                cursor = (wf.clone(), *first_seq);
             }
             if (rows.len() as i64) < MAX_PAGE {
                 break;

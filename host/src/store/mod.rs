@@ -1,33 +1,34 @@
 //! Persistence: workflows, tasks, attempts, versions and events, on SQLite (default) or PostgreSQL.
 //!
 //! The store decides nothing: [`crate::lifecycle`] rules what a change does; the store reads what
-//! a rule needs and applies what it returns. The engine's write transactions (recording outcomes,
-//! claiming) are written once, generic over [`tx::WriteTx`], the statements they ask of a
-//! database: on SQLite [`sqlite`] runs each whole on the one writer connection's own thread; on
-//! PostgreSQL sqlx's `Any` driver runs the SQL of [`tx_any`]. Reads (but the dependencies' on
-//! SQLite) still go through `Any` on both, their SQL chosen by [`Dialect`] where it differs. JSON is stored as text and timestamps as
-//! microseconds since the Unix epoch, so the same rows decode identically on both.
+//! a rule needs and applies what it returns. Write transactions (submitting, claiming, recording
+//! outcomes, controls, upkeep) are written once ([`tx::Transaction`]), generic over
+//! [`tx::WriteTx`], the statements they ask of a database, which each database implements with
+//! its own SQL: [`sqlite`] on rusqlite, each transaction whole on the one writer connection's own
+//! thread; [`postgres`] on sqlx's PostgreSQL driver. Reads are written once as SQL with `$n`
+//! parameters and rows read by column name ([`columns`]). Timestamps are microseconds since the
+//! Unix epoch on both databases, JSON is stored as text.
 
 mod claim;
+mod columns;
 mod connect;
 mod control;
 mod events;
-mod inserts;
 mod outcome;
+mod postgres;
 mod read;
 mod rows;
 mod sqlite;
 mod stats;
 mod submit;
 mod tx;
-mod tx_any;
 mod versions;
 mod workers;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use sqlx::AnyPool;
+use columns::{Arg, Columns};
 
 pub use claim::{Claim, Claimed, ClaimedTask};
 pub use connect::SqliteSync;
@@ -128,12 +129,17 @@ impl From<serde_json::Error> for StoreError {
 /// Result alias of the store.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The database of a store, on its own driver.
+#[derive(Clone)]
+enum Db {
+    Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Pool),
+}
+
 /// Handle on the database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    /// Reads (on SQLite they read the WAL concurrently with the writer); on PostgreSQL writes too.
-    read: AnyPool,
-    dialect: Dialect,
+    db: Db,
     url: Arc<str>,
     /// Whether coordination events are recorded (benchmarks turn it off to measure its cost).
     events_enabled: Arc<AtomicBool>,
@@ -141,8 +147,6 @@ pub struct Store {
     events_written: Arc<std::sync::atomic::AtomicU64>,
     /// Tells this store's own change notices from other hosts' (PostgreSQL).
     origin: Arc<str>,
-    /// On SQLite, the operations that run on rusqlite connections' own threads.
-    sqlite: Option<sqlite::Sqlite>,
 }
 
 impl Store {
@@ -153,17 +157,15 @@ impl Store {
 
     /// The database this store talks to.
     pub fn dialect(&self) -> Dialect {
-        self.dialect
+        match self.db {
+            Db::Sqlite(_) => Dialect::Sqlite,
+            Db::Postgres(_) => Dialect::Postgres,
+        }
     }
 
     /// The connection url, as given.
     pub fn url(&self) -> &str {
         &self.url
-    }
-
-    /// Pool for reads.
-    pub fn reader(&self) -> &AnyPool {
-        &self.read
     }
 
     /// Turn recording of coordination events on or off (on by default).
@@ -185,27 +187,63 @@ impl Store {
     }
 
     /// Run a write transaction: on SQLite whole on the writer's thread (the only writer), on
-    /// PostgreSQL through sqlx.
+    /// PostgreSQL on a pooled connection.
     pub(crate) async fn transact<Op: tx::Transaction>(&self, op: Op) -> Result<Op::Output> {
-        if let Some(db) = &self.sqlite {
-            return db.write(op).await;
+        match &self.db {
+            Db::Sqlite(db) => db.write(op).await,
+            Db::Postgres(pool) => {
+                let mut conn = pool.begin().await?;
+                let out = op.run(&mut postgres::PgTx { conn: &mut conn }).await?;
+                conn.commit().await?;
+                Ok(out)
+            }
         }
-        let mut conn = self.read.begin().await?;
-        let out = op.run(&mut tx_any::AnyTx::new(&mut conn, self.dialect)).await?;
-        conn.commit().await?;
-        Ok(out)
+    }
+
+    /// Run `op`, which only reads, in a transaction of its own: what it reads is one snapshot.
+    pub(crate) async fn read<Op: tx::Transaction>(&self, op: Op) -> Result<Op::Output> {
+        match &self.db {
+            Db::Sqlite(db) => db.read(op).await,
+            Db::Postgres(pool) => postgres::read_only(pool, op).await,
+        }
+    }
+
+    /// Run the read `sql` (`$n` parameters, bound from `args`) and turn each row into a record
+    /// with `map`.
+    pub(crate) async fn rows<R: Send + 'static>(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+        map: impl Fn(&dyn Columns) -> Result<R> + Send + 'static,
+    ) -> Result<Vec<R>> {
+        match &self.db {
+            Db::Sqlite(db) => db.rows(sql, args, map).await,
+            Db::Postgres(pool) => postgres::rows(pool, sql, args, map).await,
+        }
+    }
+
+    /// The first row of [`Store::rows`], if any.
+    pub(crate) async fn row<R: Send + 'static>(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+        map: impl Fn(&dyn Columns) -> Result<R> + Send + 'static,
+    ) -> Result<Option<R>> {
+        Ok(self.rows(sql, args, map).await?.into_iter().next())
     }
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
-        Ok(())
+        self.rows("SELECT 1", Vec::new(), |_| Ok(())).await.map(drop)
     }
 
-    /// Close the pool's connections (SQLite's own connections close when the last clone of the
-    /// store is dropped).
+    /// Close the database's connections; later operations fail with [`StoreError::Stopped`]
+    /// (SQLite) or a closed pool (PostgreSQL).
     pub async fn close(&self) {
-        self.read.close().await;
+        match &self.db {
+            Db::Sqlite(db) => db.close(),
+            Db::Postgres(pool) => pool.close().await,
+        }
     }
 }
 

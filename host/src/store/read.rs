@@ -4,13 +4,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Row};
 use utoipa::ToSchema;
 
+use super::columns::{json, Columns};
 use super::rows::json_opt;
-use super::tx::StepTx;
-use super::tx_any::AnyTx;
+use super::tx::{Transaction, WriteTx};
 use super::versions::parse_status;
 use super::{Result, Store, StoreError};
 use crate::events::rfc3339;
@@ -155,28 +153,78 @@ pub struct Page<T> {
 
 const TASK_COLUMNS: &str = "task_id, agent_id, agent_type, dependencies, status, attempt, input, retry_policy, \
     timeout_ms, allow_failure, metadata, output, error, started_at, finished_at";
-/// Columns in [`TASK_COLUMNS`].
-const TASK_COLUMN_COUNT: usize = 15;
 
-fn task_from_row(r: &AnyRow) -> Result<TaskState> {
-    let status: String = r.try_get(4)?;
+fn task_from_row(r: &dyn Columns) -> Result<TaskState> {
     Ok(TaskState {
-        task_id: r.try_get(0)?,
-        agent_id: r.try_get(1)?,
-        agent_type: r.try_get(2)?,
-        dependencies: serde_json::from_str(&r.try_get::<String, _>(3)?)?,
-        status: status.parse()?,
-        attempt: r.try_get::<i64, _>(5)? as u32,
-        input: serde_json::from_str(&r.try_get::<String, _>(6)?)?,
-        retry_policy: serde_json::from_str(&r.try_get::<String, _>(7)?)?,
-        timeout: r.try_get::<Option<i64>, _>(8)?.map(|ms| ms as f64 / 1000.0),
-        allow_failure: r.try_get::<i64, _>(9)? != 0,
-        metadata: serde_json::from_str(&r.try_get::<String, _>(10)?)?,
-        output: json_opt(r.try_get(11)?),
-        error: json_opt(r.try_get(12)?),
-        started_at: r.try_get::<Option<i64>, _>(13)?.map(rfc3339),
-        finished_at: r.try_get::<Option<i64>, _>(14)?.map(rfc3339),
+        task_id: r.text("task_id")?,
+        agent_id: r.text("agent_id")?,
+        agent_type: r.text("agent_type")?,
+        dependencies: json(r, "dependencies")?,
+        status: r.text("status")?.parse()?,
+        attempt: r.int("attempt")? as u32,
+        input: json(r, "input")?,
+        retry_policy: json(r, "retry_policy")?,
+        timeout: r.opt_int("timeout_ms")?.map(|ms| ms as f64 / 1000.0),
+        allow_failure: r.flag("allow_failure")?,
+        metadata: json(r, "metadata")?,
+        output: json_opt(r.opt_text("output")?),
+        error: json_opt(r.opt_text("error")?),
+        started_at: r.opt_int("started_at")?.map(rfc3339),
+        finished_at: r.opt_int("finished_at")?.map(rfc3339),
         attempts: None,
+    })
+}
+
+/// A workflow's own row, its tasks and counts still to be filled in.
+fn workflow_from_row(r: &dyn Columns) -> Result<WorkflowState> {
+    Ok(WorkflowState {
+        workflow_id: r.text("workflow_id")?,
+        name: r.opt_text("name")?,
+        status: parse_status(&r.text("status")?)?,
+        version: r.int("version")?,
+        max_parallel_tasks: r.int("max_parallel")? as u32,
+        variables: json(r, "variables")?,
+        context: json(r, "context")?,
+        error: json_opt(r.opt_text("error")?),
+        created_at: rfc3339(r.int("created_at")?),
+        updated_at: rfc3339(r.int("updated_at")?),
+        started_at: r.opt_int("started_at")?.map(rfc3339),
+        finished_at: r.opt_int("finished_at")?.map(rfc3339),
+        pause_reason: json_opt(r.opt_text("pause_reason")?),
+        budget: r.opt_text("budget")?.map(|b| serde_json::from_str(&b)).transpose()?,
+        usage: Usage { egress_requests: r.int("egress_requests")? as u64, llm_tokens: r.int("llm_tokens")? as u64 },
+        task_counts: BTreeMap::new(),
+        tasks: Vec::new(),
+        tasks_next_cursor: None,
+    })
+}
+
+fn attempt_from_row(r: &dyn Columns) -> Result<AttemptRecord> {
+    let started = r.int("started_at")?;
+    let finished = r.opt_int("finished_at")?;
+    Ok(AttemptRecord {
+        attempt: r.int("attempt")? as u32,
+        worker_id: r.text("worker_id")?,
+        status: r.text("status")?,
+        plugin_digest: r.opt_text("plugin_digest")?,
+        queue_time_ms: r.opt_int("queue_us")?.unwrap_or(0) as f64 / 1000.0,
+        started_at: rfc3339(started),
+        finished_at: finished.map(rfc3339),
+        duration_ms: finished.map(|f| (f - started) as f64 / 1000.0),
+        error: json_opt(r.opt_text("error")?),
+        log: r.opt_text("log")?.map(|l| serde_json::from_str(&l)).transpose()?.unwrap_or_default(),
+    })
+}
+
+fn summary_from_row(r: &dyn Columns) -> Result<WorkflowSummary> {
+    Ok(WorkflowSummary {
+        workflow_id: r.text("workflow_id")?,
+        name: r.opt_text("name")?,
+        status: parse_status(&r.text("status")?)?,
+        version: r.int("version")?,
+        task_count: r.int("task_count")?,
+        created_at: rfc3339(r.int("created_at")?),
+        updated_at: rfc3339(r.int("updated_at")?),
     })
 }
 
@@ -188,44 +236,19 @@ impl Store {
 
     /// A workflow with the tasks `filter` picks; its `task_counts` count all tasks.
     pub async fn workflow_with(&self, workflow_id: &str, filter: &TaskFilter) -> Result<WorkflowState> {
-        let r = sqlx::query(
-            "SELECT workflow_id, name, status, version, max_parallel, variables, context, error, created_at, \
+        let sql = "SELECT workflow_id, name, status, version, max_parallel, variables, context, error, created_at, \
              updated_at, started_at, finished_at, pause_reason, budget, egress_requests, llm_tokens \
-             FROM workflows WHERE workflow_id = $1",
-        )
-        .bind(workflow_id)
-        .fetch_optional(&self.read)
-        .await?
-        .ok_or_else(|| StoreError::WorkflowNotFound(workflow_id.to_string()))?;
+             FROM workflows WHERE workflow_id = $1";
+        let mut wf = self
+            .row(sql, vec![workflow_id.into()], workflow_from_row)
+            .await?
+            .ok_or_else(|| StoreError::WorkflowNotFound(workflow_id.to_string()))?;
         let tasks = self.tasks_of(workflow_id, filter).await?;
-        let counts: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, COUNT(*) FROM tasks WHERE workflow_id = $1 GROUP BY status")
-                .bind(workflow_id)
-                .fetch_all(&self.read)
-                .await?;
-        Ok(WorkflowState {
-            workflow_id: r.try_get(0)?,
-            name: r.try_get(1)?,
-            status: parse_status(&r.try_get::<String, _>(2)?)?,
-            version: r.try_get(3)?,
-            max_parallel_tasks: r.try_get::<i64, _>(4)? as u32,
-            variables: serde_json::from_str(&r.try_get::<String, _>(5)?)?,
-            context: serde_json::from_str(&r.try_get::<String, _>(6)?)?,
-            error: json_opt(r.try_get(7)?),
-            created_at: rfc3339(r.try_get(8)?),
-            updated_at: rfc3339(r.try_get(9)?),
-            started_at: r.try_get::<Option<i64>, _>(10)?.map(rfc3339),
-            finished_at: r.try_get::<Option<i64>, _>(11)?.map(rfc3339),
-            pause_reason: json_opt(r.try_get(12)?),
-            budget: r.try_get::<Option<String>, _>(13)?.map(|b| serde_json::from_str(&b)).transpose()?,
-            usage: Usage {
-                egress_requests: r.try_get::<i64, _>(14)? as u64,
-                llm_tokens: r.try_get::<i64, _>(15)? as u64,
-            },
-            task_counts: counts.into_iter().map(|(status, n)| (status, n as usize)).collect(),
-            tasks: tasks.items,
-            tasks_next_cursor: tasks.next_cursor,
-        })
+        let counts = "SELECT status, COUNT(*) AS n FROM tasks WHERE workflow_id = $1 GROUP BY status";
+        let counts = self.rows(counts, vec![workflow_id.into()], |r| Ok((r.text("status")?, r.int("n")? as usize)));
+        wf.task_counts = counts.await?.into_iter().collect();
+        (wf.tasks, wf.tasks_next_cursor) = (tasks.items, tasks.next_cursor);
+        Ok(wf)
     }
 
     /// Tasks of a workflow in submission order, as `filter` picks them (without their attempts).
@@ -235,110 +258,60 @@ impl Store {
     }
 
     async fn tasks_of(&self, workflow_id: &str, filter: &TaskFilter) -> Result<Page<TaskState>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {TASK_COLUMNS}, position FROM tasks WHERE workflow_id = $1 AND position > $2 \
              AND ($3 = '' OR status = $3) ORDER BY position LIMIT $4"
-        )))
-        .bind(workflow_id)
-        .bind(filter.cursor.unwrap_or(-1))
-        .bind(filter.status.map(|s| s.as_str()).unwrap_or(""))
-        .bind(filter.limit.map_or(i64::MAX, |l| l.saturating_add(1)))
-        .fetch_all(&self.read)
-        .await?;
-        let mut items = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
+        );
+        let args = vec![
+            workflow_id.into(),
+            filter.cursor.unwrap_or(-1).into(),
+            filter.status.map(|s| s.as_str()).unwrap_or("").into(),
+            filter.limit.map_or(i64::MAX, |l| l.saturating_add(1)).into(),
+        ];
+        let rows = self.rows(&sql, args, |r| Ok((task_from_row(r)?, r.int("position")?))).await?;
         let next_cursor = match filter.limit {
-            Some(limit) if rows.len() as i64 > limit => {
-                let last: i64 = match limit {
-                    0 => filter.cursor.unwrap_or(-1),
-                    _ => rows[limit as usize - 1].try_get(TASK_COLUMN_COUNT)?,
-                };
-                items.truncate(limit as usize);
-                Some(last.to_string())
-            }
+            Some(limit) if rows.len() as i64 > limit => Some(match limit {
+                0 => filter.cursor.unwrap_or(-1),
+                _ => rows[limit as usize - 1].1,
+            }),
             _ => None,
         };
-        Ok(Page { items, next_cursor })
+        let take = filter.limit.map_or(usize::MAX, |l| l as usize);
+        let items = rows.into_iter().take(take).map(|(task, _)| task).collect();
+        Ok(Page { items, next_cursor: next_cursor.map(|c| c.to_string()) })
     }
 
     /// The status of a workflow.
     pub async fn workflow_status(&self, workflow_id: &str) -> Result<WorkflowStatus> {
-        let s: Option<String> = sqlx::query_scalar("SELECT status FROM workflows WHERE workflow_id = $1")
-            .bind(workflow_id)
-            .fetch_optional(&self.read)
-            .await?;
-        parse_status(&s.ok_or_else(|| StoreError::WorkflowNotFound(workflow_id.to_string()))?)
+        let sql = "SELECT status FROM workflows WHERE workflow_id = $1";
+        let status = self.row(sql, vec![workflow_id.into()], |r| r.text("status")).await?;
+        parse_status(&status.ok_or_else(|| StoreError::WorkflowNotFound(workflow_id.to_string()))?)
     }
 
     /// One task with all its attempts.
     pub async fn task(&self, workflow_id: &str, task_id: &str) -> Result<Option<TaskState>> {
         self.workflow_exists(workflow_id).await?;
-        let Some(r) = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE workflow_id = $1 AND task_id = $2"
-        )))
-        .bind(workflow_id)
-        .bind(task_id)
-        .fetch_optional(&self.read)
-        .await?
-        else {
+        let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE workflow_id = $1 AND task_id = $2");
+        let Some(mut task) = self.row(&sql, vec![workflow_id.into(), task_id.into()], task_from_row).await? else {
             return Ok(None);
         };
-        let mut task = task_from_row(&r)?;
-        let rows = sqlx::query(
-            "SELECT attempt, worker_id, status, plugin_digest, queue_us, started_at, finished_at, error, log \
-             FROM attempts WHERE workflow_id = $1 AND task_id = $2 ORDER BY attempt",
-        )
-        .bind(workflow_id)
-        .bind(task_id)
-        .fetch_all(&self.read)
-        .await?;
-        let mut attempts = Vec::with_capacity(rows.len());
-        for r in rows {
-            let started: i64 = r.try_get(5)?;
-            let finished: Option<i64> = r.try_get(6)?;
-            let log: Option<String> = r.try_get(8)?;
-            attempts.push(AttemptRecord {
-                attempt: r.try_get::<i64, _>(0)? as u32,
-                worker_id: r.try_get(1)?,
-                status: r.try_get(2)?,
-                plugin_digest: r.try_get(3)?,
-                queue_time_ms: r.try_get::<Option<i64>, _>(4)?.unwrap_or(0) as f64 / 1000.0,
-                started_at: rfc3339(started),
-                finished_at: finished.map(rfc3339),
-                duration_ms: finished.map(|f| (f - started) as f64 / 1000.0),
-                error: json_opt(r.try_get(7)?),
-                log: log.map(|l| serde_json::from_str(&l)).transpose()?.unwrap_or_default(),
-            });
-        }
-        task.attempts = Some(attempts);
+        let sql = "SELECT attempt, worker_id, status, plugin_digest, queue_us, started_at, finished_at, error, log \
+             FROM attempts WHERE workflow_id = $1 AND task_id = $2 ORDER BY attempt";
+        task.attempts = Some(self.rows(sql, vec![workflow_id.into(), task_id.into()], attempt_from_row).await?);
         Ok(Some(task))
     }
 
     /// Workflows, newest first.
     pub async fn list_workflows(&self, filter: &WorkflowFilter) -> Result<Page<WorkflowSummary>> {
         let limit = filter.limit.clamp(1, 1000);
-        let rows = sqlx::query(
-            "SELECT workflow_id, name, status, version, task_count, created_at, updated_at FROM workflows \
-             WHERE ($1 = '' OR status = $1) AND ($2 = '' OR workflow_id < $2) ORDER BY workflow_id DESC LIMIT $3",
-        )
-        .bind(filter.status.map(|s| s.as_str()).unwrap_or(""))
-        .bind(filter.cursor.clone().unwrap_or_default())
-        .bind(limit + 1)
-        .fetch_all(&self.read)
-        .await?;
-        let mut items = rows
-            .iter()
-            .map(|r| {
-                Ok(WorkflowSummary {
-                    workflow_id: r.try_get(0)?,
-                    name: r.try_get(1)?,
-                    status: parse_status(&r.try_get::<String, _>(2)?)?,
-                    version: r.try_get(3)?,
-                    task_count: r.try_get(4)?,
-                    created_at: rfc3339(r.try_get(5)?),
-                    updated_at: rfc3339(r.try_get(6)?),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let sql = "SELECT workflow_id, name, status, version, task_count, created_at, updated_at FROM workflows \
+             WHERE ($1 = '' OR status = $1) AND ($2 = '' OR workflow_id < $2) ORDER BY workflow_id DESC LIMIT $3";
+        let args = vec![
+            filter.status.map(|s| s.as_str()).unwrap_or("").into(),
+            filter.cursor.clone().unwrap_or_default().into(),
+            (limit + 1).into(),
+        ];
+        let mut items = self.rows(sql, args, summary_from_row).await?;
         let next_cursor = if items.len() as i64 > limit {
             items.truncate(limit as usize);
             items.last().map(|w| w.workflow_id.clone())
@@ -348,16 +321,26 @@ impl Store {
         Ok(Page { items, next_cursor })
     }
 
-    /// Results of the given tasks of a workflow (for `previous_results` and handoffs), by task id.
+    /// Results of the given tasks of a workflow (those that exist), in no set order.
     pub async fn task_results(&self, workflow_id: &str, task_ids: &[String]) -> Result<Vec<TaskResultRow>> {
         if task_ids.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(sqlite) = &self.sqlite {
-            return sqlite.task_results(workflow_id, task_ids).await;
-        }
-        let mut conn = self.read.acquire().await?;
-        AnyTx::new(&mut conn, self.dialect).task_results(workflow_id, task_ids).await
+        self.read(TaskResults { workflow_id: workflow_id.to_string(), task_ids: task_ids.to_vec() }).await
+    }
+}
+
+/// The read of [`Store::task_results`].
+struct TaskResults {
+    workflow_id: String,
+    task_ids: Vec<String>,
+}
+
+impl Transaction for TaskResults {
+    type Output = Vec<TaskResultRow>;
+
+    async fn run<T: WriteTx>(self, tx: &mut T) -> Result<Vec<TaskResultRow>> {
+        tx.task_results(&self.workflow_id, &self.task_ids).await
     }
 }
 

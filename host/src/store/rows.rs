@@ -6,11 +6,10 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::inserts::{add, Inserts};
 use super::tx::{NewRows, VersionRow, WriteTx};
 use super::{Dialect, Result};
 use crate::clock::now_us;
-use crate::events::blocks::{self, Block, Content};
+use crate::events::blocks;
 use crate::events::NewEvent;
 use crate::lifecycle::Changes;
 use crate::workflow::WorkflowStatus;
@@ -143,38 +142,6 @@ impl<'e> History<'e> {
         tx.insert(rows).await?;
         Ok(flushed)
     }
-}
-
-const BLOCK_COLUMNS: usize = 8;
-const AGENT_COLUMNS: usize = 4;
-/// Add event blocks and their agent index entries to `inserts`.
-pub(crate) fn add_blocks(inserts: &mut Inserts, blocks: Vec<Block>) -> Result<()> {
-    let agents: Vec<(String, i64, String, i64)> = blocks
-        .iter()
-        .flat_map(|b| b.agents.iter().map(|(a, ts)| (a.clone(), *ts, b.workflow_id.clone(), b.first_seq)))
-        .collect();
-    let target = "event_blocks (workflow_id, first_seq, last_seq, first_ts, last_ts, event_count, events, data)";
-    inserts.rows(target, BLOCK_COLUMNS, blocks, |args, b| {
-        add(args, b.workflow_id)?;
-        add(args, b.first_seq)?;
-        add(args, b.last_seq)?;
-        add(args, b.first_ts)?;
-        add(args, b.last_ts)?;
-        add(args, b.count)?;
-        let (text, bytes) = match b.content {
-            Content::Legacy(text) => (Some(text), None),
-            Content::Encoded(bytes) => (None, Some(bytes)),
-        };
-        add(args, text)?;
-        add(args, bytes)
-    })?;
-    let target = "event_agents (agent_id, first_ts, workflow_id, first_seq)";
-    inserts.rows(target, AGENT_COLUMNS, agents, |args, (agent, ts, wf, seq)| {
-        add(args, agent)?;
-        add(args, ts)?;
-        add(args, wf)?;
-        add(args, seq)
-    })
 }
 
 /// A change notice: which store sent it, whether running attempts were stopped, which workflow.

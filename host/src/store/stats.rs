@@ -1,7 +1,5 @@
 //! Counts for the status gauges of `/metrics`.
 
-use sqlx::Row;
-
 use super::{Result, Store};
 use crate::telemetry::StatusGauges;
 use crate::workflow::{TaskStatus, WorkflowStatus};
@@ -10,15 +8,11 @@ impl Store {
     /// Workflows and tasks by status (every status listed, zero included, so gauges fall back to
     /// zero), and the queue depth: tasks ready to run but not yet claimed.
     pub async fn status_gauges(&self) -> Result<StatusGauges> {
-        let count = |sql: &'static str| async move {
-            let rows = sqlx::query(sql).fetch_all(self.reader()).await?;
-            rows.iter().map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?))).collect::<Result<Vec<_>>>()
-        };
-        let workflows = count("SELECT status, COUNT(*) FROM workflows GROUP BY status").await?;
-        let tasks = count("SELECT status, COUNT(*) FROM tasks GROUP BY status").await?;
-        let queue_depth: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE ready_at IS NOT NULL")
-            .fetch_one(self.reader())
-            .await?;
+        let count = |sql| self.rows(sql, Vec::new(), |r| Ok((r.text("status")?, r.int("n")?)));
+        let workflows = count("SELECT status, COUNT(*) AS n FROM workflows GROUP BY status").await?;
+        let tasks = count("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status").await?;
+        let ready = "SELECT COUNT(*) AS n FROM tasks WHERE ready_at IS NOT NULL";
+        let queue_depth = self.row(ready, Vec::new(), |r| r.int("n")).await?.unwrap_or(0);
         let fill = |names: Vec<&'static str>, found: Vec<(String, i64)>| {
             let mut all: Vec<(String, i64)> = names.into_iter().map(|n| (n.to_string(), 0)).collect();
             for (status, n) in found {

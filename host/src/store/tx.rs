@@ -2,7 +2,7 @@
 //! claiming and writing history ask of the database, named by what they do. The order of the
 //! statements and what they mean is written once ([`super::outcome`], [`super::claim`],
 //! [`super::rows`]); each database implements this trait with its own SQL: SQLite on a
-//! connection's own thread ([`super::sqlite`]), PostgreSQL through sqlx ([`super::tx_any`]).
+//! connection's own thread ([`super::sqlite`]), PostgreSQL on sqlx's driver ([`super::postgres`]).
 //!
 //! On SQLite every method runs at once on the calling thread and its future is ready when first
 //! polled, so a whole transaction runs in one hand-off to the writer's thread.

@@ -3,16 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-use serde_json::Value;
-use sqlx::Row;
-
-use super::tx::WorkflowTx;
-use super::tx_any::AnyTx;
+use super::columns::json;
+use super::tx::{Transaction, WorkflowTx, WriteTx};
 use super::{Result, Store, StoreError};
 use crate::events::rfc3339;
 use crate::lifecycle::TaskVersionState;
 use crate::workflow::WorkflowStatus;
+use serde::Serialize;
+use serde_json::Value;
 
 /// One version of a workflow.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -43,33 +41,25 @@ impl Store {
     /// Versions of a workflow, oldest first (at most `limit`, from `after` exclusive).
     pub async fn versions(&self, workflow_id: &str, after: i64, limit: i64) -> Result<Vec<VersionInfo>> {
         self.workflow_exists(workflow_id).await?;
-        let rows = sqlx::query(
-            "SELECT version, at, status, reason, changes FROM workflow_versions WHERE workflow_id = $1 \
-             AND version > $2 ORDER BY version LIMIT $3",
-        )
-        .bind(workflow_id)
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await?;
-        rows.into_iter()
-            .map(|r| {
-                let changes: serde_json::Map<String, Value> = serde_json::from_str(&r.try_get::<String, _>(4)?)?;
-                Ok(VersionInfo {
-                    version: r.try_get(0)?,
-                    at: rfc3339(r.try_get(1)?),
-                    status: parse_status(&r.try_get::<String, _>(2)?)?,
-                    reason: r.try_get(3)?,
-                    changed_tasks: changes.len(),
-                })
+        let sql = "SELECT version, at, status, reason, changes FROM workflow_versions WHERE workflow_id = $1 \
+             AND version > $2 ORDER BY version LIMIT $3";
+        let args = vec![workflow_id.into(), after.into(), limit.into()];
+        self.rows(sql, args, |r| {
+            let changes: serde_json::Map<String, Value> = json(r, "changes")?;
+            Ok(VersionInfo {
+                version: r.int("version")?,
+                at: rfc3339(r.int("at")?),
+                status: parse_status(&r.text("status")?)?,
+                reason: r.text("reason")?,
+                changed_tasks: changes.len(),
             })
-            .collect()
+        })
+        .await
     }
 
     /// The state of a workflow at `version`.
     pub async fn state_at(&self, workflow_id: &str, version: i64) -> Result<VersionState> {
-        let mut conn = self.reader().acquire().await?;
-        let found = state_at_in(&mut AnyTx::new(&mut conn, self.dialect()), workflow_id, version).await;
+        let found = self.read(StateAt { workflow_id: workflow_id.to_string(), version }).await;
         if let Err(StoreError::VersionNotFound(..)) = found {
             self.workflow_exists(workflow_id).await?;
         }
@@ -78,11 +68,23 @@ impl Store {
 
     /// Fail with [`StoreError::WorkflowNotFound`] unless the workflow exists.
     pub(crate) async fn workflow_exists(&self, workflow_id: &str) -> Result<()> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT version FROM workflows WHERE workflow_id = $1")
-            .bind(workflow_id)
-            .fetch_optional(&self.read)
-            .await?;
+        let sql = "SELECT version FROM workflows WHERE workflow_id = $1";
+        let found = self.row(sql, vec![workflow_id.into()], |r| r.int("version")).await?;
         found.map(|_| ()).ok_or_else(|| StoreError::WorkflowNotFound(workflow_id.to_string()))
+    }
+}
+
+/// The read of [`Store::state_at`].
+struct StateAt {
+    workflow_id: String,
+    version: i64,
+}
+
+impl Transaction for StateAt {
+    type Output = VersionState;
+
+    async fn run<T: WriteTx>(self, tx: &mut T) -> Result<VersionState> {
+        state_at_in(tx, &self.workflow_id, self.version).await
     }
 }
 

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::Row;
 
 use super::tx::{Transaction, WorkerRow, WriteTx};
 use super::{Applied, Result, Store};
@@ -112,39 +111,33 @@ impl Store {
     /// All workers with their health; workers stopped for more than a day are left out.
     pub async fn workers(&self, threshold: u32) -> Result<Vec<WorkerRecord>> {
         let now = now_us();
-        let rows = sqlx::query(
-            "SELECT w.worker_id, w.hostname, w.pid, w.started_at, w.last_beat, w.interval_ms, w.stopped, \
-             (SELECT COUNT(*) FROM tasks t WHERE t.lease_owner = w.worker_id AND t.status = 'running') \
-             FROM workers w WHERE w.stopped = 0 OR w.last_beat > $1 ORDER BY w.started_at",
-        )
-        .bind(now - 86_400_000_000)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let last: i64 = r.try_get(4)?;
-                let interval_ms: i64 = r.try_get(5)?;
-                let stopped = r.try_get::<i64, _>(6)? != 0;
-                let since = Duration::from_micros((now - last).max(0) as u64);
-                let health = if stopped {
-                    WorkerHealth::Failed
-                } else {
-                    WorkerHealth::classify(since, Duration::from_millis(interval_ms as u64), threshold)
-                };
-                Ok(WorkerRecord {
-                    worker_id: r.try_get(0)?,
-                    hostname: r.try_get(1)?,
-                    pid: r.try_get(2)?,
-                    started_at: rfc3339(r.try_get(3)?),
-                    last_heartbeat: rfc3339(last),
-                    interval_ms,
-                    since_last_heartbeat_ms: since.as_secs_f64() * 1000.0,
-                    health,
-                    stopped,
-                    running_tasks: r.try_get(7)?,
-                })
+        let sql = "SELECT w.worker_id, w.hostname, w.pid, w.started_at, w.last_beat, w.interval_ms, w.stopped, \
+             (SELECT COUNT(*) FROM tasks t WHERE t.lease_owner = w.worker_id AND t.status = 'running') AS running \
+             FROM workers w WHERE NOT w.stopped OR w.last_beat > $1 ORDER BY w.started_at";
+        self.rows(sql, vec![(now - 86_400_000_000).into()], move |r| {
+            let last = r.int("last_beat")?;
+            let interval_ms = r.int("interval_ms")?;
+            let stopped = r.flag("stopped")?;
+            let since = Duration::from_micros((now - last).max(0) as u64);
+            let health = if stopped {
+                WorkerHealth::Failed
+            } else {
+                WorkerHealth::classify(since, Duration::from_millis(interval_ms as u64), threshold)
+            };
+            Ok(WorkerRecord {
+                worker_id: r.text("worker_id")?,
+                hostname: r.text("hostname")?,
+                pid: r.int("pid")?,
+                started_at: rfc3339(r.int("started_at")?),
+                last_heartbeat: rfc3339(last),
+                interval_ms,
+                since_last_heartbeat_ms: since.as_secs_f64() * 1000.0,
+                health,
+                stopped,
+                running_tasks: r.int("running")?,
             })
-            .collect()
+        })
+        .await
     }
 
     /// Take over attempts whose holder is gone: leases that expired, leases of workers that are
@@ -155,27 +148,20 @@ impl Store {
     /// attempt is recorded as a retryable `worker_lost` failure, so it is retried like any failure.
     pub async fn reap_lost_attempts(&self, me: &str, threshold: u32, all_but: Option<&str>) -> Result<Vec<Applied>> {
         let now = now_us();
-        let rows = sqlx::query(
-            "SELECT t.workflow_id, t.task_id, t.attempt, t.lease_owner FROM tasks t \
+        let sql = "SELECT t.workflow_id, t.task_id, t.attempt, t.lease_owner FROM tasks t \
              LEFT JOIN workers w ON w.worker_id = t.lease_owner \
              WHERE t.status = 'running' AND (t.lease_expires < $1 \
-             OR (t.lease_owner <> $4 AND (w.stopped = 1 OR w.last_beat < $1 - w.interval_ms * 1000 * $2)) \
-             OR ($3 <> '' AND t.lease_owner <> $3))",
-        )
-        .bind(now)
-        .bind(threshold as i64)
-        .bind(all_but.unwrap_or(""))
-        .bind(me)
-        .fetch_all(&self.read)
-        .await?;
-        if rows.is_empty() {
+             OR (t.lease_owner <> $4 AND (w.stopped OR w.last_beat < $1 - w.interval_ms * 1000 * $2)) \
+             OR ($3 <> '' AND t.lease_owner <> $3))";
+        let args = vec![now.into(), (threshold as i64).into(), all_but.unwrap_or("").into(), me.into()];
+        let outcomes = self
+            .rows(sql, args, |r| {
+                let (owner, attempt) = (r.opt_text("lease_owner")?, r.int("attempt")? as u32);
+                Ok(lifecycle::lost_attempt(r.text("workflow_id")?, r.text("task_id")?, attempt, owner.as_deref()))
+            })
+            .await?;
+        if outcomes.is_empty() {
             return Ok(Vec::new());
-        }
-        let mut outcomes = Vec::with_capacity(rows.len());
-        for r in rows {
-            let owner: Option<String> = r.try_get(3)?;
-            let attempt = r.try_get::<i64, _>(2)? as u32;
-            outcomes.push(lifecycle::lost_attempt(r.try_get(0)?, r.try_get(1)?, attempt, owner.as_deref()));
         }
         self.record_outcomes(&outcomes).await
     }

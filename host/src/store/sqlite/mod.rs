@@ -2,8 +2,8 @@
 //!
 //! Every write transaction runs here, on the one writer's thread: the engine's steps
 //! ([`write`]), submissions and controls ([`workflows`]), workers, leases and retention
-//! ([`upkeep`]). Reads move here from the `Any` store one at a time (issue 15, item 2): so far
-//! the reads of a task's dependencies.
+//! ([`upkeep`]). Reads run on read connections ([`read`]), which WAL lets read while the
+//! writer writes.
 
 mod read;
 mod threads;
@@ -34,7 +34,12 @@ impl Sqlite {
     /// `path`, each set up by `pragmas`.
     pub(crate) fn open(path: &Path, readers: usize, pragmas: &str) -> Result<Sqlite> {
         Ok(Sqlite {
-            read: Connections::open(path, readers, pragmas, "hyphae-sqlite-read")?,
+            read: Connections::open(
+                path,
+                readers,
+                &format!("{pragmas} PRAGMA query_only = ON;"),
+                "hyphae-sqlite-read",
+            )?,
             write: Connections::open(path, 1, pragmas, "hyphae-sqlite-write")?,
         })
     }
@@ -52,9 +57,16 @@ impl Sqlite {
             .await
     }
 
-    /// The value of `PRAGMA name` on the writer's connection.
+    /// Close the connections, once the operations already sent are done.
+    pub(crate) fn close(&self) {
+        self.read.close();
+        self.write.close();
+    }
+
+    /// The value of `PRAGMA name` on the writer's connection and on a read connection.
     #[cfg(test)]
-    pub(crate) async fn write_pragma(&self, name: &'static str) -> Result<i64> {
-        self.write.call(move |conn| Ok(conn.pragma_query_value(None, name, |r| r.get(0))?)).await
+    pub(crate) async fn pragma(&self, name: &'static str) -> Result<(i64, i64)> {
+        let get = move |conn: &mut rusqlite::Connection| Ok(conn.pragma_query_value(None, name, |r| r.get(0))?);
+        Ok((self.write.call(get).await?, self.read.call(get).await?))
     }
 }

@@ -1,16 +1,63 @@
-//! Reads on SQLite.
+//! Reads on SQLite, on the read connections (WAL: they read while the writer writes).
 
-use rusqlite::{Connection, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior};
 
+use super::write::SqliteTx;
 use super::Sqlite;
+use crate::store::columns::{Arg, Columns};
+use crate::store::tx::Transaction;
 use crate::store::{Result, StoreError, TaskResultRow};
 
 impl Sqlite {
-    /// The results of the tasks `task_ids` of a workflow (those that exist), in that order.
-    pub(crate) async fn task_results(&self, workflow_id: &str, task_ids: &[String]) -> Result<Vec<TaskResultRow>> {
-        let (workflow_id, task_ids) = (workflow_id.to_string(), task_ids.to_vec());
-        self.read.call(move |conn| task_results(conn, &workflow_id, &task_ids)).await
+    /// Run `sql` with `args` and turn each row into a record with `map`.
+    pub(crate) async fn rows<R: Send + 'static>(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+        map: impl Fn(&dyn Columns) -> Result<R> + Send + 'static,
+    ) -> Result<Vec<R>> {
+        let sql = numbered(sql);
+        self.read
+            .call(move |conn| {
+                let mut select = conn.prepare_cached(&sql)?;
+                for (i, arg) in args.iter().enumerate() {
+                    select.raw_bind_parameter(i + 1, arg)?;
+                }
+                let mut rows = select.raw_query();
+                let mut out = Vec::new();
+                while let Some(row) = rows.next()? {
+                    out.push(map(row)?);
+                }
+                Ok(out)
+            })
+            .await
     }
+
+    /// Run `op` in a transaction of its own on a read connection, so what it reads is one
+    /// snapshot; the read connections are `query_only`, so `op` cannot write.
+    pub(crate) async fn read<Op: Transaction>(&self, op: Op) -> Result<Op::Output> {
+        self.read
+            .call(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+                futures::executor::block_on(op.run(&mut SqliteTx { conn: &tx }))
+            })
+            .await
+    }
+}
+
+/// `sql` with its `$n` parameters written `?n`, SQLite's numbered form (to SQLite `$1` is a name,
+/// numbered by where it first appears).
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub(super) fn task_results(conn: &Connection, workflow_id: &str, task_ids: &[String]) -> Result<Vec<TaskResultRow>> {
@@ -43,4 +90,13 @@ fn result_row(r: &Row) -> rusqlite::Result<Result<TaskResultRow>> {
         error: r.get("error")?,
         execution_ms: started.zip(finished).map(|(s, f)| (f - s) as f64 / 1000.0),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parameters_are_numbered_for_sqlite() {
+        assert_eq!(super::numbered("a = $1 AND b = $12 OR $1"), "a = ?1 AND b = ?12 OR ?1");
+        assert_eq!(super::numbered("x = '$' || $2"), "x = '$' || ?2");
+    }
 }

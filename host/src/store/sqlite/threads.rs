@@ -6,6 +6,8 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -20,32 +22,47 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// A set of connections to one database file, each on its own thread, sharing one queue of
 /// operations: an operation runs on whichever connection is free. Cheap to clone; the threads
-/// end when the last clone is dropped.
+/// end (closing their connections) on [`Connections::close`] or when the last clone is dropped.
 #[derive(Clone)]
 pub(crate) struct Connections {
     jobs: flume::Sender<Job>,
+    threads: usize,
+    closed: Arc<AtomicBool>,
 }
 
 impl Connections {
     /// Open `n` connections to `path`, each set up by `pragmas`, on threads named `name-i`.
     pub(crate) fn open(path: &Path, n: usize, pragmas: &str, name: &str) -> Result<Connections> {
         let (jobs, queue) = flume::unbounded::<Job>();
+        let closed = Arc::new(AtomicBool::new(false));
         for i in 0..n {
             let mut conn = Connection::open(path)?;
             conn.execute_batch(pragmas)?;
             conn.set_prepared_statement_cache_capacity(STATEMENTS);
-            let queue = queue.clone();
+            let (queue, closed) = (queue.clone(), closed.clone());
             std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn(move || {
                     for job in queue.iter() {
                         // A panic ends that operation (its caller gets an error), not the thread.
                         let _ = catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+                        if closed.load(Ordering::Acquire) {
+                            break;
+                        }
                     }
                 })
                 .map_err(StoreError::Thread)?;
         }
-        Ok(Connections { jobs })
+        Ok(Connections { jobs, threads: n, closed })
+    }
+
+    /// Refuse new operations and end the threads once they finish the operations sent before.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        for _ in 0..self.threads {
+            // Wakes a thread that waits for work, so that it sees the flag and ends.
+            let _ = self.jobs.send(Box::new(|_| {}));
+        }
     }
 
     /// Run `op` on a free connection and wait for what it returns.
@@ -55,6 +72,9 @@ impl Connections {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let (done, answer) = oneshot::channel();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Stopped);
+        }
         let job: Job = Box::new(move |conn| {
             let _ = done.send(op(conn));
         });
@@ -91,6 +111,14 @@ mod tests {
         assert!(matches!(failed, Err(StoreError::Stopped)), "{failed:?}");
         // The one thread still serves.
         assert_eq!(conns.call(|_| Ok(5)).await.unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn closed_connections_refuse_operations() {
+        let (_dir, conns) = open(2);
+        assert_eq!(conns.call(|_| Ok(1)).await.unwrap(), 1);
+        conns.close();
+        assert!(matches!(conns.call(|_| Ok(1)).await, Err(StoreError::Stopped)));
     }
 
     #[tokio::test]

@@ -1,19 +1,19 @@
-//! [`WorkflowTx`] through `Any`: submissions, budgets and controls.
+//! [`WorkflowTx`] on PostgreSQL: submissions, budgets and controls.
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::AnyTx;
+use super::inserts::placeholders;
+use super::PgTx;
 use crate::lifecycle::{TaskShape, TaskVersionState, WorkflowView};
-use crate::store::inserts::placeholders;
 use crate::store::tx::WorkflowTx;
 use crate::store::versions::parse_status;
-use crate::store::{Dialect, Result, Submitted};
+use crate::store::{Result, Submitted};
 use crate::workflow::{TaskStatus, Usage, ValidTask, ValidWorkflow, WorkflowStatus};
 
 const TASK_COLUMNS: usize = 17;
 const TASK_CHUNK: usize = 200;
 
-impl WorkflowTx for AnyTx<'_> {
+impl WorkflowTx for PgTx<'_> {
     async fn submitted_with(&mut self, key: &str) -> Result<Option<Submitted>> {
         let found = sqlx::query("SELECT workflow_id, status, version FROM workflows WHERE idempotency_key = $1")
             .bind(key)
@@ -60,7 +60,7 @@ impl WorkflowTx for AnyTx<'_> {
                 "INSERT INTO tasks (workflow_id, task_id, position, agent_id, agent_type, dependencies, dependents, \
                  input, retry_policy, timeout_ms, allow_failure, metadata, status, deps_remaining, attempt, \
                  ready_at, ready_since) VALUES {}",
-                placeholders(self.dialect, chunk.len(), TASK_COLUMNS)
+                placeholders(chunk.len(), TASK_COLUMNS)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for t in chunk {
@@ -76,7 +76,7 @@ impl WorkflowTx for AnyTx<'_> {
                     .bind(t.input.to_string())
                     .bind(serde_json::to_string(&t.retry_policy)?)
                     .bind(t.timeout.map(|d| d.as_millis() as i64))
-                    .bind(t.allow_failure as i64)
+                    .bind(t.allow_failure)
                     .bind(serde_json::Value::Object(t.metadata.clone()).to_string())
                     .bind(TaskStatus::Pending.as_str())
                     .bind(t.dependencies.len() as i64)
@@ -90,11 +90,8 @@ impl WorkflowTx for AnyTx<'_> {
     }
 
     async fn budget_row(&mut self, workflow_id: &str) -> Result<Option<(WorkflowStatus, Option<String>, Usage)>> {
-        let sql = format!(
-            "SELECT status, budget, egress_requests, llm_tokens FROM workflows WHERE workflow_id = $1{}",
-            self.lock()
-        );
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(workflow_id).fetch_optional(&mut *self.conn).await?;
+        let sql = "SELECT status, budget, egress_requests, llm_tokens FROM workflows WHERE workflow_id = $1 FOR UPDATE";
+        let row = sqlx::query(sql).bind(workflow_id).fetch_optional(&mut *self.conn).await?;
         let Some(row) = row else { return Ok(None) };
         let usage =
             Usage { egress_requests: row.try_get::<i64, _>(2)? as u64, llm_tokens: row.try_get::<i64, _>(3)? as u64 };
@@ -111,17 +108,14 @@ impl WorkflowTx for AnyTx<'_> {
     }
 
     async fn control_view(&mut self, workflow_id: &str) -> Result<Option<WorkflowView>> {
-        if self.dialect == Dialect::Postgres {
-            // Lock in the order every other writer uses (task rows, then the workflow row), so a
-            // concurrent outcome or claim waits instead of deadlocking.
-            sqlx::query("SELECT task_id FROM tasks WHERE workflow_id = $1 ORDER BY task_id FOR UPDATE")
-                .bind(workflow_id)
-                .fetch_all(&mut *self.conn)
-                .await?;
-        }
-        let sql =
-            format!("SELECT status, version, running, started_at FROM workflows WHERE workflow_id = $1{}", self.lock());
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(workflow_id).fetch_optional(&mut *self.conn).await?;
+        // Lock in the order every other writer uses (task rows, then the workflow row), so a
+        // concurrent outcome or claim waits instead of deadlocking.
+        sqlx::query("SELECT task_id FROM tasks WHERE workflow_id = $1 ORDER BY task_id FOR UPDATE")
+            .bind(workflow_id)
+            .fetch_all(&mut *self.conn)
+            .await?;
+        let sql = "SELECT status, version, running, started_at FROM workflows WHERE workflow_id = $1 FOR UPDATE";
+        let row = sqlx::query(sql).bind(workflow_id).fetch_optional(&mut *self.conn).await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(WorkflowView {
             status: parse_status(&row.try_get::<String, _>(0)?)?,
@@ -203,7 +197,7 @@ impl WorkflowTx for AnyTx<'_> {
                 Ok(TaskShape {
                     task_id: r.try_get(0)?,
                     dependencies: serde_json::from_str(&r.try_get::<String, _>(1)?)?,
-                    allow_failure: r.try_get::<i64, _>(2)? != 0,
+                    allow_failure: r.try_get(2)?,
                 })
             })
             .collect()

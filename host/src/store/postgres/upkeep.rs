@@ -1,17 +1,17 @@
-//! [`UpkeepTx`] through `Any`: workers, leases, event retention.
+//! [`UpkeepTx`] on PostgreSQL: workers, leases, event retention.
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::AnyTx;
+use super::PgTx;
 use crate::events::blocks::Content;
 use crate::store::tx::{UpkeepTx, WorkerRow};
 use crate::store::{Result, StoreError};
 
-impl UpkeepTx for AnyTx<'_> {
+impl UpkeepTx for PgTx<'_> {
     async fn register_worker(&mut self, w: &WorkerRow<'_>) -> Result<()> {
         sqlx::query(
             "INSERT INTO workers (worker_id, hostname, pid, started_at, last_beat, interval_ms, stopped) \
-             VALUES ($1, $2, $3, $4, $4, $5, 0) ON CONFLICT (worker_id) DO UPDATE SET last_beat = $4, stopped = 0",
+             VALUES ($1, $2, $3, $4, $4, $5, FALSE) ON CONFLICT (worker_id) DO UPDATE SET last_beat = $4, stopped = FALSE",
         )
         .bind(w.worker_id)
         .bind(w.hostname)
@@ -33,7 +33,7 @@ impl UpkeepTx for AnyTx<'_> {
     }
 
     async fn stop_worker(&mut self, worker_id: &str) -> Result<()> {
-        sqlx::query("UPDATE workers SET stopped = 1 WHERE worker_id = $1")
+        sqlx::query("UPDATE workers SET stopped = TRUE WHERE worker_id = $1")
             .bind(worker_id)
             .execute(&mut *self.conn)
             .await?;

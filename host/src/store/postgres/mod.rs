@@ -1,85 +1,73 @@
-//! [`WriteTx`] through sqlx's `Any` driver: PostgreSQL's write transactions, and the reads that
-//! share their statements (on SQLite too, until reads move to [`super::sqlite`]). Many rows go in
-//! one statement (a VALUES list), since each statement is a round trip.
+//! PostgreSQL on sqlx's native driver: [`PgTx`] runs the statements of a write transaction
+//! ([`StepTx`] here, [`super::tx::WorkflowTx`] in [`workflows`], [`super::tx::UpkeepTx`] in
+//! [`upkeep`]), many rows in one statement (a VALUES list), since each statement is a round trip;
+//! [`read`] runs the store's reads. Rows are locked in key order (tasks, then workflows), so that
+//! hosts writing at once wait for each other instead of deadlocking.
 
+mod inserts;
+mod read;
 mod upkeep;
 mod workflows;
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AssertSqlSafe, Row};
+use sqlx::postgres::PgRow;
+use sqlx::{AssertSqlSafe, PgConnection, Row};
 
-use super::inserts::{add, bucket, placeholders, Inserts};
-use super::rows::{add_blocks, json_opt};
+use super::rows::json_opt;
 use super::tx::{budget_of, Completion, NewRows, Numbered, StartedRow, StepTx, TakenSlots, HELD_COLUMNS};
 use super::versions::parse_status;
 use super::{Dialect, Result, TaskResultRow};
+use crate::events::blocks::{Block, Content};
 use crate::lifecycle::{Changes, Held, TaskVersionState, Unfinished};
 use crate::workflow::{TaskStatus, Usage, WorkflowStatus};
+use inserts::{add, placeholders, Inserts};
 
-/// An open transaction (or connection) through `Any`.
-pub struct AnyTx<'c> {
-    conn: &'c mut AnyConnection,
-    dialect: Dialect,
+pub(crate) use read::{read_only, rows, Pool};
+
+/// An open transaction.
+pub(crate) struct PgTx<'c> {
+    pub(crate) conn: &'c mut PgConnection,
 }
 
-impl<'c> AnyTx<'c> {
-    pub fn new(conn: &'c mut AnyConnection, dialect: Dialect) -> AnyTx<'c> {
-        AnyTx { conn, dialect }
-    }
-
-    /// ` FOR UPDATE` on PostgreSQL (SQLite locks the whole database on its first write).
-    fn lock(&self) -> &'static str {
-        if self.dialect == Dialect::Postgres {
-            " FOR UPDATE"
-        } else {
-            ""
-        }
-    }
-
-    /// Run `sql` (a `WITH` over a VALUES list named by `head`, `cols` values per row) for `rows`
-    /// in chunks, padding each to its bucket with null rows that match no task.
+impl PgTx<'_> {
+    /// Run `sql` (a `WITH` over a VALUES list, `cols` values per row) for `rows` in chunks.
     async fn per_chunk<R>(
         &mut self,
         rows: &[R],
         cols: usize,
         sql: impl Fn(&str) -> String,
-        mut bind: impl FnMut(&mut sqlx::any::AnyArguments, &R) -> std::result::Result<(), sqlx::error::BoxDynError>,
-    ) -> Result<Vec<AnyRow>> {
+        mut bind: impl FnMut(&mut sqlx::postgres::PgArguments, &R) -> std::result::Result<(), sqlx::error::BoxDynError>,
+    ) -> Result<Vec<PgRow>> {
         let mut out = Vec::new();
         for chunk in rows.chunks(400) {
-            let padded = bucket(self.dialect, chunk.len());
-            let mut args = sqlx::any::AnyArguments::default();
+            let mut args = sqlx::postgres::PgArguments::default();
             for r in chunk {
                 bind(&mut args, r).map_err(sqlx::Error::Encode)?;
             }
-            for _ in 0..(padded - chunk.len()) * cols {
-                add(&mut args, None::<i64>).map_err(sqlx::Error::Encode)?;
-            }
-            let text = sql(&placeholders(self.dialect, padded, cols));
+            let text = sql(&placeholders(chunk.len(), cols));
             out.extend(sqlx::query_with(AssertSqlSafe(text), args).fetch_all(&mut *self.conn).await?);
         }
         Ok(out)
     }
 }
 
-fn held_from_row(row: &AnyRow, at: usize) -> Result<Held> {
+fn held_from_row(row: &PgRow, at: usize) -> Result<Held> {
     Ok(Held {
         agent_id: row.try_get(at)?,
         agent_type: row.try_get(at + 1)?,
         dependents: serde_json::from_str(&row.try_get::<String, _>(at + 2)?)?,
-        allow_failure: row.try_get::<i64, _>(at + 3)? != 0,
+        allow_failure: row.try_get(at + 3)?,
         policy: serde_json::from_str(&row.try_get::<String, _>(at + 4)?)?,
         first_started: row.try_get(at + 5)?,
         uncounted: row.try_get::<i64, _>(at + 6)? as u32,
     })
 }
 
-impl StepTx for AnyTx<'_> {
+impl StepTx for PgTx<'_> {
     fn dialect(&self) -> Dialect {
-        self.dialect
+        Dialect::Postgres
     }
 
     async fn task_results(&mut self, workflow_id: &str, task_ids: &[String]) -> Result<Vec<TaskResultRow>> {
@@ -113,10 +101,9 @@ impl StepTx for AnyTx<'_> {
     }
 
     async fn complete_tasks(&mut self, done: &[Completion<'_>], now: i64) -> Result<Vec<(String, String, Held)>> {
-        let dialect = self.dialect;
-        let sql = move |values: &str| match dialect {
-            // Task rows are locked in key order first, as control operations lock them.
-            Dialect::Postgres => format!(
+        // Task rows are locked in key order first, as control operations lock them.
+        let sql = |values: &str| {
+            format!(
                 "WITH o (wf, tid, att, out, fin) AS (VALUES {values}), \
                  l AS MATERIALIZED (SELECT t.workflow_id, t.task_id FROM tasks t JOIN o \
                  ON t.workflow_id = o.wf AND t.task_id = o.tid ORDER BY 1, 2 FOR UPDATE OF t) \
@@ -125,14 +112,7 @@ impl StepTx for AnyTx<'_> {
                  ON l.workflow_id = o.wf AND l.task_id = o.tid \
                  WHERE tasks.workflow_id = o.wf AND tasks.task_id = o.tid AND attempt = o.att \
                  AND status = 'running' RETURNING tasks.workflow_id, tasks.task_id, {HELD_COLUMNS}"
-            ),
-            Dialect::Sqlite => format!(
-                "WITH o (wf, tid, att, out, fin) AS (VALUES {values}) \
-                 UPDATE tasks SET status = 'completed', lease_owner = NULL, lease_expires = NULL, \
-                 ready_at = NULL, output = o.out, error = NULL, finished_at = o.fin FROM o \
-                 WHERE workflow_id = o.wf AND task_id = o.tid AND attempt = o.att AND status = 'running' \
-                 RETURNING tasks.workflow_id, tasks.task_id, {HELD_COLUMNS}"
-            ),
+            )
         };
         let rows = self
             .per_chunk(done, 5, sql, |args, c| {
@@ -149,8 +129,7 @@ impl StepTx for AnyTx<'_> {
     async fn held_task(&mut self, workflow_id: &str, task_id: &str, attempt: u32) -> Result<Option<Held>> {
         let sql = format!(
             "SELECT {HELD_COLUMNS} FROM tasks \
-             WHERE workflow_id = $1 AND task_id = $2 AND attempt = $3 AND status = 'running'{}",
-            self.lock()
+             WHERE workflow_id = $1 AND task_id = $2 AND attempt = $3 AND status = 'running' FOR UPDATE"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(workflow_id)
@@ -227,12 +206,9 @@ impl StepTx for AnyTx<'_> {
     }
 
     async fn unfinished_tasks(&mut self, workflow_id: &str) -> Result<Vec<Unfinished>> {
-        let sql = format!(
-            "SELECT task_id, agent_id, agent_type, status, attempt, error FROM tasks \
-             WHERE workflow_id = $1 AND status IN ('running', 'pending', 'retrying') ORDER BY task_id{}",
-            self.lock()
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(workflow_id).fetch_all(&mut *self.conn).await?;
+        let sql = "SELECT task_id, agent_id, agent_type, status, attempt, error FROM tasks \
+             WHERE workflow_id = $1 AND status IN ('running', 'pending', 'retrying') ORDER BY task_id FOR UPDATE";
+        let rows = sqlx::query(sql).bind(workflow_id).fetch_all(&mut *self.conn).await?;
         let mut unfinished = Vec::with_capacity(rows.len());
         for r in rows {
             unfinished.push(Unfinished {
@@ -355,28 +331,17 @@ impl StepTx for AnyTx<'_> {
             ),
             None => String::new(),
         };
-        let sql = match self.dialect {
-            // Each running workflow with free slots gives its first ready tasks, read in order
-            // from its own ready index: the cost follows the slots, not the tasks waiting.
-            Dialect::Postgres => format!(
-                "SELECT t.workflow_id, t.task_id FROM workflows w CROSS JOIN LATERAL ( \
-                 SELECT r.workflow_id, r.task_id, r.ready_at, r.position FROM tasks r \
-                 WHERE r.workflow_id = w.workflow_id AND r.ready_at IS NOT NULL AND r.ready_at <= $1 \
-                 ORDER BY r.ready_at, r.position LIMIT GREATEST(LEAST(w.max_parallel - w.running, $2), 0) \
-                 FOR UPDATE SKIP LOCKED) t \
-                 WHERE w.status = 'running' AND w.running < w.max_parallel{only_sql} \
-                 ORDER BY t.ready_at, t.position LIMIT $2"
-            ),
-            // `CROSS JOIN` keeps SQLite walking the ready index in order and stopping at the
-            // limit, rather than reading every task of each running workflow; `LIMIT $2 + 0`, as
-            // in the SQLite store, so the statement is not prepared again each time.
-            Dialect::Sqlite => format!(
-                "SELECT t.workflow_id, t.task_id FROM tasks t CROSS JOIN workflows w \
-                 WHERE w.workflow_id = t.workflow_id AND t.ready_at IS NOT NULL AND t.ready_at <= $1 \
-                 AND w.status = 'running' AND w.running < w.max_parallel{only_sql} \
-                 ORDER BY t.ready_at, t.position LIMIT $2 + 0"
-            ),
-        };
+        // Each running workflow with free slots gives its first ready tasks, read in order from
+        // its own ready index: the cost follows the slots, not the tasks waiting.
+        let sql = format!(
+            "SELECT t.workflow_id, t.task_id FROM workflows w CROSS JOIN LATERAL ( \
+             SELECT r.workflow_id, r.task_id, r.ready_at, r.position FROM tasks r \
+             WHERE r.workflow_id = w.workflow_id AND r.ready_at IS NOT NULL AND r.ready_at <= $1 \
+             ORDER BY r.ready_at, r.position LIMIT GREATEST(LEAST(w.max_parallel - w.running, $2), 0) \
+             FOR UPDATE SKIP LOCKED) t \
+             WHERE w.status = 'running' AND w.running < w.max_parallel{only_sql} \
+             ORDER BY t.ready_at, t.position LIMIT $2"
+        );
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(limit as i64);
         for w in only.unwrap_or_default() {
             q = q.bind(w);
@@ -420,10 +385,7 @@ impl StepTx for AnyTx<'_> {
         lease_expires: i64,
         now: i64,
     ) -> Result<Vec<StartedRow>> {
-        // The list repeats its last id up to a bucket's length, so its text recurs (see
-        // `bucket`); a repeated id changes nothing.
-        let listed = bucket(self.dialect, task_ids.len());
-        let list: Vec<String> = (0..listed).map(|i| format!("${}", i + 5)).collect();
+        let list: Vec<String> = (0..task_ids.len()).map(|i| format!("${}", i + 5)).collect();
         let sql = format!(
             "UPDATE tasks SET status = 'running', attempt = attempt + 1, ready_at = NULL, lease_owner = $2, \
              lease_expires = $3, started_at = COALESCE(started_at, $4) \
@@ -433,8 +395,8 @@ impl StepTx for AnyTx<'_> {
             list.join(", ")
         );
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(workflow_id).bind(worker_id).bind(lease_expires).bind(now);
-        for i in 0..listed {
-            q = q.bind(&task_ids[i.min(task_ids.len() - 1)]);
+        for task_id in task_ids {
+            q = q.bind(task_id);
         }
         let mut rows = Vec::with_capacity(task_ids.len());
         for r in q.fetch_all(&mut *self.conn).await? {
@@ -504,7 +466,7 @@ impl StepTx for AnyTx<'_> {
     }
 
     async fn insert(&mut self, rows: NewRows) -> Result<()> {
-        let mut inserts = Inserts::new(self.dialect);
+        let mut inserts = Inserts::default();
         let target = "attempts (workflow_id, task_id, attempt, worker_id, status, queue_us, started_at)";
         inserts.rows(target, 7, rows.attempts_started, |args, a| {
             add(args, a.workflow_id)?;
@@ -547,13 +509,10 @@ impl StepTx for AnyTx<'_> {
     }
 
     async fn notify(&mut self, payloads: &[String]) -> Result<()> {
-        if self.dialect != Dialect::Postgres {
-            return Ok(());
-        }
         for chunk in payloads.chunks(400) {
             let sql = format!(
                 "SELECT pg_notify('hyphae', n.payload) FROM (VALUES {}) AS n (payload)",
-                placeholders(self.dialect, chunk.len(), 1)
+                placeholders(chunk.len(), 1)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for p in chunk {
@@ -563,4 +522,36 @@ impl StepTx for AnyTx<'_> {
         }
         Ok(())
     }
+}
+
+const BLOCK_COLUMNS: usize = 8;
+const AGENT_COLUMNS: usize = 4;
+/// Add event blocks and their agent index entries to `inserts`.
+fn add_blocks(inserts: &mut Inserts, blocks: Vec<Block>) -> Result<()> {
+    let agents: Vec<(String, i64, String, i64)> = blocks
+        .iter()
+        .flat_map(|b| b.agents.iter().map(|(a, ts)| (a.clone(), *ts, b.workflow_id.clone(), b.first_seq)))
+        .collect();
+    let target = "event_blocks (workflow_id, first_seq, last_seq, first_ts, last_ts, event_count, events, data)";
+    inserts.rows(target, BLOCK_COLUMNS, blocks, |args, b| {
+        add(args, b.workflow_id)?;
+        add(args, b.first_seq)?;
+        add(args, b.last_seq)?;
+        add(args, b.first_ts)?;
+        add(args, b.last_ts)?;
+        add(args, b.count)?;
+        let (text, bytes) = match b.content {
+            Content::Legacy(text) => (Some(text), None),
+            Content::Encoded(bytes) => (None, Some(bytes)),
+        };
+        add(args, text)?;
+        add(args, bytes)
+    })?;
+    let target = "event_agents (agent_id, first_ts, workflow_id, first_seq)";
+    inserts.rows(target, AGENT_COLUMNS, agents, |args, (agent, ts, wf, seq)| {
+        add(args, agent)?;
+        add(args, ts)?;
+        add(args, wf)?;
+        add(args, seq)
+    })
 }
