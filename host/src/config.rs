@@ -79,6 +79,16 @@ pub struct Config {
     /// PEM file of certificate authorities trusted for plugins' outbound HTTPS, besides the
     /// bundled Mozilla roots (a company CA, a local test CA).
     pub outbound_ca_file: Option<PathBuf>,
+    /// PEM certificate chain (leaf first) to serve HTTPS with; needs `tls_key_file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// Serve without checking tokens, on any address. Only for a network you trust entirely:
+    /// anyone who reaches the port may then replace plugins and delete history.
+    pub insecure_no_auth: bool,
+    /// Serve `/metrics` without a token (default: it needs a token of any role, as Prometheus
+    /// sends with `authorization: credentials_file`).
+    pub public_metrics: bool,
     /// Secrets agent manifests may grant: `[secrets.NAME]` with `env` or `file`, and `hosts`.
     pub secrets: BTreeMap<String, SecretSource>,
 }
@@ -113,6 +123,10 @@ impl Default for Config {
             max_event_streams_per_client: 32,
             plugin_memory_budget_mib: None,
             outbound_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            insecure_no_auth: false,
+            public_metrics: false,
             secrets: BTreeMap::new(),
         }
     }
@@ -184,6 +198,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "max_body_bytes/max_plugin_bytes",
                 problem: "body limits must be at least 1024 bytes".into(),
+            });
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "tls_cert_file/tls_key_file",
+                problem: "HTTPS needs both the certificate chain and its key: give both, or neither".into(),
             });
         }
         if self.db.trim().is_empty() {

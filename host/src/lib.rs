@@ -8,6 +8,7 @@
 //! code. [`api`] serves all of it over HTTP and [`cli`] is the `hyphae` command.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -17,7 +17,7 @@ use crate::harness::{database, Backend};
 use crate::support;
 
 /// Every route of the API: (method, path as in the OpenAPI document).
-const ROUTES: &[(&str, &str)] = &[
+pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/workflows"),
     ("get", "/v1/workflows"),
     ("get", "/v1/workflows/{id}"),
@@ -40,6 +40,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/events"),
     ("get", "/v1/plugins"),
     ("put", "/v1/plugins/{agent_type}"),
+    ("post", "/v1/tokens"),
+    ("get", "/v1/tokens"),
+    ("delete", "/v1/tokens/{token}"),
+    ("get", "/v1/audit"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

@@ -1,5 +1,6 @@
 //! The integration tests: one binary, one module per area.
 
+mod access;
 mod api;
 mod bench;
 mod budgets;
@@ -13,4 +14,5 @@ mod layering;
 mod migrations;
 mod plugins;
 mod support;
+mod tls;
 mod upstream;

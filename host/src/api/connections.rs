@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+use super::tls::{Stream, HANDSHAKE_TIMEOUT};
 use tokio::time::Sleep;
 
 /// Most connections by default, whatever the descriptor limit.
@@ -44,25 +47,48 @@ pub fn default_max_connections(descriptor_limit: u64) -> usize {
 }
 
 /// A TCP listener that holds at most `max` connections open, and closes those whose writes wait
-/// longer than `write_timeout` for the client to read.
+/// longer than `write_timeout` for the client to read. With TLS, each handshake runs in a task
+/// of its own (at most [`HANDSHAKE_TIMEOUT`]), holding its connection's slot.
 pub struct Bounded {
+    tcp: Slots,
+    tls: Option<Tls>,
+}
+
+/// The TCP listener and the slots of its connections.
+struct Slots {
     listener: TcpListener,
     slots: Arc<Semaphore>,
     max: usize,
     write_timeout: Duration,
+    /// Whether a connection past the bound is answered a plain-HTTP 503 (not under TLS).
+    answer_refused: bool,
+}
+
+/// Handshakes under way send their connections here.
+struct Tls {
+    acceptor: TlsAcceptor,
+    done_tx: mpsc::Sender<(Counted, SocketAddr)>,
+    done_rx: mpsc::Receiver<(Counted, SocketAddr)>,
 }
 
 impl Bounded {
     pub fn new(listener: TcpListener, max: usize, write_timeout: Duration) -> Bounded {
-        Bounded { listener, slots: Arc::new(Semaphore::new(max)), max, write_timeout }
+        let tcp = Slots { listener, slots: Arc::new(Semaphore::new(max)), max, write_timeout, answer_refused: true };
+        Bounded { tcp, tls: None }
+    }
+
+    /// Serve HTTPS with `acceptor` on the connections.
+    pub fn with_tls(mut self, acceptor: TlsAcceptor) -> Bounded {
+        let (done_tx, done_rx) = mpsc::channel(64);
+        self.tls = Some(Tls { acceptor, done_tx, done_rx });
+        self.tcp.answer_refused = false;
+        self
     }
 }
 
-impl axum::serve::Listener for Bounded {
-    type Io = Counted;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Counted, SocketAddr) {
+impl Slots {
+    /// The next TCP connection with a slot (one past the bound is refused, a plain one with a 503).
+    async fn next_tcp(&mut self) -> (TcpStream, SocketAddr, OwnedSemaphorePermit) {
         loop {
             let (stream, addr) = match self.listener.accept().await {
                 Ok(accepted) => accepted,
@@ -80,20 +106,57 @@ impl axum::serve::Listener for Bounded {
                 tracing::debug!(%addr, "cannot set TCP_NODELAY: {e}");
             }
             match self.slots.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    let conn = Counted { stream, _permit: permit, write_timeout: self.write_timeout, stalled: None };
-                    return (conn, addr);
-                }
+                Ok(permit) => return (stream, addr, permit),
                 Err(_) => {
                     tracing::warn!(%addr, max = self.max, "connection refused: the host holds max_connections already");
-                    tokio::spawn(refuse(stream, self.max));
+                    if self.answer_refused {
+                        tokio::spawn(refuse(stream, self.max));
+                    }
+                }
+            }
+        }
+    }
+
+    fn counted(&self, stream: Stream, permit: OwnedSemaphorePermit) -> Counted {
+        Counted { stream, _permit: permit, write_timeout: self.write_timeout, stalled: None }
+    }
+}
+
+/// Finish the TLS handshake of `conn` (plain so far) and hand it to the accept loop.
+async fn handshake(acceptor: TlsAcceptor, conn: Counted, addr: SocketAddr, done: mpsc::Sender<(Counted, SocketAddr)>) {
+    let Counted { stream: Stream::Plain(tcp), _permit, write_timeout, .. } = conn else { return };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => {
+            let conn = Counted { stream: Stream::Tls(Box::new(tls)), _permit, write_timeout, stalled: None };
+            let _ = done.send((conn, addr)).await;
+        }
+        Ok(Err(e)) => tracing::debug!(%addr, "TLS handshake failed: {e}"),
+        Err(_) => tracing::debug!(%addr, "TLS handshake not finished within {HANDSHAKE_TIMEOUT:?}"),
+    }
+}
+
+impl axum::serve::Listener for Bounded {
+    type Io = Counted;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Counted, SocketAddr) {
+        loop {
+            let Some(tls) = &mut self.tls else {
+                let (stream, addr, permit) = self.tcp.next_tcp().await;
+                return (self.tcp.counted(Stream::Plain(stream), permit), addr);
+            };
+            tokio::select! {
+                Some(done) = tls.done_rx.recv() => return done,
+                (stream, addr, permit) = self.tcp.next_tcp() => {
+                    let conn = self.tcp.counted(Stream::Plain(stream), permit);
+                    tokio::spawn(handshake(tls.acceptor.clone(), conn, addr, tls.done_tx.clone()));
                 }
             }
         }
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.tcp.listener.local_addr()
     }
 }
 
@@ -128,7 +191,7 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Boun
 
 /// A connection holding one slot of the bound until it closes.
 pub struct Counted {
-    stream: TcpStream,
+    stream: Stream,
     _permit: OwnedSemaphorePermit,
     write_timeout: Duration,
     /// Running while a write waits for the client to read.

@@ -5,6 +5,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::{CanAdmin, CanRead};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiPath, ApiQuery};
 use super::workflows::page_size;
@@ -60,6 +61,7 @@ pub struct EventList {
     params(("id" = String, Path, description = "Workflow id"), EventsQuery),
     responses((status = 200, body = EventList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn workflow_events(
+    _auth: CanRead,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<EventsQuery>,
@@ -84,7 +86,11 @@ pub async fn workflow_events(
 #[utoipa::path(get, path = "/v1/workflows/{id}/timeline", tag = "events",
     params(("id" = String, Path, description = "Workflow id")),
     responses((status = 200, body = Timeline), (status = 404, body = ErrorBody)))]
-pub async fn timeline(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<Timeline>> {
+pub async fn timeline(
+    _auth: CanRead,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Timeline>> {
     Ok(Json(s.engine.store().timeline(&id).await?))
 }
 
@@ -100,7 +106,11 @@ pub struct HandoffChain {
 #[utoipa::path(get, path = "/v1/workflows/{id}/handoffs", tag = "events",
     params(("id" = String, Path, description = "Workflow id")),
     responses((status = 200, body = HandoffChain), (status = 404, body = ErrorBody)))]
-pub async fn handoffs(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<HandoffChain>> {
+pub async fn handoffs(
+    _auth: CanRead,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<HandoffChain>> {
     let handoffs = s.engine.store().handoff_chain(&id).await?;
     Ok(Json(HandoffChain { workflow_id: id, handoffs }))
 }
@@ -130,6 +140,7 @@ pub struct AgentEvents {
     params(("agent_id" = String, Path, description = "Agent id"), AgentQuery),
     responses((status = 200, body = AgentEvents), (status = 400, body = ErrorBody)))]
 pub async fn agent_events(
+    _auth: CanRead,
     State(s): State<AppState>,
     ApiPath(agent_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<AgentQuery>,
@@ -150,7 +161,11 @@ pub struct StatsQuery {
 /// Statistics over the events of one workflow or all.
 #[utoipa::path(get, path = "/v1/stats", tag = "events", params(StatsQuery),
     responses((status = 200, body = Statistics), (status = 404, body = ErrorBody)))]
-pub async fn stats(State(s): State<AppState>, ApiQuery(q): ApiQuery<StatsQuery>) -> ApiResult<Json<Statistics>> {
+pub async fn stats(
+    _auth: CanRead,
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<Statistics>> {
     let id = q.workflow_id.filter(|w| !w.is_empty());
     Ok(Json(s.engine.store().statistics(id.as_deref()).await?))
 }
@@ -173,7 +188,11 @@ pub struct Deleted {
 /// Delete events older than N days.
 #[utoipa::path(delete, path = "/v1/events", tag = "events", params(RetentionQuery),
     responses((status = 200, body = Deleted), (status = 400, body = ErrorBody)))]
-pub async fn retention(State(s): State<AppState>, ApiQuery(q): ApiQuery<RetentionQuery>) -> ApiResult<Json<Deleted>> {
+pub async fn retention(
+    auth: CanAdmin,
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<RetentionQuery>,
+) -> ApiResult<Json<Deleted>> {
     let days = q.older_than_days;
     if !days.is_finite() || !(0.0..=1e6).contains(&days) {
         return Err(ApiError::bad_request(
@@ -182,6 +201,7 @@ pub async fn retention(State(s): State<AppState>, ApiQuery(q): ApiQuery<Retentio
         ));
     }
     let deleted = s.engine.store().delete_events_older_than(days).await?;
+    auth.audit_done(&s, None, Some(serde_json::json!({ "older_than_days": days, "deleted": deleted }))).await;
     Ok(Json(Deleted { deleted, older_than_days: days }))
 }
 

@@ -3,6 +3,7 @@
 //! [`router`] builds the whole service from an [`AppState`]; routes are declared once, with their
 //! OpenAPI description, so `/openapi.json` cannot drift from what is served.
 
+mod auth;
 pub mod connections;
 mod error;
 mod events;
@@ -13,6 +14,8 @@ mod registry;
 mod slots;
 mod stream;
 mod tails;
+pub mod tls;
+mod tokens;
 mod workflows;
 
 use std::sync::{Arc, OnceLock};
@@ -31,6 +34,7 @@ pub use plugins::{PluginAdmin, PluginView};
 pub use slots::StreamSlots;
 pub use tails::Tails;
 
+use crate::auth::AuthMode;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::telemetry::Metrics;
@@ -50,6 +54,8 @@ pub struct AppState {
     pub streams: Arc<StreamSlots>,
     /// The workflows' tails their event streams share.
     pub tails: Arc<Tails>,
+    /// Whether requests must carry a token (from the listening address and configuration).
+    pub auth_mode: AuthMode,
 }
 
 impl AppState {
@@ -58,6 +64,7 @@ impl AppState {
         AppState {
             streams: Arc::new(StreamSlots::new(config.max_event_streams, config.max_event_streams_per_client)),
             tails: Tails::new(engine.clone()),
+            auth_mode: AuthMode::for_listener(config.listen, config.insecure_no_auth),
             engine,
             plugins,
             metrics,
@@ -74,9 +81,28 @@ impl AppState {
         (name = "events", description = "Coordination events, timelines and statistics"),
         (name = "plugins", description = "Executor and validator plugins"),
         (name = "operations", description = "Health, readiness, metrics and workers"),
-    )
+        (name = "access", description = "API tokens and the audit log"),
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
 )]
 struct ApiDoc;
+
+/// The `bearer` security scheme: `Authorization: Bearer TOKEN`.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(
+            "A token made with `hyphae token create --role ROLE` (or POST /v1/tokens). A host listening on \
+             loopback only accepts requests without one until a token exists.",
+        ));
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme.build()));
+    }
+}
 
 /// Every route with its OpenAPI description. Body limits come from `config`.
 fn routes(config: &Config) -> OpenApiRouter<AppState> {
@@ -104,6 +130,9 @@ fn routes(config: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(ops::workers))
         .routes(routes!(plugins::list))
         .routes(routes!(plugins::install).layer(plugin_limit))
+        .routes(routes!(tokens::create, tokens::list).layer(DefaultBodyLimit::max(64 << 10)))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(tokens::audit))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
@@ -145,7 +174,9 @@ fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
                 add("415", "Body of the wrong content type");
             }
             add("500", "The host failed: a generic message and `details.correlation_id`, also in its log");
-            if path.starts_with("/v1/") {
+            if path.starts_with("/v1/") || path == "/metrics" {
+                add("401", "No token, or a token unknown or revoked: send `Authorization: Bearer TOKEN`");
+                add("403", "The token's role may not do this: the message names the roles that may");
                 add("503", "The database cannot be reached now: retry later");
             }
         }

@@ -5,14 +5,16 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::auth::{authorize, CanRead};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::AppState;
+use crate::auth::Permission;
 use crate::store::WorkerRecord;
 
 /// Liveness.
@@ -24,7 +26,7 @@ pub struct Health {
 }
 
 /// Liveness: the process is up and serving.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
 }
@@ -60,7 +62,7 @@ fn failed(message: String) -> ComponentStatus {
 
 /// Readiness: the database answers and every plugin file of the directory is loaded (503 otherwise,
 /// with the failing component).
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses((status = 200, body = Readiness), (status = 503, description = "Not ready", body = Readiness)))]
 pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let mut components = BTreeMap::new();
@@ -105,10 +107,16 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) 
 }
 
 /// Prometheus metrics (OpenMetrics text): workflows and tasks by status, queue depth, task
-/// durations, retries, failures, plugin instantiation time, events written.
+/// durations, retries, failures, plugin instantiation time, events written. Needs a token of
+/// any role unless the host sets `public_metrics`.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
-pub async fn metrics(State(s): State<AppState>) -> Response {
+pub async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if !s.config.public_metrics {
+        if let Err(refused) = authorize(&s, &headers, Permission::Read, "GET /metrics", None).await {
+            return refused.into_response();
+        }
+    }
     let gauges = match s.engine.store().status_gauges().await {
         Ok(g) => g,
         Err(e) => {
@@ -131,14 +139,14 @@ pub struct Workers {
 /// Heartbeat health of every host worker (HEALTHY, DEGRADED, CRITICAL, FAILED).
 #[utoipa::path(get, path = "/v1/workers", tag = "operations",
     responses((status = 200, body = Workers), (status = 503, body = ErrorBody)))]
-pub async fn workers(State(s): State<AppState>) -> ApiResult<Json<Workers>> {
+pub async fn workers(_auth: CanRead, State(s): State<AppState>) -> ApiResult<Json<Workers>> {
     let threshold = s.engine.config().miss_threshold;
     let workers = s.engine.store().workers(threshold).await?;
     Ok(Json(Workers { miss_threshold: threshold, workers }))
 }
 
 /// The OpenAPI 3.1 document of this API.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", security(()),
     responses((status = 200, description = "OpenAPI document", body = Object)))]
 pub async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
     Json(super::openapi())

@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::auth::{CanAdmin, CanRead};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{body_error, ApiPath};
 use super::AppState;
@@ -81,7 +82,7 @@ pub struct PluginList {
 /// List plugins: agent type, world, digest, state or error.
 #[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
     responses((status = 200, body = PluginList)))]
-pub async fn list(State(s): State<AppState>) -> Json<PluginList> {
+pub async fn list(_auth: CanRead, State(s): State<AppState>) -> Json<PluginList> {
     Json(PluginList { plugins: s.plugins.list() })
 }
 
@@ -97,6 +98,7 @@ pub async fn list(State(s): State<AppState>) -> Json<PluginList> {
         (status = 422, description = "The component was refused; the message says why", body = ErrorBody),
     ))]
 pub async fn install(
+    auth: CanAdmin,
     State(s): State<AppState>,
     ApiPath(agent_type): ApiPath<String>,
     req: Request,
@@ -108,6 +110,7 @@ pub async fn install(
             "the request body is empty: send the component file, e.g. `curl -T plugin.wasm URL`",
         ));
     }
-    let view = s.plugins.install(agent_type, bytes).await?;
+    let view = s.plugins.install(agent_type.clone(), bytes).await?;
+    auth.audit_done(&s, Some(agent_type), Some(serde_json::json!({ "digest": view.digest }))).await;
     Ok((StatusCode::CREATED, Json(view)))
 }

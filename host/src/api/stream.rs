@@ -17,6 +17,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 use utoipa::IntoParams;
 
+use super::auth::CanRead;
 use super::connections::ClientAddr;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiPath, ApiQuery};
@@ -52,6 +53,7 @@ pub struct StreamQuery {
         (status = 503, description = "The host serves max_event_streams streams", body = ErrorBody),
     ))]
 pub async fn event_stream(
+    _auth: CanRead,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<StreamQuery>,

@@ -6,6 +6,7 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::{CanOperate, CanRead, CanSubmit};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::AppState;
@@ -50,6 +51,7 @@ fn status_param<S: std::str::FromStr>(
         (status = 422, description = "Invalid workflow: cycle, unknown dependency or agent type ...", body = ErrorBody),
     ))]
 pub async fn submit(
+    _auth: CanSubmit,
     State(s): State<AppState>,
     ApiJson(spec): ApiJson<WorkflowSpec>,
 ) -> ApiResult<(StatusCode, Json<Submitted>)> {
@@ -74,6 +76,7 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/v1/workflows", tag = "workflows", params(ListQuery),
     responses((status = 200, body = Page<WorkflowSummary>), (status = 400, body = ErrorBody)))]
 pub async fn list(
+    _auth: CanRead,
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Page<WorkflowSummary>>> {
@@ -96,6 +99,7 @@ pub struct WorkflowQuery {
     params(("id" = String, Path, description = "Workflow id"), WorkflowQuery),
     responses((status = 200, body = WorkflowState), (status = 404, body = ErrorBody)))]
 pub async fn get(
+    _auth: CanRead,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<WorkflowQuery>,
@@ -122,6 +126,7 @@ pub struct TasksQuery {
     params(("id" = String, Path, description = "Workflow id"), TasksQuery),
     responses((status = 200, body = Page<TaskState>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn tasks(
+    _auth: CanRead,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<TasksQuery>,
@@ -142,6 +147,7 @@ pub async fn tasks(
     params(("id" = String, Path, description = "Workflow id"), ("task_id" = String, Path, description = "Task id")),
     responses((status = 200, body = TaskState), (status = 404, body = ErrorBody)))]
 pub async fn task(
+    _auth: CanRead,
     State(s): State<AppState>,
     ApiPath((id, task_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<TaskState>> {
@@ -162,7 +168,11 @@ async fn control(s: &AppState, id: &str, op: Control) -> ApiResult<Json<ControlO
 #[utoipa::path(post, path = "/v1/workflows/{id}/pause", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
     responses((status = 200, body = ControlOutcome), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn pause(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<ControlOutcome>> {
+pub async fn pause(
+    _auth: CanOperate,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<ControlOutcome>> {
     control(&s, &id, Control::Pause).await
 }
 
@@ -170,7 +180,11 @@ pub async fn pause(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> A
 #[utoipa::path(post, path = "/v1/workflows/{id}/resume", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
     responses((status = 200, body = ControlOutcome), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn resume(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<ControlOutcome>> {
+pub async fn resume(
+    _auth: CanOperate,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<ControlOutcome>> {
     control(&s, &id, Control::Resume).await
 }
 
@@ -178,7 +192,11 @@ pub async fn resume(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> 
 #[utoipa::path(post, path = "/v1/workflows/{id}/cancel", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
     responses((status = 200, body = ControlOutcome), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn cancel(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<Json<ControlOutcome>> {
+pub async fn cancel(
+    _auth: CanOperate,
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<ControlOutcome>> {
     control(&s, &id, Control::Cancel).await
 }
 
@@ -193,6 +211,7 @@ pub async fn cancel(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> 
         (status = 409, description = "The workflow has ended", body = ErrorBody),
     ))]
 pub async fn budget(
+    _auth: CanOperate,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(budget): ApiJson<Budget>,
@@ -219,6 +238,7 @@ pub struct RollbackRequest {
         (status = 409, description = "Running: pause it first", body = ErrorBody),
     ))]
 pub async fn rollback(
+    _auth: CanOperate,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RollbackRequest>,
@@ -249,6 +269,7 @@ pub struct VersionsQuery {
     params(("id" = String, Path, description = "Workflow id"), VersionsQuery),
     responses((status = 200, body = Vec<VersionInfo>), (status = 404, body = ErrorBody)))]
 pub async fn versions(
+    _auth: CanRead,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<VersionsQuery>,
@@ -262,6 +283,7 @@ pub async fn versions(
     params(("id" = String, Path, description = "Workflow id"), ("version" = i64, Path, description = "Version")),
     responses((status = 200, body = VersionState), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn version(
+    _auth: CanRead,
     State(s): State<AppState>,
     ApiPath((id, version)): ApiPath<(String, i64)>,
 ) -> ApiResult<Json<VersionState>> {

@@ -18,6 +18,13 @@ pub struct HostUrl {
     /// URL of the running host.
     #[arg(long, env = "HYPHAE_URL", default_value = "http://127.0.0.1:8080", value_name = "URL")]
     pub url: String,
+    /// API token (`hyphae token create` prints one); needed once the host has tokens.
+    #[arg(long, env = "HYPHAE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// PEM file of certificate authorities to trust for an `https://` host, besides the
+    /// bundled Mozilla roots (a company CA, a self-signed certificate).
+    #[arg(long, env = "HYPHAE_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Print the host's JSON answer instead of a short table.
     #[arg(long)]
     pub json: bool,
@@ -76,8 +83,20 @@ impl Api {
     /// A client of `host` whose requests give up after `timeout` (none: never).
     pub(super) fn new(host: &HostUrl, timeout: Option<Duration>) -> Result<Api, Failure> {
         let mut b = Client::builder().connect_timeout(Duration::from_secs(5));
+        if let Some(token) = host.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                Failure::new(exit::USAGE, "the token (--token / HYPHAE_TOKEN) has characters a header cannot carry")
+            })?;
+            value.set_sensitive(true);
+            b = b.default_headers([(reqwest::header::AUTHORIZATION, value)].into_iter().collect());
+        }
         if let Some(t) = timeout {
             b = b.timeout(t);
+        }
+        if let Some(file) = &host.ca_file {
+            for cert in trusted(file)? {
+                b = b.add_root_certificate(cert);
+            }
         }
         let client = b.build().map_err(|e| Failure::software(format!("cannot create an HTTP client: {e}")))?;
         Ok(Api { client, base: host.url.trim_end_matches('/').to_string() })
@@ -123,13 +142,27 @@ impl Api {
     }
 }
 
+/// The certificates of a PEM file given with --ca-file.
+fn trusted(file: &std::path::Path) -> Result<Vec<reqwest::Certificate>, Failure> {
+    let bad =
+        |problem: String| Failure::new(exit::NO_INPUT, format!("cannot use --ca-file `{}`: {problem}", file.display()));
+    let pem = std::fs::read(file).map_err(|e| bad(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("it holds no PEM certificate".into()));
+    }
+    Ok(certs)
+}
+
 /// A failure from a host's error answer: 4xx is the input's fault (65), 5xx the host's (69).
 fn host_error(status: StatusCode, body: &Value) -> Failure {
     let err = &body["error"];
     let message = err["message"].as_str().map(String::from).unwrap_or_else(|| format!("{body}"));
     let code = err["code"].as_str().unwrap_or("error");
     let text = format!("the host answered {status}: {message} ({code})");
-    if status.is_client_error() {
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        Failure::new(exit::NO_PERMISSION, text)
+    } else if status.is_client_error() {
         Failure::data(text)
     } else {
         Failure::unavailable(text)

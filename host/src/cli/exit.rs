@@ -17,6 +17,8 @@ pub const DATA: u8 = 65;
 pub const NO_INPUT: u8 = 66;
 /// The host (or database) cannot be reached.
 pub const UNAVAILABLE: u8 = 69;
+/// The host refused the credentials (401, 403).
+pub const NO_PERMISSION: u8 = 77;
 /// An internal error.
 pub const SOFTWARE: u8 = 70;
 /// The configuration is invalid.

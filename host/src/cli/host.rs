@@ -25,10 +25,10 @@ pub async fn start(config: &Config, engine_config: EngineConfig) -> Result<Host,
     let secrets = Secrets::load(&config.secrets)
         .map_err(|e| Failure::config(format!("{e} (in `[secrets.{}]` of the host configuration)", e.name)))?;
     let tls = OutboundTls::load(config.outbound_ca_file.as_deref()).map_err(|e| Failure::config(e.to_string()))?;
+    let db = crate::store::redact_url(&config.db);
     let store = Store::connect_with(&config.db, config.sqlite_synchronous).await.map_err(|e| {
         Failure::unavailable(format!(
-            "cannot open the database `{}`: {e}: check `--db` (or HYPHAE_DB, or `db` in the config file)",
-            config.db
+            "cannot open the database `{db}`: {e}: check `--db` (or HYPHAE_DB, or `db` in the config file)"
         ))
     })?;
     let runtime_config = RuntimeConfig {
@@ -55,7 +55,7 @@ pub async fn start(config: &Config, engine_config: EngineConfig) -> Result<Host,
     let sandbox: Arc<dyn Sandbox> = Arc::new(runtime.clone());
     let engine = Engine::start(engine_config, store, sandbox, metrics.clone())
         .await
-        .map_err(|e| Failure::unavailable(format!("cannot start the engine on `{}`: {e}", config.db)))?;
+        .map_err(|e| Failure::unavailable(format!("cannot start the engine on `{db}`: {e}")))?;
     Ok(Host { engine, runtime, metrics })
 }
 

@@ -9,6 +9,7 @@ mod progress;
 mod run;
 mod serve;
 mod table;
+mod token;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,8 @@ pub enum Command {
     Cancel(client::CancelArgs),
     /// Work with plugins: check a component, scaffold a plugin crate.
     Plugin(plugin::PluginArgs),
+    /// Make, list and revoke API tokens (on the hosts' database).
+    Token(token::TokenArgs),
     /// Measure the standard workloads end to end over HTTP (own host, or --url) and print a table.
     Bench(bench::BenchArgs),
 }
@@ -78,6 +81,7 @@ fn run_async(command: Command) -> ExitCode {
             Command::Events(args) => client::events(args).await,
             Command::Cancel(args) => client::cancel(args).await,
             Command::Bench(args) => bench::command(args).await,
+            Command::Token(args) => token::command(args).await,
             Command::Plugin(args) => Ok(plugin::run(args)),
         }
     });

@@ -11,6 +11,7 @@ use clap::Args;
 use super::exit::{CommandResult, Failure};
 use super::host;
 use crate::api::{self, connections, AppState};
+use crate::auth::AuthMode;
 use crate::config::Config;
 
 /// Options of `hyphae serve`. Flags override `HYPHAE_*` variables, which override the config
@@ -47,6 +48,15 @@ pub struct ServeArgs {
     /// Reload plugins when the plugins directory changes (default true).
     #[arg(long, env = "HYPHAE_WATCH_PLUGINS", value_name = "BOOL")]
     pub watch_plugins: Option<bool>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key-file).
+    #[arg(long, env = "HYPHAE_TLS_CERT_FILE", value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of --tls-cert-file.
+    #[arg(long, env = "HYPHAE_TLS_KEY_FILE", value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Serve without checking tokens, on any address (only on a network you trust entirely).
+    #[arg(long, env = "HYPHAE_INSECURE_NO_AUTH", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub insecure_no_auth: Option<bool>,
     /// Log JSON lines instead of text.
     #[arg(long, env = "HYPHAE_LOG_JSON", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub log_json: Option<bool>,
@@ -68,10 +78,17 @@ impl ServeArgs {
             max_plugin_bytes,
             max_concurrent_tasks,
             watch_plugins,
+            insecure_no_auth,
             log_json
         );
-        if let Some(dir) = &self.cache_dir {
-            c.cache_dir = Some(dir.clone());
+        for (from, to) in [
+            (&self.cache_dir, &mut c.cache_dir),
+            (&self.tls_cert_file, &mut c.tls_cert_file),
+            (&self.tls_key_file, &mut c.tls_key_file),
+        ] {
+            if from.is_some() {
+                to.clone_from(from);
+            }
         }
         c.check()?;
         Ok(c)
@@ -98,14 +115,23 @@ async fn serve_until(config: Config, stop: impl Future<Output = ()> + Send + 'st
             config.listen
         ))
     })?;
+    let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(cert), Some(key)) => Some(api::tls::acceptor(cert, key).map_err(|e| Failure::config(e.to_string()))?),
+        _ => None,
+    };
     let descriptors = connections::raise_descriptor_limit();
     let max_connections = config.max_connections.unwrap_or_else(|| connections::default_max_connections(descriptors));
     let host = host::start(&config, config.engine_config()).await?;
+    let auth = AuthMode::for_listener(config.listen, config.insecure_no_auth);
+    refuse_open_network(&config, auth, &host).await?;
     let addr = listener.local_addr().unwrap_or(config.listen);
-    print_banner(&config, addr, &host);
+    print_banner(&config, addr, &host, tls.is_some());
     println!("  limits:    {max_connections} connections (of {descriptors} descriptors)");
-    let listener =
+    let mut listener =
         connections::Bounded::new(listener, max_connections, Duration::from_secs_f64(config.client_write_timeout));
+    if let Some(acceptor) = tls {
+        listener = listener.with_tls(acceptor);
+    }
     let state =
         AppState::new(host.engine.clone(), Arc::new(host.runtime.registry().clone()), host.metrics.clone(), config);
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
@@ -130,17 +156,49 @@ async fn serve_until(config: Config, stop: impl Future<Output = ()> + Send + 'st
     served.map_err(|e| Failure::software(format!("the HTTP server failed: {e}")))
 }
 
-fn print_banner(config: &Config, addr: SocketAddr, host: &host::Host) {
-    let url = format!("http://{addr}");
+/// A host reachable from the network must not serve without tokens: refuse to start unless
+/// one exists (or the operator insists with `--insecure-no-auth`).
+async fn refuse_open_network(config: &Config, auth: AuthMode, host: &host::Host) -> Result<(), Failure> {
+    if auth != AuthMode::Required {
+        return Ok(());
+    }
+    let has = host
+        .engine
+        .store()
+        .has_tokens()
+        .await
+        .map_err(|e| Failure::unavailable(format!("cannot read the API tokens from the database: {e}")))?;
+    if has {
+        return Ok(());
+    }
+    host.engine.shutdown().await;
+    host.engine.store().close().await;
+    Err(Failure::config(format!(
+        "refusing to listen on {} without API tokens: anyone who reaches it could replace plugins and \
+         delete history. Create a token first (`hyphae token create --role admin --db {}`), listen on \
+         127.0.0.1 only, or pass --insecure-no-auth on a network you trust entirely",
+        config.listen,
+        crate::store::redact_url(&config.db)
+    )))
+}
+
+fn print_banner(config: &Config, addr: SocketAddr, host: &host::Host, https: bool) {
+    let url = format!("{}://{addr}", if https { "https" } else { "http" });
     let plugins = host::plugin_lines(&host.runtime);
     println!("hyphae {} serving on {url}", env!("CARGO_PKG_VERSION"));
     println!("  API:       {url}/v1/workflows   (OpenAPI: {url}/openapi.json)");
     println!("  metrics:   {url}/metrics   health: {url}/healthz, {url}/readyz");
+    let access = match AuthMode::for_listener(config.listen, config.insecure_no_auth) {
+        AuthMode::Required => "a token on every request (Authorization: Bearer; `hyphae token create`)",
+        AuthMode::UntilTokensExist => "loopback only; no token needed until one is made with `hyphae token create`",
+        AuthMode::Off => "NO CHECKS (--insecure-no-auth): anyone who reaches this port may do anything",
+    };
+    println!("  access:    {access}");
     let durability = match (config.is_postgres(), config.sqlite_synchronous) {
         (false, crate::store::SqliteSync::Full) => " (synchronous = FULL: each commit synced to disk)",
         _ => "",
     };
-    println!("  database:  {}{durability}", config.db);
+    println!("  database:  {}{durability}", crate::store::redact_url(&config.db));
     println!("  plugins:   {} ({} file(s))", config.plugins_dir.display(), plugins.len());
     if plugins.is_empty() {
         println!(

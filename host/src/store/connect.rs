@@ -139,3 +139,43 @@ mod tests {
         );
     }
 }
+
+/// A database URL fit to show or log: its password, in the user part or a `password` query
+/// parameter, replaced by `***`. A SQLite path is shown as given.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut u) = reqwest::Url::parse(url) else { return url.to_string() };
+    if !matches!(u.scheme(), "postgres" | "postgresql") {
+        return url.to_string();
+    }
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    if u.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" { "***".to_string() } else { v.into_owned() };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgresql://u@h/db?sslmode=require&password=pw"),
+            "postgresql://u@h/db?sslmode=require&password=***"
+        );
+        assert_eq!(redact_url("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
+        assert_eq!(redact_url("bench.db"), "bench.db");
+        assert_eq!(redact_url("/tmp/a:b@c.db"), "/tmp/a:b@c.db");
+    }
+}

@@ -9,6 +9,7 @@
 //! parameters and rows read by column name ([`columns`]). Timestamps are microseconds since the
 //! Unix epoch on both databases, JSON is stored as text.
 
+mod access;
 mod claim;
 mod columns;
 mod connect;
@@ -30,8 +31,9 @@ use std::sync::Arc;
 
 use columns::{Arg, Columns};
 
+pub use access::{AuditEntry, AuditRecord, TokenRecord};
 pub use claim::{Claim, Claimed, ClaimedTask};
-pub use connect::SqliteSync;
+pub use connect::{redact_url, SqliteSync};
 pub use control::{BudgetState, ControlOutcome};
 pub use outcome::Applied;
 pub use read::{

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+pub use super::access::AccessTx;
 use super::submit::Submitted;
 use super::{Dialect, Result, TaskResultRow};
 use crate::events::blocks::{Block, Content};
@@ -105,12 +106,12 @@ pub struct NewRows {
     pub blocks: Vec<Block>,
 }
 
-/// Every statement a write transaction may ask of its database: [`StepTx`], [`WorkflowTx`] and
-/// [`UpkeepTx`]. Rows are taken in a fixed order (tasks by key, then workflows by id) by the
+/// Every statement a write transaction may ask of its database: [`StepTx`], [`WorkflowTx`],
+/// [`UpkeepTx`] and [`AccessTx`]. Rows are taken in a fixed order (tasks by key, then workflows by id) by the
 /// callers, so that writers on PostgreSQL never deadlock.
-pub trait WriteTx: StepTx + WorkflowTx + UpkeepTx {}
+pub trait WriteTx: StepTx + WorkflowTx + UpkeepTx + AccessTx {}
 
-impl<T: StepTx + WorkflowTx + UpkeepTx> WriteTx for T {}
+impl<T: StepTx + WorkflowTx + UpkeepTx + AccessTx> WriteTx for T {}
 
 /// The statements of the engine's steps: recording outcomes, claiming, writing history.
 #[allow(async_fn_in_trait)] // used through generics only, never as `dyn`

@@ -49,6 +49,9 @@ pub struct BenchArgs {
     /// Measure the host at this URL instead of starting one (its database keeps the workflows).
     #[arg(long, value_name = "URL", conflicts_with_all = ["database", "plugins"])]
     pub url: Option<String>,
+    /// API token for the host at --url, once it has tokens.
+    #[arg(long, env = "HYPHAE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
     /// Database of the host started: SQLite file or `postgres://...` (for PostgreSQL, a fresh,
     /// empty database made for this: the workflows stay in it). Default: a temporary SQLite file.
     #[arg(long, value_name = "URL")]
@@ -253,6 +256,7 @@ mod tests {
     fn workloads_keep_their_order_and_name_their_agent_types() {
         let args = BenchArgs {
             url: None,
+            token: None,
             database: None,
             plugins: None,
             only: vec![Workload::Latency, Workload::Chain],

@@ -47,8 +47,8 @@ impl Target {
                 (own.url.clone(), Some(own))
             }
         };
-        let api = Api::new(&HostUrl { url, json: false }, None)?;
-        Ok(Target { api, own, database_url: args.database.as_deref().map(hide_password) })
+        let api = Api::new(&HostUrl { url, token: args.token.clone(), ca_file: None, json: false }, None)?;
+        Ok(Target { api, own, database_url: args.database.as_deref().map(crate::store::redact_url) })
     }
 
     /// Wait until the host is ready with the agent types `needed` loaded; what it is and its version.
@@ -176,26 +176,9 @@ fn not_ready(body: &Value) -> String {
 }
 
 /// `url` with its password, if any, replaced by `***`.
-fn hide_password(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_hidden() {
-        assert_eq!(hide_password("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
-        assert_eq!(hide_password("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
-        assert_eq!(hide_password("bench.db"), "bench.db");
-    }
 
     #[test]
     fn not_ready_names_the_failing_components() {

@@ -4,6 +4,7 @@
 //! [`read`] runs the store's reads. Rows are locked in key order (tasks, then workflows), so that
 //! hosts writing at once wait for each other instead of deadlocking.
 
+mod access;
 mod inserts;
 mod read;
 mod upkeep;

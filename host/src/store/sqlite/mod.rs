@@ -5,6 +5,7 @@
 //! ([`upkeep`]). Reads run on read connections ([`read`]), which WAL lets read while the
 //! writer writes.
 
+mod access;
 mod read;
 mod threads;
 mod upkeep;

@@ -1,0 +1,143 @@
+//! `/v1/tokens` and `/v1/audit`: API tokens and the audit log, for admins.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::CanAdmin;
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::AppState;
+use crate::auth::{name_problem, NewToken, Role};
+use crate::store::{AuditEntry, AuditRecord, TokenRecord};
+
+/// A token to make.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTokenRequest {
+    pub role: Role,
+    /// A name to list and revoke it by (default: `ROLE-ID`); unique among tokens in force.
+    pub name: Option<String>,
+}
+
+/// A token just made: the only time its secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedToken {
+    /// Send as `Authorization: Bearer TOKEN`. Not stored: keep it now.
+    pub token: String,
+    #[serde(flatten)]
+    pub record: TokenRecord,
+}
+
+/// Every token (secrets are never shown).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    pub tokens: Vec<TokenRecord>,
+}
+
+/// Make a token with a role. Its secret is in this response only.
+#[utoipa::path(post, path = "/v1/tokens", tag = "access", request_body = NewTokenRequest,
+    responses(
+        (status = 201, body = CreatedToken),
+        (status = 409, description = "A token in force has that name", body = ErrorBody),
+        (status = 422, description = "Invalid name", body = ErrorBody),
+    ))]
+pub async fn create(
+    auth: CanAdmin,
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<NewTokenRequest>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    let token = NewToken::generate().map_err(|e| ApiError::internal("cannot make a token", &e))?;
+    let name = req.name.unwrap_or_else(|| format!("{}-{}", req.role, token.id));
+    if let Some(problem) = name_problem(&name) {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_name", problem));
+    }
+    let (secret, id) = (token.secret.clone(), token.id.clone());
+    let entry = AuditEntry {
+        caller: auth.caller.token_id.clone(),
+        action: auth.action.clone(),
+        target: None,
+        outcome: "done",
+        client: auth.client.clone(),
+        detail: Some(json!({ "name": name, "role": req.role })),
+    };
+    s.engine.store().create_token(token, &name, req.role, entry).await?;
+    let record = s.engine.store().tokens().await?.into_iter().find(|t| t.token_id == id);
+    let record = record.ok_or_else(|| ApiError::internal("cannot read the token just made", &id))?;
+    Ok((StatusCode::CREATED, Json(CreatedToken { token: secret, record })))
+}
+
+/// List tokens: id, name, role, when made and by whom, when revoked.
+#[utoipa::path(get, path = "/v1/tokens", tag = "access", responses((status = 200, body = TokenList)))]
+pub async fn list(_auth: CanAdmin, State(s): State<AppState>) -> ApiResult<Json<TokenList>> {
+    Ok(Json(TokenList { tokens: s.engine.store().tokens().await? }))
+}
+
+/// Tokens revoked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    pub revoked: Vec<String>,
+}
+
+/// Revoke the token with this id or name: requests carrying it are refused from now on, on
+/// every host sharing the database.
+#[utoipa::path(delete, path = "/v1/tokens/{token}", tag = "access",
+    params(("token" = String, Path, description = "Token id or name")),
+    responses((status = 200, body = Revoked), (status = 404, description = "No token in force has that id or name", body = ErrorBody)))]
+pub async fn revoke(
+    auth: CanAdmin,
+    State(s): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<Json<Revoked>> {
+    let entry = AuditEntry {
+        caller: auth.caller.token_id.clone(),
+        action: auth.action.clone(),
+        target: Some(key.clone()),
+        outcome: "done",
+        client: auth.client.clone(),
+        detail: None,
+    };
+    let revoked = s.engine.store().revoke_tokens(&key, entry).await?;
+    if revoked.is_empty() {
+        return Err(ApiError::not_found(
+            "token_not_found",
+            format!("no token in force has the id or name `{key}`: list them with GET /v1/tokens"),
+        ));
+    }
+    Ok(Json(Revoked { revoked }))
+}
+
+/// A page of the audit log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Entries before this `seq` (the `next_before` of the previous page).
+    pub before: Option<i64>,
+    /// Entries per page (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// Audit log entries, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditLog {
+    pub entries: Vec<AuditRecord>,
+    /// Pass as `before` for older entries; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<i64>,
+}
+
+/// The audit log, newest first: admin actions done, and requests refused (401, 403).
+#[utoipa::path(get, path = "/v1/audit", tag = "access", params(AuditQuery), responses((status = 200, body = AuditLog)))]
+pub async fn audit(
+    _auth: CanAdmin,
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> ApiResult<Json<AuditLog>> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let entries = s.engine.store().audit_log(q.before, limit).await?;
+    let next_before = (entries.len() == limit).then(|| entries.last().map(|e| e.seq)).flatten();
+    Ok(Json(AuditLog { entries, next_before }))
+}
