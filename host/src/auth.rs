@@ -157,6 +157,11 @@ impl Caller {
         let who = if mode == AuthMode::Off { "anonymous" } else { "local" };
         Caller { token_id: who.into(), name: who.into(), role: Role::Admin }
     }
+
+    /// Whether the caller presented a token (rather than being let in without one).
+    pub fn has_token(&self) -> bool {
+        !matches!(self.token_id.as_str(), "local" | "anonymous")
+    }
 }
 
 /// The token of an `Authorization: Bearer TOKEN` header value, if it is one.

@@ -83,6 +83,10 @@ pub struct Config {
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key of `tls_cert_file`.
     pub tls_key_file: Option<PathBuf>,
+    /// Submissions one token may make per host: `{ per_s, burst }`; `per_s = 0`: unlimited.
+    pub submission_rate: crate::api::Rate,
+    /// Control calls (pause, resume, cancel, rollback, budget) one token may make per host.
+    pub control_rate: crate::api::Rate,
     /// Serve without checking tokens, on any address. Only for a network you trust entirely:
     /// anyone who reaches the port may then replace plugins and delete history.
     pub insecure_no_auth: bool,
@@ -125,6 +129,8 @@ impl Default for Config {
             outbound_ca_file: None,
             tls_cert_file: None,
             tls_key_file: None,
+            submission_rate: crate::api::Rate { per_s: 500.0, burst: 1000.0 },
+            control_rate: crate::api::Rate { per_s: 100.0, burst: 200.0 },
             insecure_no_auth: false,
             public_metrics: false,
             secrets: BTreeMap::new(),
@@ -199,6 +205,12 @@ impl Config {
                 key: "max_body_bytes/max_plugin_bytes",
                 problem: "body limits must be at least 1024 bytes".into(),
             });
+        }
+        for (key, rate) in [("submission_rate", self.submission_rate), ("control_rate", self.control_rate)] {
+            if !(rate.per_s.is_finite() && rate.per_s >= 0.0 && rate.burst.is_finite() && rate.burst >= 1.0) {
+                let problem = "give per_s >= 0 (0: unlimited) and burst >= 1".into();
+                return Err(ConfigError::Invalid { key, problem });
+            }
         }
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
             return Err(ConfigError::Invalid {

@@ -251,3 +251,47 @@ async fn serve_refuses_a_network_address_without_tokens_and_the_cli_carries_one(
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Submissions and controls past a token's rate are 429 with `Retry-After`; other tokens, and
+/// reads, are not held back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submissions_and_controls_past_a_tokens_rate_are_429() {
+    let slow = hyphae::api::Rate { per_s: 0.01, burst: 2.0 };
+    let app = app_with(Backend::Sqlite, |c| {
+        c.listen = "0.0.0.0:8080".parse().unwrap();
+        c.submission_rate = slow;
+        c.control_rate = slow;
+    })
+    .await;
+    let (a, b) = (token_on_db(&app, "a", Role::Admin).await, token_on_db(&app, "b", Role::Submitter).await);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (s, v) = call(&app, Some(&a), Method::POST, "/v1/workflows", Some(one_echo())).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        ids.push(v["workflow_id"].as_str().unwrap().to_string());
+    }
+    let req = Request::post("/v1/workflows")
+        .header(header::AUTHORIZATION, format!("Bearer {a}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(one_echo().to_string()))
+        .unwrap();
+    let (s, headers, body) = app.send(req).await;
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_error(s, &v, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let retry: u64 = headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=100).contains(&retry), "{retry}");
+    let (s, _) = call(&app, Some(&b), Method::POST, "/v1/workflows", Some(one_echo())).await;
+    assert_eq!(s, StatusCode::CREATED, "another token has its own bucket");
+    let (s, _) = call(&app, Some(&a), Method::GET, "/v1/workflows", None).await;
+    assert_eq!(s, StatusCode::OK, "reads are not limited");
+    for id in &ids {
+        app.settle(id).await;
+    }
+    let pause = |id: &str| format!("/v1/workflows/{id}/pause");
+    for id in &ids {
+        let (s, v) = call(&app, Some(&a), Method::POST, &pause(id), None).await;
+        assert_ne!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    }
+    let (s, v) = call(&app, Some(&a), Method::POST, &pause(&ids[0]), None).await;
+    assert_error(s, &v, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+}

@@ -62,6 +62,9 @@ impl<N: Need> FromRequestParts<AppState> for Authorized<N> {
         let action = action_of(parts);
         let client = parts.extensions.get::<ConnectInfo<ClientAddr>>().map(|c| c.0 .0.ip().to_string());
         let caller = authorize(state, &parts.headers, N::PERMISSION, &action, client.as_deref()).await?;
+        if caller.has_token() {
+            state.limits.check(&caller.token_id, N::PERMISSION)?;
+        }
         Ok(Authorized { caller, action, client, need: PhantomData })
     }
 }

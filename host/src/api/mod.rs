@@ -8,6 +8,7 @@ pub mod connections;
 mod error;
 mod events;
 mod extract;
+mod limits;
 mod ops;
 mod plugins;
 mod registry;
@@ -30,6 +31,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
+pub use limits::{Rate, RateLimits};
 pub use plugins::{PluginAdmin, PluginView};
 pub use slots::StreamSlots;
 pub use tails::Tails;
@@ -56,6 +58,8 @@ pub struct AppState {
     pub tails: Arc<Tails>,
     /// Whether requests must carry a token (from the listening address and configuration).
     pub auth_mode: AuthMode,
+    /// Per-token rate limits of submissions and controls.
+    pub limits: Arc<RateLimits>,
 }
 
 impl AppState {
@@ -65,6 +69,10 @@ impl AppState {
             streams: Arc::new(StreamSlots::new(config.max_event_streams, config.max_event_streams_per_client)),
             tails: Tails::new(engine.clone()),
             auth_mode: AuthMode::for_listener(config.listen, config.insecure_no_auth),
+            limits: Arc::new(RateLimits::new(
+                Some(config.submission_rate).filter(|r| r.per_s > 0.0),
+                Some(config.control_rate).filter(|r| r.per_s > 0.0),
+            )),
             engine,
             plugins,
             metrics,
@@ -177,11 +185,17 @@ fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
             if path.starts_with("/v1/") || path == "/metrics" {
                 add("401", "No token, or a token unknown or revoked: send `Authorization: Bearer TOKEN`");
                 add("403", "The token's role may not do this: the message names the roles that may");
+                if op.operation_id.as_deref().is_some_and(|id| LIMITED.contains(&id)) {
+                    add("429", "This token sent more of these requests than the host accepts: retry after `Retry-After` seconds");
+                }
                 add("503", "The database cannot be reached now: retry later");
             }
         }
     }
 }
+
+/// The operations under a per-token rate limit (submissions and controls).
+const LIMITED: &[&str] = &["submit", "pause", "resume", "cancel", "rollback", "budget"];
 
 /// The complete HTTP service.
 pub fn router(state: AppState) -> Router {
