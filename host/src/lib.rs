@@ -18,6 +18,7 @@ pub mod handoff;
 pub mod json;
 pub mod lifecycle;
 pub mod plugins;
+pub mod shared_plugins;
 pub mod store;
 pub mod telemetry;
 pub mod workflow;

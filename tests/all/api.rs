@@ -40,6 +40,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/events"),
     ("get", "/v1/plugins"),
     ("put", "/v1/plugins/{agent_type}"),
+    ("put", "/v1/plugins/{agent_type}/manifest"),
     ("post", "/v1/tokens"),
     ("get", "/v1/tokens"),
     ("delete", "/v1/tokens/{token}"),
@@ -78,8 +79,7 @@ pub(crate) async fn app_with(backend: Backend, tune: impl FnOnce(&mut Config)) -
     };
     tune(&mut config);
     let host = host::start(&config, config.engine_config()).await.unwrap_or_else(|f| panic!("{}", f.message));
-    let state =
-        AppState::new(host.engine.clone(), Arc::new(host.runtime.registry().clone()), host.metrics.clone(), config);
+    let state = AppState::new(host.engine.clone(), host.plugins.clone(), host.metrics.clone(), config);
     let tails = state.tails.clone();
     App { router: api::router(state), host, tails, _dir: dir, _db_dir: db_dir }
 }
@@ -109,6 +109,13 @@ impl App {
         let value =
             serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
         (status, value)
+    }
+
+    /// PUT `bytes` as `content_type` to `uri`.
+    pub(crate) async fn put_bytes(&self, uri: &str, bytes: Vec<u8>, content_type: &str) -> (StatusCode, Value) {
+        let req = Request::put(uri).header(header::CONTENT_TYPE, content_type).body(Body::from(bytes)).unwrap();
+        let (status, _, body) = self.send(req).await;
+        (status, serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into())))
     }
 
     pub(crate) async fn get(&self, uri: &str) -> (StatusCode, Value) {

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use hyphae::events::{EventQuery, EventType};
 use hyphae::lifecycle::Control;
+use hyphae::store::{Claim, Unserved};
 use hyphae::workflow::{TaskStatus, WorkflowStatus};
 use serde_json::{json, Value};
 
@@ -329,22 +330,41 @@ async fn concurrent_workflows(b: Backend) {
     }
 }
 
-/// A claim says whether it left ready tasks behind, so the engine claims again only then.
+/// A claim takes only the agent types its worker serves, and says whether it left ready tasks
+/// behind, so the engine claims again only then. Ready tasks of a type no live worker serves are
+/// reported as waiting.
 async fn claims_say_when_more_are_ready(b: Backend) {
     let (url, _d) = database(b).await;
     let store = hyphae::store::Store::connect(&url).await.unwrap();
-    store.register_worker("w1", "test", Duration::from_secs(5)).await.unwrap();
+    let serves = [("echo".to_string(), "sha256:e".to_string())].into_iter().collect();
+    store.register_worker("w1", "test", Duration::from_secs(5), &serves).await.unwrap();
     let spec = json!({"max_parallel_tasks": 10, "tasks": [t("a", "echo", &[], json!({})),
-        t("b", "echo", &[], json!({})), t("c", "echo", &[], json!({})), t("d", "echo", &["a"], json!({}))]});
+        t("b", "echo", &[], json!({})), t("c", "echo", &[], json!({})), t("d", "echo", &["a"], json!({})),
+        t("f", "fib", &[], json!({"n": 3}))]});
     let valid = hyphae::workflow::validate(serde_json::from_value(spec).unwrap(), |_| true).unwrap();
     store.submit(valid).await.unwrap();
-    let lease = Duration::from_secs(30);
-    let first = store.claim("w1", 2, lease).await.unwrap();
+    let fib_waits = vec![Unserved { agent_type: "fib".into(), ready_tasks: 1 }];
+    assert_eq!(store.unserved(3).await.unwrap(), fib_waits);
+    let workers = store.workers(3).await.unwrap();
+    assert_eq!(workers[0].serves, serves, "the worker advertises what it serves");
+    let claim = |types: &[&str]| Claim {
+        worker_id: "w1".into(),
+        max: 2,
+        lease: Duration::from_secs(30),
+        workflows: None,
+        agent_types: Some(types.iter().map(|s| s.to_string()).collect()),
+    };
+    let first = store.claim(claim(&["echo"])).await.unwrap();
     assert_eq!((first.tasks.len(), first.more_ready), (2, true));
-    let second = store.claim("w1", 2, lease).await.unwrap();
-    assert_eq!((second.tasks.len(), second.more_ready), (1, false), "`d` waits for `a`");
-    let none = store.claim("w1", 2, lease).await.unwrap();
+    let second = store.claim(claim(&["echo"])).await.unwrap();
+    assert_eq!((second.tasks.len(), second.more_ready), (1, false), "`d` waits for `a`, `f` is not echo");
+    assert!(second.tasks.iter().all(|t| &*t.agent_type == "echo"));
+    assert_eq!(store.unserved(3).await.unwrap(), fib_waits, "still waiting");
+    let fib = store.claim(claim(&["fib", "text-stats"])).await.unwrap();
+    assert_eq!((fib.tasks.len(), &*fib.tasks[0].agent_type), (1, "fib"));
+    let none = store.claim(Claim { agent_types: None, ..claim(&[]) }).await.unwrap();
     assert_eq!((none.tasks.len(), none.more_ready), (0, false));
+    assert_eq!(store.unserved(3).await.unwrap(), vec![]);
 }
 
 /// Control calls (which read, then write) succeed while the engine records outcomes: on SQLite

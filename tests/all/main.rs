@@ -13,6 +13,7 @@ mod hosts;
 mod layering;
 mod migrations;
 mod plugins;
+mod shared_plugins;
 mod support;
 mod tls;
 mod upstream;

@@ -138,6 +138,7 @@ fn routes(config: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(ops::workers))
         .routes(routes!(plugins::list))
         .routes(routes!(plugins::install).layer(plugin_limit))
+        .routes(routes!(plugins::install_manifest))
         .routes(routes!(tokens::create, tokens::list).layer(DefaultBodyLimit::max(64 << 10)))
         .routes(routes!(tokens::revoke))
         .routes(routes!(tokens::audit))

@@ -97,6 +97,9 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) 
         }
     };
     components.insert("plugins".to_string(), plugin_status);
+    if let Some(served) = agent_types(&s).await {
+        components.insert("agent_types".to_string(), served);
+    }
     components.insert(
         "engine".to_string(),
         ok(serde_json::json!({ "worker_id": s.engine.worker_id(), "running_tasks": s.engine.running_tasks() })),
@@ -104,6 +107,36 @@ pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) 
     let ready = components.values().all(|c| c.status == "ok");
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(Readiness { status: if ready { "ready" } else { "not_ready" }.into(), components }))
+}
+
+/// Which agent types this host serves, and the ready tasks no live worker serves (they wait; the
+/// host is ready all the same). `None` when the database cannot say.
+async fn agent_types(s: &AppState) -> Option<ComponentStatus> {
+    let threshold = s.engine.config().miss_threshold;
+    let unserved = match s.engine.store().unserved(threshold).await {
+        Ok(unserved) => unserved,
+        Err(e) => {
+            tracing::warn!("readiness: cannot read the tasks waiting for a worker: {e}");
+            return None;
+        }
+    };
+    let served: Vec<String> = s
+        .plugins
+        .list()
+        .into_iter()
+        .filter(|p| p.roles.iter().any(|r| r == "executor"))
+        .map(|p| p.agent_type)
+        .collect();
+    let message = (!unserved.is_empty()).then(|| {
+        let waiting: Vec<String> = unserved.iter().map(|u| format!("{} ({})", u.agent_type, u.ready_tasks)).collect();
+        format!(
+            "ready tasks wait for a worker that serves their agent type: {}; install the plugin \
+             (PUT /v1/plugins/AGENT_TYPE) or start a host that has it",
+            waiting.join(", ")
+        )
+    });
+    let detail = serde_json::json!({ "served": served, "unserved": unserved });
+    Some(ComponentStatus { status: "ok".into(), message, detail: Some(detail) })
 }
 
 /// Prometheus metrics (OpenMetrics text): workflows and tasks by status, queue depth, task
@@ -117,7 +150,7 @@ pub async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response 
             return refused.into_response();
         }
     }
-    let gauges = match s.engine.store().status_gauges().await {
+    let gauges = match s.engine.store().status_gauges(s.engine.config().miss_threshold).await {
         Ok(g) => g,
         Err(e) => {
             tracing::warn!("metrics: cannot read workflow and task counts: {e}");

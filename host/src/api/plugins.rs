@@ -68,9 +68,17 @@ pub trait PluginAdmin: Send + Sync + 'static {
     fn list(&self) -> Vec<PluginView>;
     /// Whether the initial load of the plugins directory has completed.
     fn loaded(&self) -> bool;
-    /// Check `bytes` as the plugin of `agent_type` and put it in service; a refusal is a 4xx
-    /// [`ApiError`] that says why.
-    fn install(&self, agent_type: String, bytes: Bytes) -> BoxFuture<'_, ApiResult<PluginView>>;
+    /// Check `bytes` as the plugin of `agent_type`, store it for every host and put it in
+    /// service, installed by `by` (a token id); a refusal is a 4xx [`ApiError`] that says why.
+    fn install(&self, agent_type: String, bytes: Bytes, by: String) -> BoxFuture<'_, ApiResult<PluginView>>;
+    /// Check `text` as the manifest of `agent_type`, store it for every host and put it in
+    /// force; returns the agent type's plugin files, reloaded with it.
+    fn install_manifest(
+        &self,
+        agent_type: String,
+        text: String,
+        by: String,
+    ) -> BoxFuture<'_, ApiResult<Vec<PluginView>>>;
 }
 
 /// Plugins in service.
@@ -87,7 +95,8 @@ pub async fn list(_auth: CanRead, State(s): State<AppState>) -> Json<PluginList>
 }
 
 /// Install a component as the plugin of an agent type (the body is the `.wasm` file). It is
-/// checked first and refused with the reason (422) if the host cannot run it.
+/// checked first and refused with the reason (422) if the host cannot run it; then stored in
+/// the database, so every host sharing it serves this version within a heartbeat interval.
 #[utoipa::path(put, path = "/v1/plugins/{agent_type}", tag = "plugins",
     params(("agent_type" = String, Path, description = "Agent type the plugin serves")),
     request_body(content = Vec<u8>, content_type = "application/wasm", description = "WebAssembly component"),
@@ -110,7 +119,40 @@ pub async fn install(
             "the request body is empty: send the component file, e.g. `curl -T plugin.wasm URL`",
         ));
     }
-    let view = s.plugins.install(agent_type.clone(), bytes).await?;
+    let view = s.plugins.install(agent_type.clone(), bytes, auth.caller.token_id.clone()).await?;
     auth.audit_done(&s, Some(agent_type), Some(serde_json::json!({ "digest": view.digest }))).await;
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Install the manifest of an agent type (the body is the TOML text of `AGENT_TYPE.toml`: what
+/// its plugins may reach, which secrets they may use, limits). It is checked first (422 with the
+/// reason), then stored in the database for every host, and the agent type's plugins reload
+/// with it. A manifest may come before its component.
+#[utoipa::path(put, path = "/v1/plugins/{agent_type}/manifest", tag = "plugins",
+    params(("agent_type" = String, Path, description = "Agent type the manifest is for")),
+    request_body(content = String, content_type = "application/toml", description = "The manifest's TOML text"),
+    responses(
+        (status = 200, description = "In force: the agent type's plugin files with their policies", body = PluginList),
+        (status = 400, description = "Invalid agent type, empty body or a body that is not UTF-8", body = ErrorBody),
+        (status = 413, description = "Manifest larger than the body limit", body = ErrorBody),
+        (status = 422, description = "The manifest was refused; the message says why", body = ErrorBody),
+    ))]
+pub async fn install_manifest(
+    auth: CanAdmin,
+    State(s): State<AppState>,
+    ApiPath(agent_type): ApiPath<String>,
+    req: Request,
+) -> ApiResult<Json<PluginList>> {
+    let bytes = Bytes::from_request(req, &()).await.map_err(body_error)?;
+    let text = String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::bad_request("invalid_manifest", "the manifest is not UTF-8 text: send the TOML file"))?;
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "the request body is empty: send the manifest, e.g. `curl -T AGENT_TYPE.toml URL`",
+        ));
+    }
+    let plugins = s.plugins.install_manifest(agent_type.clone(), text, auth.caller.token_id.clone()).await?;
+    auth.audit_done(&s, Some(agent_type), None).await;
+    Ok(Json(PluginList { plugins }))
 }

@@ -1,4 +1,4 @@
-//! The plugin runtime's registry as the API's [`PluginAdmin`].
+//! The host's plugins, shared through the database, as the API's [`PluginAdmin`].
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
@@ -7,7 +7,8 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
 use super::plugins::{PluginAdmin, PluginView, PolicyView};
-use crate::plugins::{PluginError, PluginState, PluginStatus, Registry};
+use crate::plugins::{PluginError, PluginState, PluginStatus};
+use crate::shared_plugins::{InstallError, SharedPlugins};
 
 impl From<PluginStatus> for PluginView {
     fn from(p: PluginStatus) -> PluginView {
@@ -38,9 +39,13 @@ impl From<PluginStatus> for PluginView {
     }
 }
 
-/// Why an install was refused, as an API error: the client's fault (4xx) unless the host could
-/// not write the file.
-fn refused(agent_type: &str, e: PluginError) -> ApiError {
+/// Why an install was refused, as an API error: the client's fault (4xx) unless the database
+/// or the host could not store it.
+fn refused(agent_type: &str, e: InstallError) -> ApiError {
+    let e = match e {
+        InstallError::Store(e) => return ApiError::from(e),
+        InstallError::Plugin(e) => e,
+    };
     let (status, code) = match &e {
         PluginError::InvalidAgentType { .. } => (StatusCode::BAD_REQUEST, "invalid_agent_type"),
         PluginError::NoPluginsDir => (StatusCode::CONFLICT, "no_plugins_dir"),
@@ -53,21 +58,32 @@ fn refused(agent_type: &str, e: PluginError) -> ApiError {
     ApiError::new(status, code, e.to_string()).details(json!({ "agent_type": agent_type }))
 }
 
-impl PluginAdmin for Registry {
+impl PluginAdmin for SharedPlugins {
     fn list(&self) -> Vec<PluginView> {
-        Registry::list(self).into_iter().map(PluginView::from).collect()
+        self.registry().list().into_iter().map(PluginView::from).collect()
     }
 
     fn loaded(&self) -> bool {
-        self.ready()
+        self.registry().ready()
     }
 
-    fn install(&self, agent_type: String, bytes: Bytes) -> BoxFuture<'_, ApiResult<PluginView>> {
+    fn install(&self, agent_type: String, bytes: Bytes, by: String) -> BoxFuture<'_, ApiResult<PluginView>> {
         Box::pin(async move {
-            Registry::install(self, &agent_type, &bytes)
-                .await
-                .map(PluginView::from)
-                .map_err(|e| refused(&agent_type, e))
+            let installed = SharedPlugins::install(self, &agent_type, &bytes, &by).await;
+            installed.map(PluginView::from).map_err(|e| refused(&agent_type, e))
+        })
+    }
+
+    fn install_manifest(
+        &self,
+        agent_type: String,
+        text: String,
+        by: String,
+    ) -> BoxFuture<'_, ApiResult<Vec<PluginView>>> {
+        Box::pin(async move {
+            let files = SharedPlugins::install_manifest(self, &agent_type, &text, &by).await;
+            let files = files.map_err(|e| refused(&agent_type, e))?;
+            Ok(files.into_iter().map(PluginView::from).collect())
         })
     }
 }

@@ -1,21 +1,25 @@
 //! Starting the parts of a host from a [`Config`]: store, plugin runtime, engine.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
 use crate::plugins::{
     default_cache_dir, MemoryBudget, OutboundTls, PluginState, Runtime, RuntimeConfig, Sandbox, Secrets,
 };
+use crate::shared_plugins::SharedPlugins;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
 use super::exit::Failure;
 
-/// A started host: engine (with its store), plugin runtime and metrics.
+/// A started host: engine (with its store), plugin runtime, its plugins kept in step with the
+/// database, and metrics.
 pub struct Host {
     pub engine: Engine,
     pub runtime: Runtime,
+    pub plugins: Arc<SharedPlugins>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -51,12 +55,18 @@ pub async fn start(config: &Config, engine_config: EngineConfig) -> Result<Host,
             config.plugins_dir.display()
         ))
     })?;
+    let plugins = SharedPlugins::new(runtime.registry().clone(), store.clone());
+    plugins
+        .sync()
+        .await
+        .map_err(|e| Failure::unavailable(format!("cannot read the plugins installed in the database `{db}`: {e}")))?;
+    plugins.keep_in_step(Duration::from_secs_f64(config.heartbeat_interval));
     let metrics = Arc::new(Metrics::new());
     let sandbox: Arc<dyn Sandbox> = Arc::new(runtime.clone());
     let engine = Engine::start(engine_config, store, sandbox, metrics.clone())
         .await
         .map_err(|e| Failure::unavailable(format!("cannot start the engine on `{db}`: {e}")))?;
-    Ok(Host { engine, runtime, metrics })
+    Ok(Host { engine, runtime, plugins, metrics })
 }
 
 /// One line per plugin file: what it serves, or why it failed.

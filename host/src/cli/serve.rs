@@ -3,7 +3,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -132,8 +131,7 @@ async fn serve_until(config: Config, stop: impl Future<Output = ()> + Send + 'st
     if let Some(acceptor) = tls {
         listener = listener.with_tls(acceptor);
     }
-    let state =
-        AppState::new(host.engine.clone(), Arc::new(host.runtime.registry().clone()), host.metrics.clone(), config);
+    let state = AppState::new(host.engine.clone(), host.plugins.clone(), host.metrics.clone(), config);
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = async move {
         stop.await;

@@ -13,7 +13,8 @@ pub(super) async fn run(inner: Arc<Inner>) {
             _ = tick.tick() => {}
             _ = inner.shutdown.cancelled() => return,
         }
-        if let Err(e) = inner.store.heartbeat(&inner.worker_id).await {
+        let serves = inner.sandbox.served().unwrap_or_default();
+        if let Err(e) = inner.store.heartbeat(&inner.worker_id, &serves).await {
             tracing::warn!(error = %e, "heartbeat failed");
             continue;
         }

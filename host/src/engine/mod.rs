@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::lifecycle::Control;
 use crate::plugins::Sandbox;
-use crate::store::{BudgetState, ControlOutcome, Store, StoreError, Submitted};
+use crate::store::{BudgetState, Claim, ControlOutcome, Store, StoreError, Submitted};
 use crate::telemetry::Metrics;
 use crate::workflow::{validate, Budget, ValidationError, WorkflowSpec, WorkflowStatus};
 
@@ -117,7 +117,8 @@ impl Engine {
         metrics: Arc<Metrics>,
     ) -> Result<Engine, EngineError> {
         let worker_id = config.worker_id.clone().unwrap_or_else(default_worker_id);
-        store.register_worker(&worker_id, &hostname(), config.heartbeat_interval).await?;
+        let serves = sandbox.served().unwrap_or_default();
+        store.register_worker(&worker_id, &hostname(), config.heartbeat_interval, &serves).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (notices, _) = broadcast::channel(4096);
         let inner = Arc::new(Inner {
@@ -169,7 +170,13 @@ impl Engine {
 
     /// Validate and store a workflow; it starts at once unless it asks not to.
     pub async fn submit(&self, spec: WorkflowSpec) -> Result<Submitted, EngineError> {
-        let valid = validate(spec, |t| self.inner.sandbox.has_executor(t))?;
+        // An agent type no executor here serves may be served by another live host.
+        let sandbox = &self.inner.sandbox;
+        let elsewhere = match spec.tasks.iter().any(|t| !sandbox.has_executor(&t.agent_type)) {
+            true => self.inner.store.live_agent_types(self.inner.config.miss_threshold).await?,
+            false => Default::default(),
+        };
+        let valid = validate(spec, |t| sandbox.has_executor(t) || elsewhere.contains(t))?;
         crate::handoff::check_supplied(&valid)?;
         let submitted = self.inner.store.submit(valid).await?;
         if !submitted.existing {
@@ -241,6 +248,17 @@ impl Engine {
 }
 
 impl Inner {
+    /// A claim of up to `max` tasks for this worker, of the agent types it serves.
+    fn claim(&self, max: usize) -> Claim {
+        Claim {
+            worker_id: self.worker_id.as_str().into(),
+            max,
+            lease: self.config.lease,
+            workflows: None,
+            agent_types: self.sandbox.served().map(|s| s.into_keys().collect()),
+        }
+    }
+
     fn notify(&self, workflow_id: &str, status_changed: bool) {
         let _ = self.notices.send(Notice { workflow_id: workflow_id.to_string(), status_changed });
     }

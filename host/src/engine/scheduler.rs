@@ -28,7 +28,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
         let want = free.min(inner.config.claim_batch);
         let mut more_ready = false;
         if want > 0 {
-            match inner.store.claim(&inner.worker_id, want, inner.config.lease).await {
+            match inner.store.claim(inner.claim(want)).await {
                 Ok(claimed) => {
                     more_ready = claimed.more_ready;
                     let tasks = claimed.tasks;

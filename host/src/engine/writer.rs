@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::{scheduler, Inner};
 use crate::lifecycle::Outcome;
-use crate::store::{Applied, Claim};
+use crate::store::Applied;
 
 /// An outcome to record, the slot its attempt held, and where to send what recording did.
 pub(super) type Job = (Outcome, OwnedSemaphorePermit, oneshot::Sender<Option<Applied>>);
@@ -39,12 +39,7 @@ pub(super) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>)
             permits.push(p);
             replies.push(r);
         }
-        let claim = (!inner.shutdown.is_cancelled()).then_some(Claim {
-            worker_id: inner.worker_id.as_str().into(),
-            max: permits.len().min(inner.config.claim_batch),
-            lease: inner.config.lease,
-            workflows: None,
-        });
+        let claim = (!inner.shutdown.is_cancelled()).then(|| inner.claim(permits.len().min(inner.config.claim_batch)));
         match inner.store.record_and_claim(&outcomes, claim).await {
             Ok((applied, claimed)) => {
                 // The scheduler is needed only if slots are left over or ready tasks were left.

@@ -37,7 +37,7 @@ pub use imports::{allowed_import, allowed_imports_text, ALLOWED_IMPORTS};
 pub use manifest::{HostPattern, ManifestError, Policy};
 pub use memory::MemoryBudget;
 pub use outbound::{Egress, EgressBudget, EgressOutcome, HttpLimits, LlmUsage};
-pub use registry::{valid_agent_type, Registry};
+pub use registry::{valid_agent_type, Prepared, Registry};
 pub use runtime::{Runtime, RuntimeConfig, DEFAULT_MAX_ERROR_BYTES, DEFAULT_MAX_INSTANCES};
 pub use secrets::{SecretError, SecretSource, Secrets};
 pub use status::{world_of, PluginInfo, PluginReport, PluginState, PluginStatus, Role};
@@ -135,6 +135,11 @@ pub enum Validation {
 pub trait Sandbox: Send + Sync + 'static {
     /// Whether an executor is loaded for `agent_type`.
     fn has_executor(&self, agent_type: &str) -> bool;
+    /// The agent types with an executor loaded, with each one's digest; `None`: this sandbox
+    /// runs whatever it is given (a test's fake), so claims are not filtered.
+    fn served(&self) -> Option<std::collections::BTreeMap<String, String>> {
+        None
+    }
     /// The per-attempt time limit the agent type's manifest sets, if any.
     fn manifest_timeout(&self, _agent_type: &str) -> Option<Duration> {
         None

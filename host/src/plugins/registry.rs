@@ -89,6 +89,26 @@ impl Target {
     }
 }
 
+/// A plugin checked by [`Registry::prepare`], to put in service with [`Registry::commit`].
+pub struct Prepared {
+    path: PathBuf,
+    manifest_digest: Option<String>,
+    plugin: Arc<LoadedPlugin>,
+    bytes: Vec<u8>,
+}
+
+impl Prepared {
+    /// Content digest `sha256:<hex>` of the component.
+    pub fn digest(&self) -> &str {
+        &self.plugin.digest
+    }
+
+    /// The component's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// The manifest text's digest (when there is one) and the policy it gives.
 type ManifestRead = (Option<String>, Result<Arc<Policy>, PluginError>);
 
@@ -180,6 +200,11 @@ impl Registry {
     /// Whether a validator is loaded for `agent_type`.
     pub fn has_validator(&self, agent_type: &str) -> bool {
         self.read().validators.contains_key(agent_type)
+    }
+
+    /// Agent types that have an executor, with the digest of each.
+    pub fn served(&self) -> BTreeMap<String, String> {
+        self.read().executors.iter().map(|(t, p)| (t.clone(), p.digest.to_string())).collect()
     }
 
     /// Agent types that have an executor, sorted.
@@ -350,6 +375,13 @@ impl Registry {
     /// Checks `bytes` as the plugin of `agent_type`, writes it atomically as `AGENT_TYPE.wasm` in
     /// the plugins directory and puts it in service (replacing any previous version).
     pub async fn install(&self, agent_type: &str, bytes: &[u8]) -> Result<PluginStatus, PluginError> {
+        let prepared = self.prepare(agent_type, bytes).await?;
+        self.commit(prepared).await
+    }
+
+    /// Checks `bytes` as the plugin of `agent_type` (with the agent type's manifest), without
+    /// putting it in service: [`Registry::commit`] does.
+    pub async fn prepare(&self, agent_type: &str, bytes: &[u8]) -> Result<Prepared, PluginError> {
         if !valid_agent_type(agent_type) {
             return Err(PluginError::InvalidAgentType { name: agent_type.into() });
         }
@@ -368,8 +400,17 @@ impl Registry {
                 });
             }
         }
-        write_atomically(&dir, &path, bytes).await?;
+        Ok(Prepared { path, manifest_digest, plugin, bytes: bytes.to_vec() })
+    }
+
+    /// Writes a prepared plugin atomically as `AGENT_TYPE.wasm` and puts it in service.
+    pub async fn commit(&self, prepared: Prepared) -> Result<PluginStatus, PluginError> {
+        let Prepared { path, manifest_digest, plugin, bytes } = prepared;
+        let dir = self.dir().ok_or(PluginError::NoPluginsDir)?.to_path_buf();
+        let _guard = self.inner.load_lock.lock().await;
+        write_atomically(&dir, &path, &bytes).await?;
         let digest = plugin.digest.to_string();
+        let target = Target::Plugin(loader::display_name(&path).trim_end_matches(".wasm").to_string());
         let entry = FileEntry { target, digest, manifest_digest, loaded: Ok(plugin), problem: None, unreadable: false };
         self.insert(&path, entry);
         let tables = self.read();
@@ -379,6 +420,31 @@ impl Registry {
             Some(conflict) => Err(conflict.clone()),
             None => Ok(st),
         }
+    }
+
+    /// Checks `text` as the manifest of `agent_type`, with this host's secrets.
+    pub fn check_manifest(&self, agent_type: &str, text: &str) -> Result<(), PluginError> {
+        if !valid_agent_type(agent_type) {
+            return Err(PluginError::InvalidAgentType { name: agent_type.into() });
+        }
+        let file = format!("{agent_type}.toml");
+        manifest::parse(&file, text, Some(&self.inner.shared.config.secrets)).map(drop).map_err(PluginError::from)
+    }
+
+    /// Writes `bytes` atomically as the file `name` of the plugins directory (a component or a
+    /// manifest) and loads what changed, as if an operator had put it there.
+    pub async fn put_file(&self, name: &str, bytes: &[u8]) -> Result<(), PluginError> {
+        let dir = self.dir().ok_or(PluginError::NoPluginsDir)?.to_path_buf();
+        let path = dir.join(name);
+        write_atomically(&dir, &path, bytes).await?;
+        self.refresh(&path).await;
+        Ok(())
+    }
+
+    /// The digest of the file `name` of the plugins directory as last loaded (or refused).
+    pub fn file_digest(&self, name: &str) -> Option<String> {
+        let path = self.dir()?.join(name);
+        self.read().files.get(&path).map(|e| e.digest.clone())
     }
 
     async fn load_bytes(&self, target: &Target, path: &Path, bytes: Vec<u8>, policy: Arc<Policy>) -> Loaded {

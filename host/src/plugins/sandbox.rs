@@ -9,6 +9,10 @@ impl Sandbox for Runtime {
         self.registry().has_executor(agent_type)
     }
 
+    fn served(&self) -> Option<std::collections::BTreeMap<String, String>> {
+        Some(self.registry().served())
+    }
+
     fn manifest_timeout(&self, agent_type: &str) -> Option<std::time::Duration> {
         Runtime::manifest_timeout(self, agent_type)
     }

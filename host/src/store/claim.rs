@@ -66,6 +66,8 @@ pub struct Claim {
     pub lease: Duration,
     /// Only from these workflows (all when `None`).
     pub workflows: Option<Vec<String>>,
+    /// Only tasks of these agent types, the ones this worker serves (any when `None`).
+    pub agent_types: Option<Arc<[String]>>,
 }
 
 /// Claiming alone, in a transaction of its own.
@@ -127,13 +129,12 @@ fn started(workflow_id: &str, rows: Vec<StartedRow>, slots: &TakenSlots, now: i6
 }
 
 impl Store {
-    /// Claim up to `max` ready tasks of running workflows for `worker_id`, respecting each
-    /// workflow's `max_parallel_tasks`. Safe to call from several hosts at once.
-    pub async fn claim(&self, worker_id: &str, max: usize, lease: Duration) -> Result<Claimed> {
-        if max == 0 {
+    /// Claim up to `claim.max` ready tasks of running workflows, respecting each workflow's
+    /// `max_parallel_tasks`. Safe to call from several hosts at once.
+    pub async fn claim(&self, claim: Claim) -> Result<Claimed> {
+        if claim.max == 0 {
             return Ok(Claimed::default());
         }
-        let claim = Claim { worker_id: worker_id.into(), max, lease, workflows: None };
         let (claimed, events) = self.transact(ClaimTasks { claim, tracking: self.events_enabled() }).await?;
         self.count_events(events);
         Ok(claimed)
@@ -162,7 +163,7 @@ pub(crate) async fn claim_in<T: WriteTx>(
     let now = now_us();
     let mut claimed = Vec::new();
     // One more is asked for, to know whether more were ready.
-    let ready = tx.ready_tasks(now, claim.max + 1, claim.workflows.as_deref()).await?;
+    let ready = tx.ready_tasks(now, claim.max + 1, claim.workflows.as_deref(), claim.agent_types.as_deref()).await?;
     let more_ready = ready.len() > claim.max;
     let mut by_workflow: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (workflow_id, task_id) in ready.into_iter().take(claim.max) {

@@ -15,6 +15,7 @@ mod columns;
 mod connect;
 mod control;
 mod events;
+mod installs;
 mod outcome;
 mod postgres;
 mod read;
@@ -35,6 +36,7 @@ pub use access::{AuditEntry, AuditRecord, TokenRecord};
 pub use claim::{Claim, Claimed, ClaimedTask};
 pub use connect::{redact_url, SqliteSync};
 pub use control::{BudgetState, ControlOutcome};
+pub use installs::InstalledPlugin;
 pub use outcome::Applied;
 pub use read::{
     AttemptRecord, Page, TaskFilter, TaskResultRow, TaskState, WorkflowFilter, WorkflowState, WorkflowSummary,
@@ -42,7 +44,7 @@ pub use read::{
 pub use rows::parse_notice;
 pub use submit::Submitted;
 pub use versions::{VersionInfo, VersionState};
-pub use workers::{WorkerHealth, WorkerRecord};
+pub use workers::{Serves, Unserved, WorkerHealth, WorkerRecord};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

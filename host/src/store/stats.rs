@@ -6,8 +6,9 @@ use crate::workflow::{TaskStatus, WorkflowStatus};
 
 impl Store {
     /// Workflows and tasks by status (every status listed, zero included, so gauges fall back to
-    /// zero), and the queue depth: tasks ready to run but not yet claimed.
-    pub async fn status_gauges(&self) -> Result<StatusGauges> {
+    /// zero), the queue depth (tasks ready to run but not yet claimed), and the ready tasks whose
+    /// agent type no live worker serves (workers FAILED after `threshold` missed beats excluded).
+    pub async fn status_gauges(&self, threshold: u32) -> Result<StatusGauges> {
         let count = |sql| self.rows(sql, Vec::new(), |r| Ok((r.text("status")?, r.int("n")?)));
         let workflows = count("SELECT status, COUNT(*) AS n FROM workflows GROUP BY status").await?;
         let tasks = count("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status").await?;
@@ -27,6 +28,7 @@ impl Store {
             workflows: fill(WorkflowStatus::ALL.iter().map(|s| s.as_str()).collect(), workflows),
             tasks: fill(TaskStatus::ALL.iter().map(|s| s.as_str()).collect(), tasks),
             queue_depth,
+            unserved: self.unserved(threshold).await?.into_iter().map(|u| (u.agent_type, u.ready_tasks)).collect(),
             events_written: self.events_written(),
         })
     }

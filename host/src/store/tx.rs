@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use super::access::AccessTx;
+pub use super::installs::InstallsTx;
 use super::submit::Submitted;
 use super::{Dialect, Result, TaskResultRow};
 use crate::events::blocks::{Block, Content};
@@ -107,11 +108,11 @@ pub struct NewRows {
 }
 
 /// Every statement a write transaction may ask of its database: [`StepTx`], [`WorkflowTx`],
-/// [`UpkeepTx`] and [`AccessTx`]. Rows are taken in a fixed order (tasks by key, then workflows by id) by the
+/// [`UpkeepTx`], [`AccessTx`] and [`InstallsTx`]. Rows are taken in a fixed order (tasks by key, then workflows by id) by the
 /// callers, so that writers on PostgreSQL never deadlock.
-pub trait WriteTx: StepTx + WorkflowTx + UpkeepTx + AccessTx {}
+pub trait WriteTx: StepTx + WorkflowTx + UpkeepTx + AccessTx + InstallsTx {}
 
-impl<T: StepTx + WorkflowTx + UpkeepTx + AccessTx> WriteTx for T {}
+impl<T: StepTx + WorkflowTx + UpkeepTx + AccessTx + InstallsTx> WriteTx for T {}
 
 /// The statements of the engine's steps: recording outcomes, claiming, writing history.
 #[allow(async_fn_in_trait)] // used through generics only, never as `dyn`
@@ -184,9 +185,15 @@ pub trait StepTx {
     /// Pause a workflow if it is running, with `reason`. Returns whether it paused.
     async fn pause_running(&mut self, workflow_id: &str, reason: &Value) -> Result<bool>;
 
-    /// Ready tasks of running workflows with free slots (of `only` these workflows, when
-    /// given), first ready first, at most `limit`: (workflow id, task id).
-    async fn ready_tasks(&mut self, now: i64, limit: usize, only: Option<&[String]>) -> Result<Vec<(String, String)>>;
+    /// Ready tasks of running workflows with free slots (of `only` these workflows and of
+    /// `agent_types`, when given), first ready first, at most `limit`: (workflow id, task id).
+    async fn ready_tasks(
+        &mut self,
+        now: i64,
+        limit: usize,
+        only: Option<&[String]>,
+        agent_types: Option<&[String]>,
+    ) -> Result<Vec<(String, String)>>;
 
     /// Take `k` slots of a workflow.
     async fn take_slots(&mut self, workflow_id: &str, k: i64) -> Result<TakenSlots>;
@@ -296,6 +303,8 @@ pub struct WorkerRow<'a> {
     pub pid: i64,
     pub now: i64,
     pub interval_ms: i64,
+    /// The agent types it serves, with their digests (a JSON object).
+    pub serves: &'a str,
 }
 
 /// The statements that keep the database in shape: workers, leases, event retention.
@@ -304,8 +313,8 @@ pub trait UpkeepTx {
     /// Record a worker (or refresh it) as alive at `now`.
     async fn register_worker(&mut self, worker: &WorkerRow<'_>) -> Result<()>;
 
-    /// A worker's heartbeat at `now`.
-    async fn heartbeat(&mut self, worker_id: &str, now: i64) -> Result<()>;
+    /// A worker's heartbeat at `now`, with the agent types it serves now (a JSON object).
+    async fn heartbeat(&mut self, worker_id: &str, now: i64, serves: &str) -> Result<()>;
 
     /// A worker stopped cleanly.
     async fn stop_worker(&mut self, worker_id: &str) -> Result<()>;

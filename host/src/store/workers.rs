@@ -1,9 +1,11 @@
 //! Host workers: registration, heartbeats, health, and taking over the work of lost workers.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::columns::json;
 use super::tx::{Transaction, WorkerRow, WriteTx};
 use super::{Applied, Result, Store};
 use crate::clock::now_us;
@@ -55,12 +57,25 @@ pub struct WorkerRecord {
     pub stopped: bool,
     /// Tasks this worker holds leases on.
     pub running_tasks: i64,
+    /// The agent types it serves, with the digest of each one's executor.
+    pub serves: Serves,
+}
+
+/// Agent types a worker serves, with the digest (`sha256:...`) of each one's executor.
+pub type Serves = BTreeMap<String, String>;
+
+/// Ready tasks of an agent type that no live worker serves: they wait for one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Unserved {
+    pub agent_type: String,
+    /// Ready tasks of this type in running workflows.
+    pub ready_tasks: i64,
 }
 
 /// A worker's writes, each its own transaction.
 enum WorkerWrite {
-    Register { worker_id: String, hostname: String, interval_ms: i64 },
-    Heartbeat(String),
+    Register { worker_id: String, hostname: String, interval_ms: i64, serves: String },
+    Heartbeat { worker_id: String, serves: String },
     Stop(String),
     RenewLeases { worker_id: String, until: i64 },
 }
@@ -71,12 +86,13 @@ impl Transaction for WorkerWrite {
 
     async fn run<T: WriteTx>(self, tx: &mut T) -> Result<u64> {
         match self {
-            WorkerWrite::Register { worker_id, hostname, interval_ms } => {
+            WorkerWrite::Register { worker_id, hostname, interval_ms, serves } => {
                 let pid = std::process::id() as i64;
-                let row = WorkerRow { worker_id: &worker_id, hostname: &hostname, pid, now: now_us(), interval_ms };
+                let (now, serves) = (now_us(), serves.as_str());
+                let row = WorkerRow { worker_id: &worker_id, hostname: &hostname, pid, now, interval_ms, serves };
                 tx.register_worker(&row).await?;
             }
-            WorkerWrite::Heartbeat(worker_id) => tx.heartbeat(&worker_id, now_us()).await?,
+            WorkerWrite::Heartbeat { worker_id, serves } => tx.heartbeat(&worker_id, now_us(), &serves).await?,
             WorkerWrite::Stop(worker_id) => tx.stop_worker(&worker_id).await?,
             WorkerWrite::RenewLeases { worker_id, until } => return tx.renew_leases(&worker_id, until).await,
         }
@@ -85,16 +101,23 @@ impl Transaction for WorkerWrite {
 }
 
 impl Store {
-    /// Record a worker (or refresh it) as alive now.
-    pub async fn register_worker(&self, worker_id: &str, hostname: &str, interval: Duration) -> Result<()> {
+    /// Record a worker (or refresh it) as alive now, serving `serves`.
+    pub async fn register_worker(
+        &self,
+        worker_id: &str,
+        hostname: &str,
+        interval: Duration,
+        serves: &Serves,
+    ) -> Result<()> {
         let interval_ms = interval.as_millis() as i64;
-        let op = WorkerWrite::Register { worker_id: worker_id.into(), hostname: hostname.into(), interval_ms };
-        self.transact(op).await.map(drop)
+        let (worker_id, hostname, serves) = (worker_id.into(), hostname.into(), serde_json::to_string(serves)?);
+        self.transact(WorkerWrite::Register { worker_id, hostname, interval_ms, serves }).await.map(drop)
     }
 
-    /// A heartbeat of `worker_id`.
-    pub async fn heartbeat(&self, worker_id: &str) -> Result<()> {
-        self.transact(WorkerWrite::Heartbeat(worker_id.into())).await.map(drop)
+    /// A heartbeat of `worker_id`, serving `serves` now.
+    pub async fn heartbeat(&self, worker_id: &str, serves: &Serves) -> Result<()> {
+        let op = WorkerWrite::Heartbeat { worker_id: worker_id.into(), serves: serde_json::to_string(serves)? };
+        self.transact(op).await.map(drop)
     }
 
     /// Mark a worker as stopped (a clean shutdown).
@@ -112,7 +135,7 @@ impl Store {
     pub async fn workers(&self, threshold: u32) -> Result<Vec<WorkerRecord>> {
         let now = now_us();
         let sql = "SELECT w.worker_id, w.hostname, w.pid, w.started_at, w.last_beat, w.interval_ms, w.stopped, \
-             (SELECT COUNT(*) FROM tasks t WHERE t.lease_owner = w.worker_id AND t.status = 'running') AS running \
+             CAST(w.serves AS TEXT) AS serves, (SELECT COUNT(*) FROM tasks t WHERE t.lease_owner = w.worker_id AND t.status = 'running') AS running \
              FROM workers w WHERE NOT w.stopped OR w.last_beat > $1 ORDER BY w.started_at";
         self.rows(sql, vec![(now - 86_400_000_000).into()], move |r| {
             let last = r.int("last_beat")?;
@@ -135,9 +158,28 @@ impl Store {
                 health,
                 stopped,
                 running_tasks: r.int("running")?,
+                serves: json(r, "serves")?,
             })
         })
         .await
+    }
+
+    /// The agent types some live worker (not FAILED) serves.
+    pub async fn live_agent_types(&self, threshold: u32) -> Result<BTreeSet<String>> {
+        let workers = self.workers(threshold).await?;
+        let live = workers.into_iter().filter(|w| w.health != WorkerHealth::Failed);
+        Ok(live.flat_map(|w| w.serves.into_keys()).collect())
+    }
+
+    /// Ready tasks of running workflows whose agent type no live worker serves, by agent type.
+    pub async fn unserved(&self, threshold: u32) -> Result<Vec<Unserved>> {
+        let live = self.live_agent_types(threshold).await?;
+        let sql = "SELECT t.agent_type, COUNT(*) AS n FROM tasks t CROSS JOIN workflows w \
+             WHERE w.workflow_id = t.workflow_id AND t.ready_at IS NOT NULL AND w.status = 'running' \
+             GROUP BY t.agent_type ORDER BY t.agent_type";
+        let ready = self.rows(sql, Vec::new(), |r| Ok((r.text("agent_type")?, r.int("n")?))).await?;
+        let unserved = ready.into_iter().filter(|(agent_type, _)| !live.contains(agent_type));
+        Ok(unserved.map(|(agent_type, ready_tasks)| Unserved { agent_type, ready_tasks }).collect())
     }
 
     /// Take over attempts whose holder is gone: leases that expired, leases of workers that are

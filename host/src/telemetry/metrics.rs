@@ -52,6 +52,8 @@ pub struct StatusGauges {
     pub workflows: Vec<(String, i64)>,
     pub tasks: Vec<(String, i64)>,
     pub queue_depth: i64,
+    /// Ready tasks waiting because no live worker serves their agent type, by agent type.
+    pub unserved: Vec<(String, i64)>,
     /// Events written by this host since it started.
     pub events_written: u64,
 }
@@ -72,6 +74,7 @@ pub struct Metrics {
     workflows: Family<StatusLabel, Gauge>,
     tasks: Family<StatusLabel, Gauge>,
     queue_depth: Gauge,
+    unserved: Family<AgentLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -101,6 +104,7 @@ impl Metrics {
             workflows: Family::default(),
             tasks: Family::default(),
             queue_depth: Gauge::default(),
+            unserved: Family::default(),
             registry: Registry::default(),
         };
         registry.register("workflows_submitted", "Workflows submitted", m.workflows_submitted.clone());
@@ -132,6 +136,11 @@ impl Metrics {
         registry.register("workflows", "Workflows by status", m.workflows.clone());
         registry.register("tasks", "Tasks by status", m.tasks.clone());
         registry.register("queue_depth", "Ready tasks waiting for a slot", m.queue_depth.clone());
+        registry.register(
+            "tasks_unserved",
+            "Ready tasks waiting because no live worker serves their agent type, by agent type",
+            m.unserved.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -196,6 +205,10 @@ impl Metrics {
             self.tasks.get_or_create(&StatusLabel { status: status.clone() }).set(*n);
         }
         self.queue_depth.set(gauges.queue_depth);
+        self.unserved.clear();
+        for (agent_type, n) in &gauges.unserved {
+            self.unserved.get_or_create(&AgentLabel { agent_type: agent_type.clone() }).set(*n);
+        }
         let seen = self.events_written.get();
         if gauges.events_written > seen {
             self.events_written.inc_by(gauges.events_written - seen);
@@ -217,9 +230,17 @@ mod tests {
         m.failure("timeout");
         m.egress("llm", Some("https://api.openai.com"), "response", Some((3, 4)));
         m.egress("llm", None, "denied", None);
-        let gauges =
-            StatusGauges { workflows: vec![("running".into(), 2)], tasks: vec![], queue_depth: 5, events_written: 7 };
+        let gauges = StatusGauges {
+            workflows: vec![("running".into(), 2)],
+            tasks: vec![],
+            queue_depth: 5,
+            events_written: 7,
+            ..Default::default()
+        };
+        let unserved = StatusGauges { unserved: vec![("fib".into(), 3)], ..gauges.clone() };
+        assert!(m.render(&unserved).contains(r#"hyphae_tasks_unserved{agent_type="fib"} 3"#));
         let text = m.render(&gauges);
+        assert!(!text.contains("hyphae_tasks_unserved{"), "served again: the series goes: {text}");
         assert!(text.contains(r#"hyphae_tasks_finished_total{agent_type="fib",status="completed"} 1"#), "{text}");
         assert!(text.contains(r#"hyphae_task_failures_total{error_type="timeout"} 1"#), "{text}");
         assert!(text.contains(r#"hyphae_workflows{status="running"} 2"#), "{text}");

@@ -6,6 +6,7 @@
 
 mod access;
 mod inserts;
+mod installs;
 mod read;
 mod upkeep;
 mod workflows;
@@ -324,11 +325,17 @@ impl StepTx for PgTx<'_> {
         Ok(paused.rows_affected() == 1)
     }
 
-    async fn ready_tasks(&mut self, now: i64, limit: usize, only: Option<&[String]>) -> Result<Vec<(String, String)>> {
+    async fn ready_tasks(
+        &mut self,
+        now: i64,
+        limit: usize,
+        only: Option<&[String]>,
+        agent_types: Option<&[String]>,
+    ) -> Result<Vec<(String, String)>> {
         let only_sql = match only {
             Some(w) => format!(
                 " AND w.workflow_id IN ({})",
-                (0..w.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(", ")
+                (0..w.len()).map(|i| format!("${}", i + 4)).collect::<Vec<_>>().join(", ")
             ),
             None => String::new(),
         };
@@ -338,12 +345,13 @@ impl StepTx for PgTx<'_> {
             "SELECT t.workflow_id, t.task_id FROM workflows w CROSS JOIN LATERAL ( \
              SELECT r.workflow_id, r.task_id, r.ready_at, r.position FROM tasks r \
              WHERE r.workflow_id = w.workflow_id AND r.ready_at IS NOT NULL AND r.ready_at <= $1 \
+             AND ($3::text[] IS NULL OR r.agent_type = ANY($3)) \
              ORDER BY r.ready_at, r.position LIMIT GREATEST(LEAST(w.max_parallel - w.running, $2), 0) \
              FOR UPDATE SKIP LOCKED) t \
              WHERE w.status = 'running' AND w.running < w.max_parallel{only_sql} \
              ORDER BY t.ready_at, t.position LIMIT $2"
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(limit as i64);
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(limit as i64).bind(agent_types);
         for w in only.unwrap_or_default() {
             q = q.bind(w);
         }

@@ -10,23 +10,26 @@ use crate::store::{Result, StoreError};
 impl UpkeepTx for PgTx<'_> {
     async fn register_worker(&mut self, w: &WorkerRow<'_>) -> Result<()> {
         sqlx::query(
-            "INSERT INTO workers (worker_id, hostname, pid, started_at, last_beat, interval_ms, stopped) \
-             VALUES ($1, $2, $3, $4, $4, $5, FALSE) ON CONFLICT (worker_id) DO UPDATE SET last_beat = $4, stopped = FALSE",
+            "INSERT INTO workers (worker_id, hostname, pid, started_at, last_beat, interval_ms, stopped, serves) \
+             VALUES ($1, $2, $3, $4, $4, $5, FALSE, $6::jsonb) \
+             ON CONFLICT (worker_id) DO UPDATE SET last_beat = $4, stopped = FALSE, serves = $6::jsonb",
         )
         .bind(w.worker_id)
         .bind(w.hostname)
         .bind(w.pid)
         .bind(w.now)
         .bind(w.interval_ms)
+        .bind(w.serves)
         .execute(&mut *self.conn)
         .await?;
         Ok(())
     }
 
-    async fn heartbeat(&mut self, worker_id: &str, now: i64) -> Result<()> {
-        sqlx::query("UPDATE workers SET last_beat = $2 WHERE worker_id = $1")
+    async fn heartbeat(&mut self, worker_id: &str, now: i64, serves: &str) -> Result<()> {
+        sqlx::query("UPDATE workers SET last_beat = $2, serves = $3::jsonb WHERE worker_id = $1")
             .bind(worker_id)
             .bind(now)
+            .bind(serves)
             .execute(&mut *self.conn)
             .await?;
         Ok(())

@@ -6,6 +6,7 @@
 //! writer writes.
 
 mod access;
+mod installs;
 mod read;
 mod threads;
 mod upkeep;

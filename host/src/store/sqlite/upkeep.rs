@@ -9,17 +9,18 @@ impl UpkeepTx for SqliteTx<'_> {
     async fn register_worker(&mut self, w: &WorkerRow<'_>) -> Result<()> {
         self.conn
             .prepare_cached(
-                "INSERT INTO workers (worker_id, hostname, pid, started_at, last_beat, interval_ms, stopped) \
-                 VALUES (?1, ?2, ?3, ?4, ?4, ?5, 0) ON CONFLICT (worker_id) DO UPDATE SET last_beat = ?4, stopped = 0",
+                "INSERT INTO workers (worker_id, hostname, pid, started_at, last_beat, interval_ms, stopped, serves) \
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5, 0, ?6) \
+                 ON CONFLICT (worker_id) DO UPDATE SET last_beat = ?4, stopped = 0, serves = ?6",
             )?
-            .execute((w.worker_id, w.hostname, w.pid, w.now, w.interval_ms))?;
+            .execute((w.worker_id, w.hostname, w.pid, w.now, w.interval_ms, w.serves))?;
         Ok(())
     }
 
-    async fn heartbeat(&mut self, worker_id: &str, now: i64) -> Result<()> {
+    async fn heartbeat(&mut self, worker_id: &str, now: i64, serves: &str) -> Result<()> {
         self.conn
-            .prepare_cached("UPDATE workers SET last_beat = ?2 WHERE worker_id = ?1")?
-            .execute((worker_id, now))?;
+            .prepare_cached("UPDATE workers SET last_beat = ?2, serves = ?3 WHERE worker_id = ?1")?
+            .execute((worker_id, now, serves))?;
         Ok(())
     }
 

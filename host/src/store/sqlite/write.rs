@@ -26,6 +26,7 @@ pub(crate) struct SqliteTx<'c> {
 const READY_TASKS: &str = "SELECT t.workflow_id, t.task_id FROM tasks t CROSS JOIN workflows w \
      WHERE w.workflow_id = t.workflow_id AND t.ready_at IS NOT NULL AND t.ready_at <= ?1 \
      AND w.status = 'running' AND w.running < w.max_parallel \
+     AND (?3 IS NULL OR t.agent_type IN (SELECT value FROM json_each(?3))) \
      ORDER BY t.ready_at, t.position LIMIT ?2 + 0";
 
 /// What recording an outcome needs of its task, from a row with [`HELD_COLUMNS`].
@@ -228,10 +229,17 @@ impl StepTx for SqliteTx<'_> {
         Ok(paused == 1)
     }
 
-    async fn ready_tasks(&mut self, now: i64, limit: usize, only: Option<&[String]>) -> Result<Vec<(String, String)>> {
+    async fn ready_tasks(
+        &mut self,
+        now: i64,
+        limit: usize,
+        only: Option<&[String]>,
+        agent_types: Option<&[String]>,
+    ) -> Result<Vec<(String, String)>> {
         let mut select = self.conn.prepare_cached(READY_TASKS)?;
+        let agent_types = agent_types.map(serde_json::to_string).transpose()?;
         // Only some workflows: read them all (-1 is no limit), keep theirs up to the limit.
-        let mut rows = select.query((now, if only.is_some() { -1 } else { limit as i64 }))?;
+        let mut rows = select.query((now, if only.is_some() { -1 } else { limit as i64 }, agent_types))?;
         let mut ready = Vec::new();
         while let Some(r) = rows.next()? {
             let workflow_id: String = r.get(0)?;
@@ -423,15 +431,19 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE workflows (workflow_id TEXT PRIMARY KEY, status TEXT, running INT, max_parallel INT);
-             CREATE TABLE tasks (workflow_id TEXT, task_id TEXT, ready_at INT, position INT);
+             CREATE TABLE tasks (workflow_id TEXT, task_id TEXT, agent_type TEXT, ready_at INT, position INT);
              CREATE INDEX tasks_ready ON tasks (ready_at, position) WHERE ready_at IS NOT NULL;
-             INSERT INTO workflows VALUES ('w', 'running', 0, 4); INSERT INTO tasks VALUES ('w', 't', 5, 0);",
+             INSERT INTO workflows VALUES ('w', 'running', 0, 4);
+             INSERT INTO tasks VALUES ('w', 't', 'echo', 5, 0), ('w', 'u', 'fib', 6, 1);",
         )
         .unwrap();
-        for (now, limit) in [(10, 2), (11, 3), (12, 65)] {
+        let cases =
+            [(10, 2, None, vec!["t", "u"]), (11, 3, Some(r#"["echo"]"#), vec!["t"]), (12, 65, Some("[]"), vec![])];
+        for (now, limit, agent_types, expected) in cases {
             let mut select = conn.prepare_cached(super::READY_TASKS).unwrap();
-            let ids: Vec<String> = select.query_map((now, limit), |r| r.get(1)).unwrap().map(Result::unwrap).collect();
-            assert_eq!(ids, ["t"]);
+            let rows = select.query_map((now, limit, agent_types), |r| r.get(1)).unwrap();
+            let ids: Vec<String> = rows.map(Result::unwrap).collect();
+            assert_eq!(ids, expected, "agent types {agent_types:?}");
             assert_eq!(select.get_status(StatementStatus::RePrepare), 0, "prepared again with limit {limit}");
         }
     }

@@ -1,0 +1,47 @@
+//! [`InstallsTx`] on PostgreSQL: plugins installed through the API.
+
+use super::PgTx;
+use crate::store::installs::InstallsTx;
+use crate::store::Result;
+
+impl InstallsTx for PgTx<'_> {
+    async fn keep_blob(&mut self, digest: &str, bytes: &[u8], now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO plugin_blobs (digest, bytes, stored_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(bytes)
+        .bind(now)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn install_component(&mut self, agent_type: &str, digest: &str, now: i64, by: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO installed_plugins (agent_type, digest, updated_at, updated_by) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (agent_type) DO UPDATE SET digest = $2, updated_at = $3, updated_by = $4",
+        )
+        .bind(agent_type)
+        .bind(digest)
+        .bind(now)
+        .bind(by)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn install_manifest(&mut self, agent_type: &str, text: &str, now: i64, by: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO installed_plugins (agent_type, manifest, updated_at, updated_by) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (agent_type) DO UPDATE SET manifest = $2, updated_at = $3, updated_by = $4",
+        )
+        .bind(agent_type)
+        .bind(text)
+        .bind(now)
+        .bind(by)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+}
