@@ -66,7 +66,7 @@ async fn every_route_but_health_needs_a_token_on_a_network_address(backend: Back
     }
     let (s, v) = call(&app, Some("hyphae_not-a-token"), Method::GET, "/v1/workflows", None).await;
     assert_error(s, &v, StatusCode::UNAUTHORIZED, "unauthorized");
-    assert!(v["error"]["message"].as_str().unwrap().contains("unknown or revoked"), "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("unknown or revoked"), "{v}");
     // Refused requests are in the audit log.
     let admin = token_on_db(&app, "root", Role::Admin).await;
     let (s, log) = call(&app, Some(&admin), Method::GET, "/v1/audit?limit=1000", None).await;
@@ -91,7 +91,7 @@ async fn roles_permit_what_they_say_and_revocation_takes_effect(backend: Backend
 
     let (s, v) = call(&app, Some(reader), Method::POST, "/v1/workflows", Some(one_echo())).await;
     assert_error(s, &v, StatusCode::FORBIDDEN, "forbidden");
-    assert_eq!(v["error"]["details"]["needed"], json!(["admin", "submitter"]), "{v}");
+    assert_eq!(v["details"]["needed"], json!(["admin", "submitter"]), "{v}");
     let (s, v) = call(&app, Some(submitter), Method::POST, "/v1/workflows", Some(one_echo())).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let id = v["workflow_id"].as_str().unwrap().to_string();

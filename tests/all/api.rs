@@ -155,8 +155,12 @@ fn pipeline() -> Value {
 
 pub(crate) fn assert_error(status: StatusCode, v: &Value, want: StatusCode, code: &str) {
     assert_eq!(status, want, "{v}");
-    assert_eq!(v["error"]["code"], code, "{v}");
-    assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    assert_eq!(v["code"], code, "{v}");
+    assert!(v["detail"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    // An RFC 9457 problem: its status, a type naming the code, a title.
+    assert_eq!(v["status"], want.as_u16(), "{v}");
+    assert_eq!(v["type"], format!("tag:hyphae.dev,2026:problem:{code}"), "{v}");
+    assert!(v["title"].as_str().is_some_and(|t| !t.is_empty()), "{v}");
 }
 
 async fn workflow_routes_serve_state_history_and_events(backend: Backend) {
@@ -306,15 +310,16 @@ async fn client_errors_are_4xx_and_store_nothing(backend: Backend) {
         }
         req.body(Body::from(body.to_string())).unwrap()
     };
-    let (s, _, body) = app.send(raw("{\n  \"tasks\": [,]\n}", Some("application/json"))).await;
+    let (s, headers, body) = app.send(raw("{\n  \"tasks\": [,]\n}", Some("application/json"))).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_json");
-    assert_eq!(v["error"]["details"]["line"], 2, "{v}");
-    assert!(v["error"]["details"]["column"].as_u64().unwrap() > 0);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+    assert_eq!(v["details"]["line"], 2, "{v}");
+    assert!(v["details"]["column"].as_u64().unwrap() > 0);
     let (s, _, body) = app.send(raw("{\"tasks\": [{\"task_id\": \"a\"}]}", Some("application/json"))).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_json");
-    assert!(v["error"]["message"].as_str().unwrap().contains("agent_type"), "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("agent_type"), "{v}");
     let (s, _, body) = app.send(raw("tasks=1", Some("application/x-www-form-urlencoded"))).await;
     assert_error(
         s,
@@ -340,18 +345,18 @@ async fn client_errors_are_4xx_and_store_nothing(backend: Backend) {
     ]});
     let (s, v) = app.post("/v1/workflows", cycle).await;
     assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "cycle");
-    assert_eq!(v["error"]["details"]["cycle"].as_array().unwrap().len(), 4, "{v}");
+    assert_eq!(v["details"]["cycle"].as_array().unwrap().len(), 4, "{v}");
     let unknown = json!({ "tasks": [{ "task_id": "a", "agent_type": "no-such-agent" }] });
     let (s, v) = app.post("/v1/workflows", unknown).await;
     assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "unknown_agent_type");
-    assert_eq!(v["error"]["details"]["task"], "a");
+    assert_eq!(v["details"]["task"], "a");
     // What a submission puts into handoffs is checked against the handoff schema at once.
     let priority = json!({ "tasks": [{ "task_id": "a", "agent_type": "echo" },
         { "task_id": "b", "agent_type": "echo", "dependencies": ["a"], "metadata": { "priority": "urgent" } }] });
     let (s, v) = app.post("/v1/workflows", priority).await;
     assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "invalid_workflow");
-    assert_eq!(v["error"]["details"]["task"], "b");
-    assert!(v["error"]["message"].as_str().unwrap().contains("`metadata.priority`"), "{v}");
+    assert_eq!(v["details"]["task"], "b");
+    assert!(v["detail"].as_str().unwrap().contains("`metadata.priority`"), "{v}");
     let dep = json!({ "tasks": [{ "task_id": "a", "agent_type": "echo", "dependencies": ["zz"] }] });
     let (s, v) = app.post("/v1/workflows", dep).await;
     assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "unknown_dependency");
@@ -459,7 +464,7 @@ async fn plugin_routes_list_and_install_checked_components(backend: Backend) {
     let (s, _, body) = app.send(put("junk", b"definitely not wasm".to_vec())).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "plugin_refused");
-    assert!(v["error"]["message"].as_str().unwrap().contains("not a WebAssembly binary"), "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("not a WebAssembly binary"), "{v}");
     let (s, _, body) = app.send(put("junk", Vec::new())).await;
     assert_error(s, &serde_json::from_slice(&body).unwrap(), StatusCode::BAD_REQUEST, "empty_body");
     let (s, _, body) = app.send(put("bad%20name", b"\0asm".to_vec())).await;
@@ -601,10 +606,18 @@ async fn openapi_document_is_valid_and_lists_every_route(backend: Backend) {
     assert_eq!(doc["info"]["title"], "Hyphae");
     let paths = doc["paths"].as_object().unwrap();
     let mut listed = 0;
+    let mut operation_ids = std::collections::BTreeSet::new();
     for (path, item) in paths {
         for method in ["get", "post", "put", "delete", "patch"] {
-            if item.get(method).is_some() {
+            if let Some(op) = item.get(method) {
                 listed += 1;
+                // Generators name functions after operationIds: unique, camelCase verb + noun.
+                let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+                assert!(operation_ids.insert(id.to_string()), "{method} {path}: operationId {id} used twice");
+                assert!(
+                    id.len() > 6 && id.starts_with(|c: char| c.is_ascii_lowercase()) && id.chars().any(|c| c.is_ascii_uppercase()),
+                    "{method} {path}: operationId {id} is not descriptive"
+                );
                 assert!(ROUTES.contains(&(method, path.as_str())), "undocumented in the test list: {method} {path}");
             }
         }
@@ -620,13 +633,20 @@ async fn openapi_document_is_valid_and_lists_every_route(backend: Backend) {
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         assert!(
-            v["error"]["code"] != "route_not_found" && v["error"]["code"] != "method_not_allowed",
+            v["code"] != "route_not_found" && v["code"] != "method_not_allowed",
             "{method} {uri}: {status} {v}"
         );
         // What it answered (here: no body, made-up ids) is a response it declares.
         let declared = &paths[*path][*method]["responses"];
         assert!(declared.get(status.as_str()).is_some(), "{method} {path} answered an undeclared {status}: {v}");
         assert!(declared.get("500").is_some(), "{method} {path} does not declare 500");
+        // Errors are declared as what they are served as: RFC 9457 problems.
+        for (status, response) in declared.as_object().unwrap() {
+            if status.starts_with('4') || status == "500" {
+                let schema = &response["content"]["application/problem+json"]["schema"]["$ref"];
+                assert_eq!(schema, "#/components/schemas/Problem", "{method} {path} {status}: {response}");
+            }
+        }
     }
     let (s, v) = app.get("/v1/workflows/x/versions?limit=9223372036854775808").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
@@ -636,7 +656,7 @@ async fn openapi_document_is_valid_and_lists_every_route(backend: Backend) {
     assert!(sse["content"]["text/event-stream"]["example"].as_str().unwrap().contains("data: {"), "{sse}");
     // Schemas referenced by the operations are present.
     let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for name in ["WorkflowSpec", "Submitted", "ErrorBody", "Event", "PluginView", "Readiness"] {
+    for name in ["WorkflowSpec", "Submitted", "Problem", "Event", "PluginView", "Readiness"] {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }
 }

@@ -58,7 +58,7 @@ async fn a_task_waits_for_its_plugin_and_runs_once_installed(backend: Backend) {
     assert_eq!(installed[0].digest.as_deref(), v["digest"].as_str());
     assert_eq!(installed[0].manifest.as_deref(), Some(manifest));
     let (s, v) = app.put_bytes("/v1/plugins/fib/manifest", b"timeout_s = \"soon\"".to_vec(), "application/toml").await;
-    assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("plugin_refused")), "{v}");
+    assert_eq!((s, v["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("plugin_refused")), "{v}");
     assert_eq!(app.host.engine.store().installed_plugins().await.unwrap()[0].manifest.as_deref(), Some(manifest));
 }
 

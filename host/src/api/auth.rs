@@ -6,11 +6,11 @@ use std::marker::PhantomData;
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use serde_json::{json, Value};
 
 use super::connections::ClientAddr;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use super::AppState;
 use crate::auth::{bearer, token_hash, AuthMode, Caller, Permission, Role};
 use crate::store::AuditEntry;
@@ -108,7 +108,7 @@ pub async fn authorize(
             target: None,
             outcome,
             client: client.map(String::from),
-            detail: Some(json!({ "code": err.code })),
+            detail: Some(json!({ "code": err.code.as_str() })),
         };
         async move {
             if let Err(e) = state.engine.store().audit(entry).await {
@@ -125,9 +125,7 @@ pub async fn authorize(
         return Ok(caller);
     }
     let needed: Vec<&str> = Role::needed_for(permission).iter().map(|r| r.as_str()).collect();
-    let err = ApiError::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
+    let err = ApiError::new(ErrorCode::Forbidden,
         format!(
             "the token `{}` has role `{}`, which may not do this: it needs a token with role {}",
             caller.name,
@@ -146,7 +144,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Result<Ca
     if mode == AuthMode::Off {
         return Ok(Ok(Caller::unauthenticated(mode)));
     }
-    let unauthorized = |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+    let unauthorized = |message: &str| ApiError::new(ErrorCode::Unauthorized, message);
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         if mode == AuthMode::UntilTokensExist && !state.engine.store().has_tokens().await? {
             return Ok(Ok(Caller::unauthenticated(mode)));

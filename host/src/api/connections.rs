@@ -15,8 +15,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
 use tokio_rustls::TlsAcceptor;
 
+use super::error::{ApiError, ErrorCode, PROBLEM_JSON};
 use super::tls::{Stream, HANDSHAKE_TIMEOUT};
 use tokio::time::Sleep;
 
@@ -162,13 +164,13 @@ impl axum::serve::Listener for Bounded {
 
 /// Answer 503 in the API's error shape and close.
 async fn refuse(mut stream: TcpStream, max: usize) {
-    let body = serde_json::json!({ "error": {
-        "code": "too_many_connections",
-        "message": format!("the host holds {max} connections, its max_connections: close idle connections or retry later"),
-    }})
-    .to_string();
+    let err = ApiError::new(
+        ErrorCode::TooManyConnections,
+        format!("the host holds {max} connections, its max_connections: close idle connections or retry later"),
+    );
+    let body = serde_json::to_string(&err.problem()).unwrap_or_default();
     let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {PROBLEM_JSON}\r\ncontent-length: {}\r\n\
          connection: close\r\nretry-after: 1\r\n\r\n{body}",
         body.len()
     );

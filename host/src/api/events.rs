@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{CanAdmin, CanRead};
-use super::error::{ApiError, ApiResult, ErrorBody};
+use super::error::{ApiError, ApiResult, ErrorCode, Problem};
 use super::extract::{ApiPath, ApiQuery};
 use super::workflows::page_size;
 use super::AppState;
@@ -21,8 +21,7 @@ pub fn parse_types(list: Option<&str>) -> ApiResult<Vec<EventType>> {
         .map(|t| {
             EventType::parse(t).ok_or_else(|| {
                 let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-                ApiError::bad_request(
-                    "invalid_event_type",
+                ApiError::new(ErrorCode::InvalidEventType,
                     format!("unknown event type `{t}`: use {}", known.join(", ")),
                 )
             })
@@ -57,9 +56,9 @@ pub struct EventList {
 }
 
 /// Events of a workflow, oldest first.
-#[utoipa::path(get, path = "/v1/workflows/{id}/events", tag = "events",
+#[utoipa::path(get, path = "/v1/workflows/{id}/events", operation_id = "listWorkflowEvents", tag = "events",
     params(("id" = String, Path, description = "Workflow id"), EventsQuery),
-    responses((status = 200, body = EventList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = EventList), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn workflow_events(
     _auth: CanRead,
     State(s): State<AppState>,
@@ -83,9 +82,9 @@ pub async fn workflow_events(
 }
 
 /// A workflow's events grouped as lifecycle, tasks, handoffs and failures.
-#[utoipa::path(get, path = "/v1/workflows/{id}/timeline", tag = "events",
+#[utoipa::path(get, path = "/v1/workflows/{id}/timeline", operation_id = "getTimeline", tag = "events",
     params(("id" = String, Path, description = "Workflow id")),
-    responses((status = 200, body = Timeline), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Timeline), (status = 404, body = Problem)))]
 pub async fn timeline(
     _auth: CanRead,
     State(s): State<AppState>,
@@ -103,9 +102,9 @@ pub struct HandoffChain {
 }
 
 /// The handoff chain of a workflow, in order.
-#[utoipa::path(get, path = "/v1/workflows/{id}/handoffs", tag = "events",
+#[utoipa::path(get, path = "/v1/workflows/{id}/handoffs", operation_id = "getHandoffChain", tag = "events",
     params(("id" = String, Path, description = "Workflow id")),
-    responses((status = 200, body = HandoffChain), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = HandoffChain), (status = 404, body = Problem)))]
 pub async fn handoffs(
     _auth: CanRead,
     State(s): State<AppState>,
@@ -136,9 +135,9 @@ pub struct AgentEvents {
 }
 
 /// Events in which an agent took part (as actor, source or target), oldest first.
-#[utoipa::path(get, path = "/v1/agents/{agent_id}/events", tag = "events",
+#[utoipa::path(get, path = "/v1/agents/{agent_id}/events", operation_id = "listAgentEvents", tag = "events",
     params(("agent_id" = String, Path, description = "Agent id"), AgentQuery),
-    responses((status = 200, body = AgentEvents), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = AgentEvents), (status = 400, body = Problem)))]
 pub async fn agent_events(
     _auth: CanRead,
     State(s): State<AppState>,
@@ -159,8 +158,8 @@ pub struct StatsQuery {
 }
 
 /// Statistics over the events of one workflow or all.
-#[utoipa::path(get, path = "/v1/stats", tag = "events", params(StatsQuery),
-    responses((status = 200, body = Statistics), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/stats", operation_id = "getStatistics", tag = "events", params(StatsQuery),
+    responses((status = 200, body = Statistics), (status = 404, body = Problem)))]
 pub async fn stats(
     _auth: CanRead,
     State(s): State<AppState>,
@@ -186,8 +185,8 @@ pub struct Deleted {
 }
 
 /// Delete events older than N days.
-#[utoipa::path(delete, path = "/v1/events", tag = "events", params(RetentionQuery),
-    responses((status = 200, body = Deleted), (status = 400, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/events", operation_id = "deleteOldEvents", tag = "events", params(RetentionQuery),
+    responses((status = 200, body = Deleted), (status = 400, body = Problem)))]
 pub async fn retention(
     auth: CanAdmin,
     State(s): State<AppState>,
@@ -195,8 +194,7 @@ pub async fn retention(
 ) -> ApiResult<Json<Deleted>> {
     let days = q.older_than_days;
     if !days.is_finite() || !(0.0..=1e6).contains(&days) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
+        return Err(ApiError::new(ErrorCode::InvalidQuery,
             format!("older_than_days must be a number of days between 0 and 1000000, not {days}"),
         ));
     }

@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::workflow::{id_problem, MAX_ID_BYTES};
 
 /// A JSON body, parsed into `T`.
@@ -19,9 +19,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         if !is_json(req.headers()) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+            return Err(ApiError::new(ErrorCode::UnsupportedMediaType,
                 "the request body must be JSON: send it with `Content-Type: application/json`",
             ));
         }
@@ -39,23 +37,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Data => "data",
             serde_json::error::Category::Io => "io",
         };
-        ApiError::bad_request("invalid_json", format!("the request body is not a valid request: {e}"))
+        ApiError::new(ErrorCode::InvalidJson, format!("the request body is not a valid request: {e}"))
             .details(json!({ "line": e.line(), "column": e.column(), "category": category }))
     })
 }
 
 /// Map a failure to read the body: 413 over the limit, else the rejection's own status.
 pub fn body_error(rejection: BytesRejection) -> ApiError {
-    let status = rejection.status();
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
-            status,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             "the request body is larger than this host accepts: send a smaller body, or raise the limit \
              (`max_body_bytes` / `max_plugin_bytes` in the host configuration)",
         )
     } else {
-        ApiError::new(status, "invalid_body", format!("cannot read the request body: {}", rejection.body_text()))
+        ApiError::new(ErrorCode::InvalidBody, format!("cannot read the request body: {}", rejection.body_text()))
     }
 }
 
@@ -75,11 +71,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
         if let Some(problem) = parts.uri.query().and_then(control_in_query) {
-            return Err(ApiError::bad_request("invalid_query", format!("invalid query parameters: {problem}")));
+            return Err(ApiError::new(ErrorCode::InvalidQuery, format!("invalid query parameters: {problem}")));
         }
         axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| ApiQuery(q.0)).map_err(
             |e: QueryRejection| {
-                ApiError::bad_request("invalid_query", format!("invalid query parameters: {}", e.body_text()))
+                ApiError::new(ErrorCode::InvalidQuery, format!("invalid query parameters: {}", e.body_text()))
             },
         )
     }
@@ -92,7 +88,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
-        let invalid = |problem: String| ApiError::bad_request("invalid_path", format!("invalid path: {problem}"));
+        let invalid = |problem: String| ApiError::new(ErrorCode::InvalidPath, format!("invalid path: {problem}"));
         let path = axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map_err(|e: PathRejection| invalid(e.body_text()))?;
@@ -131,7 +127,7 @@ mod tests {
     #[test]
     fn json_errors_carry_line_and_column() {
         let err = parse_json::<serde_json::Value>(b"{\n  \"a\": ,\n}").unwrap_err();
-        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
         let d = err.details.unwrap();
         assert_eq!(d["line"], 2);
         assert_eq!(d["category"], "syntax");

@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use serde_json::json;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 use crate::auth::Permission;
 
 /// A rate: `per_s` requests per second on average, `burst` at once.
@@ -65,9 +64,7 @@ impl RateLimits {
         let bucket = buckets.entry((token_id.to_string(), controls)).or_insert(Bucket { tokens: rate.burst, at: now });
         bucket.take(rate, now).map_err(|wait| {
             let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+            ApiError::new(ErrorCode::RateLimited,
                 format!(
                     "this token sent more {what} than this host accepts ({} per second, {} at once): retry in {seconds} s",
                     rate.per_s, rate.burst
@@ -82,6 +79,7 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     #[test]
     fn a_bucket_lets_a_burst_pass_then_the_rate() {
@@ -103,7 +101,7 @@ mod tests {
         let limits = RateLimits::new(Some(Rate { per_s: 0.001, burst: 1.0 }), None);
         assert!(limits.check("a", Permission::Submit).is_ok());
         let err = limits.check("a", Permission::Submit).unwrap_err();
-        assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(err.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(err.retry_after_s.unwrap() >= 1);
         assert!(limits.check("b", Permission::Submit).is_ok());
         assert!(limits.check("a", Permission::Operate).is_ok(), "controls are unlimited here");

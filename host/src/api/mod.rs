@@ -22,7 +22,6 @@ mod workflows;
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -30,7 +29,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
-pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
+pub use error::{ApiError, ApiResult, ErrorCode, Problem, PROBLEM_JSON};
 pub use limits::{Rate, RateLimits};
 pub use plugins::{PluginAdmin, PluginView};
 pub use slots::StreamSlots;
@@ -164,14 +163,15 @@ pub fn openapi() -> &'static utoipa::openapi::OpenApi {
 fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     let error = |description: &str| {
-        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
-        ResponseBuilder::new().description(description).content("application/json", content).build()
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+        ResponseBuilder::new().description(description).content(PROBLEM_JSON, content).build()
     };
     for (path, item) in doc.paths.paths.iter_mut() {
         let operations =
             [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten();
         for op in operations {
             let has_input = op.parameters.as_ref().is_some_and(|p| !p.is_empty()) || op.request_body.is_some();
+            problems_as_problem_json(&mut op.responses);
             let mut add = |status: &str, description: &str| {
                 op.responses.responses.entry(status.to_string()).or_insert_with(|| error(description).into());
             };
@@ -195,20 +195,34 @@ fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// Declare the error responses (those whose body is a `Problem`) as `application/problem+json`,
+/// the media type they are served with.
+fn problems_as_problem_json(responses: &mut utoipa::openapi::Responses) {
+    use utoipa::openapi::RefOr;
+    for response in responses.responses.values_mut() {
+        let RefOr::T(response) = response else { continue };
+        let is_problem =
+            |c: &utoipa::openapi::Content| matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem"));
+        if let Some(content) = response.content.get("application/json").filter(|c| is_problem(c)).cloned() {
+            response.content.shift_remove("application/json");
+            response.content.insert(PROBLEM_JSON.to_string(), content);
+        }
+    }
+}
+
 /// The operations under a per-token rate limit (submissions and controls).
-const LIMITED: &[&str] = &["submit", "pause", "resume", "cancel", "rollback", "budget"];
+const LIMITED: &[&str] =
+    &["submitWorkflow", "pauseWorkflow", "resumeWorkflow", "cancelWorkflow", "rollbackWorkflow", "setWorkflowBudget"];
 
 /// The complete HTTP service.
 pub fn router(state: AppState) -> Router {
     let (router, _) = routes(&state.config).split_for_parts();
     router
         .fallback(|| async {
-            ApiError::not_found("route_not_found", "no such route: see GET /openapi.json for the routes of this API")
+            ApiError::new(ErrorCode::RouteNotFound, "no such route: see GET /openapi.json for the routes of this API")
         })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+            ApiError::new(ErrorCode::MethodNotAllowed,
                 "this route does not accept that method: see GET /openapi.json",
             )
         })

@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::{authorize, CanRead};
-use super::error::{ApiError, ApiResult, ErrorBody};
+use super::error::{ApiError, ApiResult, Problem};
 use super::AppState;
 use crate::auth::Permission;
 use crate::store::WorkerRecord;
@@ -26,7 +26,7 @@ pub struct Health {
 }
 
 /// Liveness: the process is up and serving.
-#[utoipa::path(get, path = "/healthz", tag = "operations", security(()), responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", operation_id = "getHealth", tag = "operations", security(()), responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
 }
@@ -62,7 +62,7 @@ fn failed(message: String) -> ComponentStatus {
 
 /// Readiness: the database answers and every plugin file of the directory is loaded (503 otherwise,
 /// with the failing component).
-#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+#[utoipa::path(get, path = "/readyz", operation_id = "getReadiness", tag = "operations", security(()),
     responses((status = 200, body = Readiness), (status = 503, description = "Not ready", body = Readiness)))]
 pub async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let mut components = BTreeMap::new();
@@ -142,7 +142,7 @@ async fn agent_types(s: &AppState) -> Option<ComponentStatus> {
 /// Prometheus metrics (OpenMetrics text): workflows and tasks by status, queue depth, task
 /// durations, retries, failures, plugin instantiation time, events written. Needs a token of
 /// any role unless the host sets `public_metrics`.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "operations",
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if !s.config.public_metrics {
@@ -170,8 +170,8 @@ pub struct Workers {
 }
 
 /// Heartbeat health of every host worker (HEALTHY, DEGRADED, CRITICAL, FAILED).
-#[utoipa::path(get, path = "/v1/workers", tag = "operations",
-    responses((status = 200, body = Workers), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/workers", operation_id = "listWorkers", tag = "operations",
+    responses((status = 200, body = Workers), (status = 503, body = Problem)))]
 pub async fn workers(_auth: CanRead, State(s): State<AppState>) -> ApiResult<Json<Workers>> {
     let threshold = s.engine.config().miss_threshold;
     let workers = s.engine.store().workers(threshold).await?;
@@ -179,7 +179,7 @@ pub async fn workers(_auth: CanRead, State(s): State<AppState>) -> ApiResult<Jso
 }
 
 /// The OpenAPI 3.1 document of this API.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", security(()),
+#[utoipa::path(get, path = "/openapi.json", operation_id = "getOpenApi", tag = "operations", security(()),
     responses((status = 200, description = "OpenAPI document", body = Object)))]
 pub async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
     Json(super::openapi())

@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::{CanAdmin, CanRead};
-use super::error::{ApiError, ApiResult, ErrorBody};
+use super::error::{ApiError, ApiResult, ErrorCode, Problem};
 use super::extract::{body_error, ApiPath};
 use super::AppState;
 
@@ -88,7 +88,7 @@ pub struct PluginList {
 }
 
 /// List plugins: agent type, world, digest, state or error.
-#[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
+#[utoipa::path(get, path = "/v1/plugins", operation_id = "listPlugins", tag = "plugins",
     responses((status = 200, body = PluginList)))]
 pub async fn list(_auth: CanRead, State(s): State<AppState>) -> Json<PluginList> {
     Json(PluginList { plugins: s.plugins.list() })
@@ -97,14 +97,14 @@ pub async fn list(_auth: CanRead, State(s): State<AppState>) -> Json<PluginList>
 /// Install a component as the plugin of an agent type (the body is the `.wasm` file). It is
 /// checked first and refused with the reason (422) if the host cannot run it; then stored in
 /// the database, so every host sharing it serves this version within a heartbeat interval.
-#[utoipa::path(put, path = "/v1/plugins/{agent_type}", tag = "plugins",
+#[utoipa::path(put, path = "/v1/plugins/{agent_type}", operation_id = "installPlugin", tag = "plugins",
     params(("agent_type" = String, Path, description = "Agent type the plugin serves")),
     request_body(content = Vec<u8>, content_type = "application/wasm", description = "WebAssembly component"),
     responses(
         (status = 201, description = "Installed and in service", body = PluginView),
-        (status = 400, description = "Invalid agent type or empty body", body = ErrorBody),
-        (status = 413, description = "Component larger than the upload limit", body = ErrorBody),
-        (status = 422, description = "The component was refused; the message says why", body = ErrorBody),
+        (status = 400, description = "Invalid agent type or empty body", body = Problem),
+        (status = 413, description = "Component larger than the upload limit", body = Problem),
+        (status = 422, description = "The component was refused; the message says why", body = Problem),
     ))]
 pub async fn install(
     auth: CanAdmin,
@@ -114,8 +114,7 @@ pub async fn install(
 ) -> ApiResult<(StatusCode, Json<PluginView>)> {
     let bytes = Bytes::from_request(req, &()).await.map_err(body_error)?;
     if bytes.is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_body",
+        return Err(ApiError::new(ErrorCode::EmptyBody,
             "the request body is empty: send the component file, e.g. `curl -T plugin.wasm URL`",
         ));
     }
@@ -128,14 +127,14 @@ pub async fn install(
 /// its plugins may reach, which secrets they may use, limits). It is checked first (422 with the
 /// reason), then stored in the database for every host, and the agent type's plugins reload
 /// with it. A manifest may come before its component.
-#[utoipa::path(put, path = "/v1/plugins/{agent_type}/manifest", tag = "plugins",
+#[utoipa::path(put, path = "/v1/plugins/{agent_type}/manifest", operation_id = "installPluginManifest", tag = "plugins",
     params(("agent_type" = String, Path, description = "Agent type the manifest is for")),
     request_body(content = String, content_type = "application/toml", description = "The manifest's TOML text"),
     responses(
         (status = 200, description = "In force: the agent type's plugin files with their policies", body = PluginList),
-        (status = 400, description = "Invalid agent type, empty body or a body that is not UTF-8", body = ErrorBody),
-        (status = 413, description = "Manifest larger than the body limit", body = ErrorBody),
-        (status = 422, description = "The manifest was refused; the message says why", body = ErrorBody),
+        (status = 400, description = "Invalid agent type, empty body or a body that is not UTF-8", body = Problem),
+        (status = 413, description = "Manifest larger than the body limit", body = Problem),
+        (status = 422, description = "The manifest was refused; the message says why", body = Problem),
     ))]
 pub async fn install_manifest(
     auth: CanAdmin,
@@ -145,10 +144,9 @@ pub async fn install_manifest(
 ) -> ApiResult<Json<PluginList>> {
     let bytes = Bytes::from_request(req, &()).await.map_err(body_error)?;
     let text = String::from_utf8(bytes.to_vec())
-        .map_err(|_| ApiError::bad_request("invalid_manifest", "the manifest is not UTF-8 text: send the TOML file"))?;
+        .map_err(|_| ApiError::new(ErrorCode::InvalidManifest, "the manifest is not UTF-8 text: send the TOML file"))?;
     if text.trim().is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_body",
+        return Err(ApiError::new(ErrorCode::EmptyBody,
             "the request body is empty: send the manifest, e.g. `curl -T AGENT_TYPE.toml URL`",
         ));
     }

@@ -1,11 +1,10 @@
 //! The host's plugins, shared through the database, as the API's [`PluginAdmin`].
 
 use axum::body::Bytes;
-use axum::http::StatusCode;
 use futures::future::BoxFuture;
 use serde_json::json;
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorCode};
 use super::plugins::{PluginAdmin, PluginView, PolicyView};
 use crate::plugins::{PluginError, PluginState, PluginStatus};
 use crate::shared_plugins::{InstallError, SharedPlugins};
@@ -46,16 +45,16 @@ fn refused(agent_type: &str, e: InstallError) -> ApiError {
         InstallError::Store(e) => return ApiError::from(e),
         InstallError::Plugin(e) => e,
     };
-    let (status, code) = match &e {
-        PluginError::InvalidAgentType { .. } => (StatusCode::BAD_REQUEST, "invalid_agent_type"),
-        PluginError::NoPluginsDir => (StatusCode::CONFLICT, "no_plugins_dir"),
-        PluginError::Conflict { .. } => (StatusCode::CONFLICT, "plugin_conflict"),
+    let code = match &e {
+        PluginError::InvalidAgentType { .. } => ErrorCode::InvalidAgentType,
+        PluginError::NoPluginsDir => ErrorCode::NoPluginsDir,
+        PluginError::Conflict { .. } => ErrorCode::PluginConflict,
         PluginError::Io { .. } | PluginError::Engine { .. } => {
             return ApiError::internal("cannot install the plugin", &e);
         }
-        _ => (StatusCode::UNPROCESSABLE_ENTITY, "plugin_refused"),
+        _ => ErrorCode::PluginRefused,
     };
-    ApiError::new(status, code, e.to_string()).details(json!({ "agent_type": agent_type }))
+    ApiError::new(code, e.to_string()).details(json!({ "agent_type": agent_type }))
 }
 
 impl PluginAdmin for SharedPlugins {

@@ -5,9 +5,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::http::StatusCode;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 
 /// The event streams open now.
 #[derive(Debug)]
@@ -35,18 +34,14 @@ impl StreamSlots {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let of_client = open.1.get(&client).copied().unwrap_or(0);
         if of_client >= self.max_per_client {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_streams",
+            return Err(ApiError::new(ErrorCode::TooManyStreams,
                 format!(
                     "this client has {of_client} event streams open, max_event_streams_per_client: close one first"
                 ),
             ));
         }
         if open.0 >= self.max {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_streams",
+            return Err(ApiError::new(ErrorCode::StreamsFull,
                 format!("the host serves {} event streams, max_event_streams: retry later", open.0),
             ));
         }
@@ -72,6 +67,7 @@ impl Drop for StreamSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     #[test]
     fn slots_are_bounded_per_client_and_in_all() {
@@ -79,9 +75,9 @@ mod tests {
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         let first = slots.take(Some(a)).unwrap();
         let _second = slots.take(Some(a)).unwrap();
-        assert_eq!(slots.take(Some(a)).unwrap_err().status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(slots.take(Some(a)).unwrap_err().status(), StatusCode::TOO_MANY_REQUESTS);
         let _third = slots.take(Some(b)).unwrap();
-        assert_eq!(slots.take(Some(b)).unwrap_err().status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(slots.take(Some(b)).unwrap_err().status(), StatusCode::SERVICE_UNAVAILABLE);
         drop(first);
         assert!(slots.take(Some(b)).is_ok(), "a slot given back is free again");
     }

@@ -19,7 +19,7 @@ use utoipa::IntoParams;
 
 use super::auth::CanRead;
 use super::connections::ClientAddr;
-use super::error::{ApiError, ApiResult, ErrorBody};
+use super::error::{ApiError, ApiResult, ErrorCode, Problem};
 use super::extract::{ApiPath, ApiQuery};
 use super::slots::StreamSlot;
 use super::tails::{Encoded, Update, BATCH};
@@ -36,7 +36,7 @@ pub struct StreamQuery {
 
 /// Stream a workflow's events (server-sent events; `id` = position, `data` = the event as JSON),
 /// from a position, live, ending with an `end` event when the workflow is terminal.
-#[utoipa::path(get, path = "/v1/workflows/{id}/events/stream", tag = "events",
+#[utoipa::path(get, path = "/v1/workflows/{id}/events/stream", operation_id = "streamWorkflowEvents", tag = "events",
     params(
         ("id" = String, Path, description = "Workflow id"),
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this position"),
@@ -47,10 +47,10 @@ pub struct StreamQuery {
          `data` the `Event` as JSON (the schema `Event`); when the workflow has ended, an `end` \
          event (`status`, `last_seq`); a comment line every 15 s keeps the connection open", content_type = "text/event-stream", body = String,
          example = json!("id: 3\ndata: {\"seq\":3,\"event_type\":\"task_started\",...}\n\n")),
-        (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 429, description = "This client has max_event_streams_per_client streams open", body = ErrorBody),
-        (status = 503, description = "The host serves max_event_streams streams", body = ErrorBody),
+        (status = 400, body = Problem),
+        (status = 404, body = Problem),
+        (status = 429, description = "This client has max_event_streams_per_client streams open", body = Problem),
+        (status = 503, description = "The host serves max_event_streams streams", body = Problem),
     ))]
 pub async fn event_stream(
     _auth: CanRead,
@@ -62,8 +62,7 @@ pub async fn event_stream(
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let after = match headers.get("last-event-id") {
         Some(v) => v.to_str().ok().and_then(|v| v.trim().parse::<i64>().ok()).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_last_event_id",
+            ApiError::new(ErrorCode::InvalidLastEventId,
                 "the Last-Event-ID header must be an event position (integer)",
             )
         })?,

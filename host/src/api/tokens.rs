@@ -8,7 +8,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::CanAdmin;
-use super::error::{ApiError, ApiResult, ErrorBody};
+use super::error::{ApiError, ApiResult, ErrorCode, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::AppState;
 use crate::auth::{name_problem, NewToken, Role};
@@ -39,11 +39,11 @@ pub struct TokenList {
 }
 
 /// Make a token with a role. Its secret is in this response only.
-#[utoipa::path(post, path = "/v1/tokens", tag = "access", request_body = NewTokenRequest,
+#[utoipa::path(post, path = "/v1/tokens", operation_id = "createToken", tag = "access", request_body = NewTokenRequest,
     responses(
         (status = 201, body = CreatedToken),
-        (status = 409, description = "A token in force has that name", body = ErrorBody),
-        (status = 422, description = "Invalid name", body = ErrorBody),
+        (status = 409, description = "A token in force has that name", body = Problem),
+        (status = 422, description = "Invalid name", body = Problem),
     ))]
 pub async fn create(
     auth: CanAdmin,
@@ -53,7 +53,7 @@ pub async fn create(
     let token = NewToken::generate().map_err(|e| ApiError::internal("cannot make a token", &e))?;
     let name = req.name.unwrap_or_else(|| format!("{}-{}", req.role, token.id));
     if let Some(problem) = name_problem(&name) {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_name", problem));
+        return Err(ApiError::new(ErrorCode::InvalidName, problem));
     }
     let (secret, id) = (token.secret.clone(), token.id.clone());
     let entry = AuditEntry {
@@ -71,7 +71,7 @@ pub async fn create(
 }
 
 /// List tokens: id, name, role, when made and by whom, when revoked.
-#[utoipa::path(get, path = "/v1/tokens", tag = "access", responses((status = 200, body = TokenList)))]
+#[utoipa::path(get, path = "/v1/tokens", operation_id = "listTokens", tag = "access", responses((status = 200, body = TokenList)))]
 pub async fn list(_auth: CanAdmin, State(s): State<AppState>) -> ApiResult<Json<TokenList>> {
     Ok(Json(TokenList { tokens: s.engine.store().tokens().await? }))
 }
@@ -84,9 +84,9 @@ pub struct Revoked {
 
 /// Revoke the token with this id or name: requests carrying it are refused from now on, on
 /// every host sharing the database.
-#[utoipa::path(delete, path = "/v1/tokens/{token}", tag = "access",
+#[utoipa::path(delete, path = "/v1/tokens/{token}", operation_id = "revokeToken", tag = "access",
     params(("token" = String, Path, description = "Token id or name")),
-    responses((status = 200, body = Revoked), (status = 404, description = "No token in force has that id or name", body = ErrorBody)))]
+    responses((status = 200, body = Revoked), (status = 404, description = "No token in force has that id or name", body = Problem)))]
 pub async fn revoke(
     auth: CanAdmin,
     State(s): State<AppState>,
@@ -102,8 +102,7 @@ pub async fn revoke(
     };
     let revoked = s.engine.store().revoke_tokens(&key, entry).await?;
     if revoked.is_empty() {
-        return Err(ApiError::not_found(
-            "token_not_found",
+        return Err(ApiError::new(ErrorCode::TokenNotFound,
             format!("no token in force has the id or name `{key}`: list them with GET /v1/tokens"),
         ));
     }
@@ -130,7 +129,7 @@ pub struct AuditLog {
 }
 
 /// The audit log, newest first: admin actions done, and requests refused (401, 403).
-#[utoipa::path(get, path = "/v1/audit", tag = "access", params(AuditQuery), responses((status = 200, body = AuditLog)))]
+#[utoipa::path(get, path = "/v1/audit", operation_id = "listAuditEntries", tag = "access", params(AuditQuery), responses((status = 200, body = AuditLog)))]
 pub async fn audit(
     _auth: CanAdmin,
     State(s): State<AppState>,

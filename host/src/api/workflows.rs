@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{CanOperate, CanRead, CanSubmit};
-use super::error::{ApiError, ApiResult, ErrorBody};
+use super::error::{ApiError, ApiResult, ErrorCode, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::AppState;
 use crate::lifecycle::Control;
@@ -35,20 +35,20 @@ fn status_param<S: std::str::FromStr>(
     let Some(name) = name.filter(|s| !s.is_empty()) else { return Ok(None) };
     name.parse().map(Some).map_err(|_| {
         let known: Vec<&str> = known.collect();
-        ApiError::bad_request("invalid_status", format!("unknown status `{name}`: use one of {}", known.join(", ")))
+        ApiError::new(ErrorCode::InvalidStatus, format!("unknown status `{name}`: use one of {}", known.join(", ")))
     })
 }
 
 /// Submit a workflow. It is validated before anything is stored; a matching `idempotency_key`
 /// returns the earlier workflow with 200.
-#[utoipa::path(post, path = "/v1/workflows", tag = "workflows", request_body = WorkflowSpec,
+#[utoipa::path(post, path = "/v1/workflows", operation_id = "submitWorkflow", tag = "workflows", request_body = WorkflowSpec,
     responses(
         (status = 201, description = "Stored (and started unless `start` is false)", body = Submitted),
         (status = 200, description = "The idempotency key matched an earlier submission", body = Submitted),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Invalid workflow: cycle, unknown dependency or agent type ...", body = ErrorBody),
+        (status = 400, description = "Malformed JSON", body = Problem),
+        (status = 413, description = "Body too large", body = Problem),
+        (status = 415, description = "Not JSON", body = Problem),
+        (status = 422, description = "Invalid workflow: cycle, unknown dependency or agent type ...", body = Problem),
     ))]
 pub async fn submit(
     _auth: CanSubmit,
@@ -73,8 +73,8 @@ pub struct ListQuery {
 }
 
 /// List workflows, newest first.
-#[utoipa::path(get, path = "/v1/workflows", tag = "workflows", params(ListQuery),
-    responses((status = 200, body = Page<WorkflowSummary>), (status = 400, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/workflows", operation_id = "listWorkflows", tag = "workflows", params(ListQuery),
+    responses((status = 200, body = Page<WorkflowSummary>), (status = 400, body = Problem)))]
 pub async fn list(
     _auth: CanRead,
     State(s): State<AppState>,
@@ -95,9 +95,9 @@ pub struct WorkflowQuery {
 }
 
 /// A workflow with its task counts and its first tasks (1,000 unless `tasks_limit` says fewer).
-#[utoipa::path(get, path = "/v1/workflows/{id}", tag = "workflows",
+#[utoipa::path(get, path = "/v1/workflows/{id}", operation_id = "getWorkflow", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id"), WorkflowQuery),
-    responses((status = 200, body = WorkflowState), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = WorkflowState), (status = 404, body = Problem)))]
 pub async fn get(
     _auth: CanRead,
     State(s): State<AppState>,
@@ -122,9 +122,9 @@ pub struct TasksQuery {
 
 /// A workflow's tasks in submission order, a page at a time (without their attempts: see
 /// `GET /v1/workflows/{id}/tasks/{task_id}`).
-#[utoipa::path(get, path = "/v1/workflows/{id}/tasks", tag = "workflows",
+#[utoipa::path(get, path = "/v1/workflows/{id}/tasks", operation_id = "listTasks", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id"), TasksQuery),
-    responses((status = 200, body = Page<TaskState>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Page<TaskState>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn tasks(
     _auth: CanRead,
     State(s): State<AppState>,
@@ -135,7 +135,7 @@ pub async fn tasks(
     let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(c) => Some(c.parse::<i64>().map_err(|_| {
-            ApiError::bad_request("invalid_cursor", "cursor must be the `next_cursor` of an earlier page")
+            ApiError::new(ErrorCode::InvalidCursor, "cursor must be the `next_cursor` of an earlier page")
         })?),
     };
     let filter = TaskFilter { status, limit: Some(page_size(q.limit)), cursor };
@@ -143,9 +143,9 @@ pub async fn tasks(
 }
 
 /// One task with its attempts (plugin digest, error, log).
-#[utoipa::path(get, path = "/v1/workflows/{id}/tasks/{task_id}", tag = "workflows",
+#[utoipa::path(get, path = "/v1/workflows/{id}/tasks/{task_id}", operation_id = "getTask", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id"), ("task_id" = String, Path, description = "Task id")),
-    responses((status = 200, body = TaskState), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = TaskState), (status = 404, body = Problem)))]
 pub async fn task(
     _auth: CanRead,
     State(s): State<AppState>,
@@ -153,8 +153,7 @@ pub async fn task(
 ) -> ApiResult<Json<TaskState>> {
     match s.engine.store().task(&id, &task_id).await? {
         Some(t) => Ok(Json(t)),
-        None => Err(ApiError::not_found(
-            "task_not_found",
+        None => Err(ApiError::new(ErrorCode::TaskNotFound,
             format!("workflow `{id}` has no task `{task_id}`: see its tasks with GET /v1/workflows/{id}"),
         )),
     }
@@ -165,9 +164,9 @@ async fn control(s: &AppState, id: &str, op: Control) -> ApiResult<Json<ControlO
 }
 
 /// Pause: no new task starts; running tasks finish.
-#[utoipa::path(post, path = "/v1/workflows/{id}/pause", tag = "workflows",
+#[utoipa::path(post, path = "/v1/workflows/{id}/pause", operation_id = "pauseWorkflow", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
-    responses((status = 200, body = ControlOutcome), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = ControlOutcome), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn pause(
     _auth: CanOperate,
     State(s): State<AppState>,
@@ -177,9 +176,9 @@ pub async fn pause(
 }
 
 /// Resume (or start) a paused or pending workflow.
-#[utoipa::path(post, path = "/v1/workflows/{id}/resume", tag = "workflows",
+#[utoipa::path(post, path = "/v1/workflows/{id}/resume", operation_id = "resumeWorkflow", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
-    responses((status = 200, body = ControlOutcome), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = ControlOutcome), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn resume(
     _auth: CanOperate,
     State(s): State<AppState>,
@@ -189,9 +188,9 @@ pub async fn resume(
 }
 
 /// Cancel: running tasks are interrupted, the rest become `cancelled`.
-#[utoipa::path(post, path = "/v1/workflows/{id}/cancel", tag = "workflows",
+#[utoipa::path(post, path = "/v1/workflows/{id}/cancel", operation_id = "cancelWorkflow", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id")),
-    responses((status = 200, body = ControlOutcome), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = ControlOutcome), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn cancel(
     _auth: CanOperate,
     State(s): State<AppState>,
@@ -202,13 +201,13 @@ pub async fn cancel(
 
 /// Replace the workflow's budget (`{}` removes every limit). A workflow paused because its
 /// budget was spent stays paused: resume it once the budget is raised.
-#[utoipa::path(put, path = "/v1/workflows/{id}/budget", tag = "workflows", request_body = Budget,
+#[utoipa::path(put, path = "/v1/workflows/{id}/budget", operation_id = "setWorkflowBudget", tag = "workflows", request_body = Budget,
     params(("id" = String, Path, description = "Workflow id")),
     responses(
         (status = 200, body = BudgetState),
-        (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 409, description = "The workflow has ended", body = ErrorBody),
+        (status = 400, description = "Malformed body", body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "The workflow has ended", body = Problem),
     ))]
 pub async fn budget(
     _auth: CanOperate,
@@ -229,13 +228,13 @@ pub struct RollbackRequest {
 
 /// Roll back to a version: task states become those at that version and the workflow is left
 /// `paused`; resume re-runs what was not done. The workflow must be paused (or settled) first.
-#[utoipa::path(post, path = "/v1/workflows/{id}/rollback", tag = "workflows", request_body = RollbackRequest,
+#[utoipa::path(post, path = "/v1/workflows/{id}/rollback", operation_id = "rollbackWorkflow", tag = "workflows", request_body = RollbackRequest,
     params(("id" = String, Path, description = "Workflow id")),
     responses(
         (status = 200, body = ControlOutcome),
-        (status = 400, description = "Malformed body or no such version", body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 409, description = "Running: pause it first", body = ErrorBody),
+        (status = 400, description = "Malformed body or no such version", body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "Running: pause it first", body = Problem),
     ))]
 pub async fn rollback(
     _auth: CanOperate,
@@ -245,8 +244,7 @@ pub async fn rollback(
 ) -> ApiResult<Json<ControlOutcome>> {
     match s.engine.control(&id, Control::Rollback(body.version)).await {
         Ok(out) => Ok(Json(out)),
-        Err(e @ StoreError::VersionNotFound(..)) => Err(ApiError::bad_request(
-            "invalid_version",
+        Err(e @ StoreError::VersionNotFound(..)) => Err(ApiError::new(ErrorCode::InvalidVersion,
             format!("cannot roll back: {e}; list its versions with GET /v1/workflows/{id}/versions"),
         )
         .details(serde_json::json!({ "version": body.version }))),
@@ -265,9 +263,9 @@ pub struct VersionsQuery {
 }
 
 /// Versions of a workflow, oldest first.
-#[utoipa::path(get, path = "/v1/workflows/{id}/versions", tag = "workflows",
+#[utoipa::path(get, path = "/v1/workflows/{id}/versions", operation_id = "listVersions", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id"), VersionsQuery),
-    responses((status = 200, body = Vec<VersionInfo>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vec<VersionInfo>), (status = 404, body = Problem)))]
 pub async fn versions(
     _auth: CanRead,
     State(s): State<AppState>,
@@ -279,9 +277,9 @@ pub async fn versions(
 }
 
 /// The state of a workflow at one version.
-#[utoipa::path(get, path = "/v1/workflows/{id}/versions/{version}", tag = "workflows",
+#[utoipa::path(get, path = "/v1/workflows/{id}/versions/{version}", operation_id = "getVersion", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id"), ("version" = i64, Path, description = "Version")),
-    responses((status = 200, body = VersionState), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = VersionState), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn version(
     _auth: CanRead,
     State(s): State<AppState>,

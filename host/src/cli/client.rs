@@ -154,11 +154,10 @@ fn trusted(file: &std::path::Path) -> Result<Vec<reqwest::Certificate>, Failure>
     Ok(certs)
 }
 
-/// A failure from a host's error answer: 4xx is the input's fault (65), 5xx the host's (69).
+/// A failure from a host's error answer (an RFC 9457 problem): 4xx is the input's fault (65), 5xx the host's (69).
 fn host_error(status: StatusCode, body: &Value) -> Failure {
-    let err = &body["error"];
-    let message = err["message"].as_str().map(String::from).unwrap_or_else(|| format!("{body}"));
-    let code = err["code"].as_str().unwrap_or("error");
+    let message = body["detail"].as_str().map(String::from).unwrap_or_else(|| format!("{body}"));
+    let code = body["code"].as_str().unwrap_or("error");
     let text = format!("the host answered {status}: {message} ({code})");
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         Failure::new(exit::NO_PERMISSION, text)
