@@ -71,9 +71,9 @@ async fn every_route_but_health_needs_a_token_on_a_network_address(backend: Back
     let admin = token_on_db(&app, "root", Role::Admin).await;
     let (s, log) = call(&app, Some(&admin), Method::GET, "/v1/audit?limit=1000", None).await;
     assert_eq!(s, StatusCode::OK, "{log}");
-    let refused = log["entries"].as_array().unwrap().iter().filter(|e| e["outcome"] == "unauthenticated").count();
+    let refused = log["items"].as_array().unwrap().iter().filter(|e| e["outcome"] == "unauthenticated").count();
     assert_eq!(refused, ROUTES.len() - 3 + 1, "{log}");
-    assert!(log["entries"].as_array().unwrap().iter().any(|e| e["action"] == "PUT /v1/plugins/{agent_type}"));
+    assert!(log["items"].as_array().unwrap().iter().any(|e| e["action"] == "PUT /v1/plugins/{agent_type}"));
 }
 
 async fn roles_permit_what_they_say_and_revocation_takes_effect(backend: Backend) {
@@ -117,14 +117,14 @@ async fn roles_permit_what_they_say_and_revocation_takes_effect(backend: Backend
     // The list shows no secret, nor the digest; a name in force cannot be given twice.
     let (_, list) = call(&app, Some(&admin), Method::GET, "/v1/tokens", None).await;
     let text = list.to_string();
-    assert_eq!(list["tokens"].as_array().unwrap().len(), 4, "{list}");
+    assert_eq!(list["items"].as_array().unwrap().len(), 4, "{list}");
     assert!(!text.contains("hyphae_") && !text.contains("hash"), "{list}");
     let again = json!({ "role": "reader", "name": "root" });
     let (s, v) = call(&app, Some(&admin), Method::POST, "/v1/tokens", Some(again)).await;
     assert_error(s, &v, StatusCode::CONFLICT, "conflict");
 
     // Revoked: refused from the next request on.
-    let name = list["tokens"].as_array().unwrap().iter().find(|t| t["role"] == "reader").unwrap()["name"].clone();
+    let name = list["items"].as_array().unwrap().iter().find(|t| t["role"] == "reader").unwrap()["name"].clone();
     let uri = format!("/v1/tokens/{}", name.as_str().unwrap());
     let (s, v) = call(&app, Some(&admin), Method::DELETE, &uri, None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -135,7 +135,7 @@ async fn roles_permit_what_they_say_and_revocation_takes_effect(backend: Backend
 
     // Admin actions and refusals are audited, newest first, with who did them.
     let (_, log) = call(&app, Some(&admin), Method::GET, "/v1/audit", None).await;
-    let entries = log["entries"].as_array().unwrap();
+    let entries = log["items"].as_array().unwrap();
     let seqs: Vec<i64> = entries.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] > w[1]), "{log}");
     let has = |action: &str, outcome: &str| entries.iter().any(|e| e["action"] == action && e["outcome"] == outcome);
@@ -144,9 +144,10 @@ async fn roles_permit_what_they_say_and_revocation_takes_effect(backend: Backend
     assert!(has("POST /v1/workflows", "forbidden") && has("GET /v1/workflows", "unauthenticated"), "{log}");
     assert!(has("token create", "done"), "the token made on the database: {log}");
     let (_, page) = call(&app, Some(&admin), Method::GET, "/v1/audit?limit=2", None).await;
-    let before = page["next_before"].as_i64().unwrap();
-    let (_, older) = call(&app, Some(&admin), Method::GET, &format!("/v1/audit?limit=2&before={before}"), None).await;
-    assert!(older["entries"][0]["seq"].as_i64().unwrap() < before, "{older}");
+    let before = page["next_cursor"].as_str().unwrap();
+    assert_eq!(before, page["items"][1]["seq"].to_string(), "{page}");
+    let (_, older) = call(&app, Some(&admin), Method::GET, &format!("/v1/audit?limit=2&cursor={before}"), None).await;
+    assert!(older["items"][0]["seq"].as_i64().unwrap() < before.parse::<i64>().unwrap(), "{older}");
 }
 
 async fn a_loopback_host_is_open_until_a_token_exists(backend: Backend) {

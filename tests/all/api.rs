@@ -191,9 +191,11 @@ async fn workflow_routes_serve_state_history_and_events(backend: Backend) {
 
     let (s, versions) = app.get(&format!("/v1/workflows/{id}/versions")).await;
     assert_eq!(s, StatusCode::OK);
-    let versions = versions.as_array().unwrap();
+    let versions = versions["items"].as_array().unwrap();
     assert!(versions.len() >= 2);
     assert_eq!(versions[0]["version"], 1);
+    let (_, page) = app.get(&format!("/v1/workflows/{id}/versions?limit=1&cursor=1")).await;
+    assert_eq!((page["items"][0]["version"].clone(), page["next_cursor"].clone()), (json!(2), json!("2")), "{page}");
     let (s, v1) = app.get(&format!("/v1/workflows/{id}/versions/1")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v1["tasks"]["publish"]["status"], "pending");
@@ -204,16 +206,20 @@ async fn workflow_routes_serve_state_history_and_events(backend: Backend) {
 
     let (s, events) = app.get(&format!("/v1/workflows/{id}/events")).await;
     assert_eq!(s, StatusCode::OK);
-    let events = events["events"].as_array().unwrap().clone();
+    let events = events["items"].as_array().unwrap().clone();
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
-    let (_, page) = app.get(&format!("/v1/workflows/{id}/events?limit=2&after=1")).await;
-    assert_eq!(page["events"].as_array().unwrap().len(), 2);
-    assert_eq!(page["events"][0]["seq"], 2);
-    assert_eq!(page["next_after"], 3);
+    let (_, page) = app.get(&format!("/v1/workflows/{id}/events?limit=2&cursor=1")).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    assert_eq!(page["items"][0]["seq"], 2);
+    assert_eq!(page["next_cursor"], "3");
+    let (_, page) = app.get(&format!("/v1/workflows/{id}/events?limit=2&cursor=3")).await;
+    assert_eq!(page["items"][0]["seq"], 4, "{page}");
+    let (s, v) = app.get(&format!("/v1/workflows/{id}/events?cursor=x")).await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_cursor");
     let (_, typed) = app.get(&format!("/v1/workflows/{id}/events?type=handoff,task_completed")).await;
     let types: Vec<&str> =
-        typed["events"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+        typed["items"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
     assert!(types.iter().all(|t| *t == "handoff" || *t == "task_completed"), "{types:?}");
     assert!(types.contains(&"handoff"));
     let (s, v) = app.get(&format!("/v1/workflows/{id}/events?type=nope")).await;
@@ -221,13 +227,37 @@ async fn workflow_routes_serve_state_history_and_events(backend: Backend) {
 
     let (s, handoffs) = app.get(&format!("/v1/workflows/{id}/handoffs")).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(handoffs["handoffs"].as_array().unwrap().len(), 3, "{handoffs}");
+    assert_eq!(handoffs["items"].as_array().unwrap().len(), 3, "{handoffs}");
     let (s, timeline) = app.get(&format!("/v1/workflows/{id}/timeline")).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(timeline["total_events"].as_u64().unwrap() as usize, events.len());
     let (s, agent) = app.get("/v1/agents/reviewer/events?limit=1000").await;
     assert_eq!(s, StatusCode::OK);
-    assert!(!agent["events"].as_array().unwrap().is_empty());
+    let all = agent["items"].as_array().unwrap().clone();
+    assert!(all.len() >= 4, "{agent}");
+    assert!(agent.get("next_cursor").is_none(), "{agent}");
+    // Paged, in either order: the same events, each once.
+    let key = |e: &Value| format!("{}/{}", e["workflow_id"], e["seq"]);
+    for (order, limit) in [("oldest", 1), ("oldest", 3), ("newest", 2)] {
+        let (mut got, mut cursor) = (Vec::new(), String::new());
+        loop {
+            let (s, page) =
+                app.get(&format!("/v1/agents/reviewer/events?order={order}&limit={limit}&cursor={cursor}")).await;
+            assert_eq!(s, StatusCode::OK, "{page}");
+            got.extend(page["items"].as_array().unwrap().iter().map(key));
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = next.to_string(),
+                None => break,
+            }
+        }
+        let mut want: Vec<String> = all.iter().map(key).collect();
+        if order == "newest" {
+            want.reverse();
+        }
+        assert_eq!(got, want, "{order} by {limit}");
+    }
+    let (s, v) = app.get("/v1/agents/reviewer/events?cursor=1.2").await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_cursor");
 
     let (s, stats) = app.get(&format!("/v1/stats?workflow_id={id}")).await;
     assert_eq!(s, StatusCode::OK);
@@ -403,7 +433,7 @@ async fn operations_routes_report_health_metrics_and_workers(backend: Backend) {
     assert_eq!(v["components"]["plugins"]["detail"]["loaded"], 5, "{v}");
     let (s, v) = app.get("/v1/workers").await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(v["workers"][0]["health"], "HEALTHY", "{v}");
+    assert_eq!(v["items"][0]["health"], "HEALTHY", "{v}");
     let (s, headers, body) = app.send(Request::get("/metrics").body(Body::empty()).unwrap()).await;
     assert_eq!(s, StatusCode::OK);
     assert!(headers[header::CONTENT_TYPE].to_str().unwrap().contains("openmetrics-text"));
@@ -440,7 +470,7 @@ async fn plugin_routes_list_and_install_checked_components(backend: Backend) {
     let app = app(backend).await;
     let (s, v) = app.get("/v1/plugins").await;
     assert_eq!(s, StatusCode::OK);
-    let plugins = v["plugins"].as_array().unwrap();
+    let plugins = v["items"].as_array().unwrap();
     assert_eq!(plugins.len(), 5);
     let reviewer = plugins.iter().find(|p| p["agent_type"] == "reviewer").unwrap();
     assert_eq!(reviewer["world"], "agent-plugin");
@@ -470,7 +500,7 @@ async fn plugin_routes_list_and_install_checked_components(backend: Backend) {
     let (s, _, body) = app.send(put("bad%20name", b"\0asm".to_vec())).await;
     assert_error(s, &serde_json::from_slice(&body).unwrap(), StatusCode::BAD_REQUEST, "invalid_agent_type");
     let (_, v) = app.get("/v1/plugins").await;
-    assert!(v["plugins"].as_array().unwrap().iter().all(|p| p["agent_type"] != "junk"), "{v}");
+    assert!(v["items"].as_array().unwrap().iter().all(|p| p["agent_type"] != "junk"), "{v}");
 }
 
 /// Parse a complete SSE body into (id, event name, data) frames.
@@ -510,7 +540,7 @@ async fn event_stream_delivers_every_event_in_order_and_resumes(backend: Backend
     let (last, events) = frames.split_last().unwrap();
     assert_eq!(last.1.as_deref(), Some("end"));
     let (_, stored) = app.get(&format!("/v1/workflows/{id}/events?limit=1000")).await;
-    let stored = stored["events"].as_array().unwrap();
+    let stored = stored["items"].as_array().unwrap();
     assert_eq!(events.len(), stored.len());
     for (i, (frame, e)) in events.iter().zip(stored).enumerate() {
         assert_eq!(frame.0, Some(i as i64 + 1));
@@ -572,8 +602,8 @@ async fn watchers_share_one_tail_and_a_slow_one_catches_up(backend: Backend) {
     assert_eq!(app.settle(&id).await, "completed");
     let mut stored = Vec::new();
     loop {
-        let (_, page) = app.get(&format!("/v1/workflows/{id}/events?limit=1000&after={}", stored.len())).await;
-        let events = page["events"].as_array().unwrap();
+        let (_, page) = app.get(&format!("/v1/workflows/{id}/events?limit=1000&cursor={}", stored.len())).await;
+        let events = page["items"].as_array().unwrap();
         stored.extend(events.iter().cloned());
         if events.len() < 1000 {
             break;
@@ -615,7 +645,9 @@ async fn openapi_document_is_valid_and_lists_every_route(backend: Backend) {
                 let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path}: no operationId"));
                 assert!(operation_ids.insert(id.to_string()), "{method} {path}: operationId {id} used twice");
                 assert!(
-                    id.len() > 6 && id.starts_with(|c: char| c.is_ascii_lowercase()) && id.chars().any(|c| c.is_ascii_uppercase()),
+                    id.len() > 6
+                        && id.starts_with(|c: char| c.is_ascii_lowercase())
+                        && id.chars().any(|c| c.is_ascii_uppercase()),
                     "{method} {path}: operationId {id} is not descriptive"
                 );
                 assert!(ROUTES.contains(&(method, path.as_str())), "undocumented in the test list: {method} {path}");
@@ -632,10 +664,7 @@ async fn openapi_document_is_valid_and_lists_every_route(backend: Backend) {
         let status = resp.status();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        assert!(
-            v["code"] != "route_not_found" && v["code"] != "method_not_allowed",
-            "{method} {uri}: {status} {v}"
-        );
+        assert!(v["code"] != "route_not_found" && v["code"] != "method_not_allowed", "{method} {uri}: {status} {v}");
         // What it answered (here: no body, made-up ids) is a response it declares.
         let declared = &paths[*path][*method]["responses"];
         assert!(declared.get(status.as_str()).is_some(), "{method} {path} answered an undeclared {status}: {v}");

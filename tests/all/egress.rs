@@ -360,7 +360,7 @@ async fn llm_pipeline_runs_through_the_binary_and_the_secret_leaks_nowhere() {
 
     let events: Value =
         client.get(format!("{base}/v1/workflows/{id}/events?type=egress")).send().await.unwrap().json().await.unwrap();
-    let egress = events["events"].as_array().expect("events list");
+    let egress = events["items"].as_array().expect("events list");
     assert_eq!(egress.len(), 3, "{events:#}");
     for e in egress {
         assert_eq!(e["status"], "response", "{e:#}");

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use hyphae::events::{AgentEventsQuery, Event, EventQuery, EventType};
+use hyphae::events::{AgentEventsQuery, Event, EventQuery, EventType, Order};
 use hyphae::store::Store;
 use serde_json::{json, Value};
 
@@ -85,20 +85,43 @@ async fn agent_events_merge_workflows_in_time_order(b: Backend) {
         |e: &Event| time::OffsetDateTime::parse(&e.timestamp, &time::format_description::well_known::Rfc3339).unwrap();
     let mut alice: Vec<Event> = everything.iter().filter(|e| e.agent_id.as_deref() == Some("alice")).cloned().collect();
     alice.sort_by(|a, b| (ts(a), &a.workflow_id, a.seq).cmp(&(ts(b), &b.workflow_id, b.seq)));
-    let full = store.agent_events("alice", &AgentEventsQuery { limit: 100_000, ..Default::default() }).await.unwrap();
+    let (full, next) =
+        store.agent_events("alice", &AgentEventsQuery { limit: 100_000, ..Default::default() }).await.unwrap();
+    assert!(next.is_none());
     assert_eq!(keys(&full), keys(&alice));
     for limit in [1, 5, 33, 100] {
-        let page = store.agent_events("alice", &AgentEventsQuery { limit, ..Default::default() }).await.unwrap();
+        let (page, _) = store.agent_events("alice", &AgentEventsQuery { limit, ..Default::default() }).await.unwrap();
         assert_eq!(keys(&page), keys(&alice[..limit as usize]), "page of {limit}");
     }
-    let q = AgentEventsQuery { types: vec![EventType::ExecutionEnd], limit: 10 };
-    let ends = store.agent_events("alice", &q).await.unwrap();
+    // Page after page, from either end, every event once: the pages of newest first are those
+    // of oldest first backwards.
+    for (order, limit) in [(Order::Oldest, 7), (Order::Newest, 7), (Order::Newest, 64)] {
+        let (mut got, mut after) = (Vec::new(), None);
+        loop {
+            let q = AgentEventsQuery { order, after: after.clone(), limit, ..Default::default() };
+            let (page, next) = store.agent_events("alice", &q).await.unwrap();
+            assert!(page.len() as i64 == limit || next.is_none(), "a short page is the last");
+            got.extend(page);
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        let mut want = keys(&full);
+        if order == Order::Newest {
+            want.reverse();
+        }
+        assert_eq!(keys(&got), want, "{order:?} by {limit}");
+    }
+    let q = AgentEventsQuery { types: vec![EventType::ExecutionEnd], limit: 10, ..Default::default() };
+    let (ends, _) = store.agent_events("alice", &q).await.unwrap();
     let want: Vec<_> = alice.iter().filter(|e| e.event_type == EventType::ExecutionEnd).take(10).cloned().collect();
     assert_eq!(keys(&ends), keys(&want));
     assert!(store
         .agent_events("nobody", &AgentEventsQuery { limit: 10, ..Default::default() })
         .await
         .unwrap()
+        .0
         .is_empty());
     let stats = store.statistics(None).await.unwrap();
     assert_eq!(stats.total_events as usize, everything.len());
@@ -125,7 +148,8 @@ async fn retention_cuts_inside_a_block(b: Backend) {
     assert_eq!(deleted as usize, events.len() - kept.len());
     assert!(kept.iter().any(|e| e.event_type == EventType::ExecutionEnd), "the end of the slow task stays: {kept:?}");
     assert!(kept.iter().all(|e| e.event_type != EventType::ExecutionStart));
-    let agent = store.agent_events("testkit", &AgentEventsQuery { limit: 100, ..Default::default() }).await.unwrap();
+    let (agent, _) =
+        store.agent_events("testkit", &AgentEventsQuery { limit: 100, ..Default::default() }).await.unwrap();
     assert_eq!(keys(&agent), keys(&want.iter().filter(|e| e.agent_id.is_some()).cloned().collect::<Vec<_>>()));
     assert_eq!(store.statistics(None).await.unwrap().total_events as usize, kept.len());
     assert_eq!(store.delete_events_older_than(0.0).await.unwrap() as usize, kept.len());
@@ -171,7 +195,7 @@ async fn events_of_the_first_schema_are_carried_over(b: Backend) {
     assert_eq!(w1[2].performance.unwrap().total_time_ms, 2.5);
     assert_eq!(w1[2].duration_ms, Some(1.5));
     assert_eq!(w1[0].timestamp, hyphae::events::rfc3339(1_000_000));
-    let alice = store.agent_events("alice", &AgentEventsQuery { limit: 10, ..Default::default() }).await.unwrap();
+    let (alice, _) = store.agent_events("alice", &AgentEventsQuery { limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(alice.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["e4", "e2"]);
     assert_eq!(store.statistics(None).await.unwrap().total_events, 4);
 }
@@ -220,7 +244,7 @@ async fn blocks_of_the_json_formats_are_read_after_the_migration(b: Backend) {
         (w1[1].timestamp.as_str(), w1[2].event_id.as_str()),
         (hyphae::events::rfc3339(3_000_000).as_str(), "e3")
     );
-    let bob = store.agent_events("bob", &AgentEventsQuery { limit: 10, ..Default::default() }).await.unwrap();
+    let (bob, _) = store.agent_events("bob", &AgentEventsQuery { limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(keys(&bob), [("w1".to_string(), 1), ("w1".to_string(), 2)]);
     // Retention inside the older block keeps its newer event, readable as before.
     let cut = time::OffsetDateTime::from_unix_timestamp(2).unwrap();
@@ -228,7 +252,7 @@ async fn blocks_of_the_json_formats_are_read_after_the_migration(b: Backend) {
     assert_eq!(store.delete_events_older_than(days).await.unwrap(), 1);
     let kept = store.workflow_events("w1", &all()).await.unwrap();
     assert_eq!(kept, w1[1..].to_vec());
-    let bob = store.agent_events("bob", &AgentEventsQuery { limit: 10, ..Default::default() }).await.unwrap();
+    let (bob, _) = store.agent_events("bob", &AgentEventsQuery { limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(keys(&bob), [("w1".to_string(), 2)]);
 }
 

@@ -74,7 +74,7 @@ async fn workflows_of_the_last_release_read_back(b: Backend) {
     assert_eq!(events.first().map(|e| e.event_type), Some(EventType::WorkflowCreated));
     assert_eq!(events.last().map(|e| e.event_type), Some(EventType::WorkflowCompleted));
     let q = AgentEventsQuery { limit: 100, ..Default::default() };
-    let agent = store.agent_events(&task("flaky").agent_id, &q).await.unwrap();
+    let (agent, _) = store.agent_events(&task("flaky").agent_id, &q).await.unwrap();
     assert!(agent.iter().any(|e| e.event_type == EventType::TaskRetrying));
 
     let versions = store.versions(id, 0, 1000).await.unwrap();

@@ -99,7 +99,7 @@ async fn hosts_with_different_plugins_share_the_work_and_what_is_installed() {
     support::wait_ready(port_b).await;
     let workers = get(port_b, "/v1/workers").await;
     let serving_fib: Vec<&Value> =
-        workers["workers"].as_array().unwrap().iter().filter(|w| w["serves"].get("fib").is_some()).collect();
+        workers["items"].as_array().unwrap().iter().filter(|w| w["serves"].get("fib").is_some()).collect();
     assert_eq!(serving_fib.len(), 1, "only the first host serves fib: {workers}");
     let client = reqwest::Client::new();
     let submit = |spec: Value| {
@@ -146,7 +146,7 @@ async fn hosts_with_different_plugins_share_the_work_and_what_is_installed() {
     let mut c = spawn_host(&url, dir_c.path(), work.path(), port_c);
     support::wait_ready(port_c).await;
     let plugins = get(port_c, "/v1/plugins").await;
-    let fib: Vec<&Value> = plugins["plugins"].as_array().unwrap().iter().filter(|p| p["agent_type"] == "fib").collect();
+    let fib: Vec<&Value> = plugins["items"].as_array().unwrap().iter().filter(|p| p["agent_type"] == "fib").collect();
     assert_eq!((fib.len(), fib[0]["state"].as_str()), (1, Some("loaded")), "{plugins}");
     assert!(dir_c.path().join("fib.wasm").is_file(), "copied into the third host's directory");
     for child in [&mut b, &mut c] {

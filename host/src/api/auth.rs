@@ -125,7 +125,8 @@ pub async fn authorize(
         return Ok(caller);
     }
     let needed: Vec<&str> = Role::needed_for(permission).iter().map(|r| r.as_str()).collect();
-    let err = ApiError::new(ErrorCode::Forbidden,
+    let err = ApiError::new(
+        ErrorCode::Forbidden,
         format!(
             "the token `{}` has role `{}`, which may not do this: it needs a token with role {}",
             caller.name,

@@ -8,9 +8,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::{CanAdmin, CanRead};
 use super::error::{ApiError, ApiResult, ErrorCode, Problem};
 use super::extract::{ApiPath, ApiQuery};
-use super::workflows::page_size;
+use super::workflows::{page_size, position_cursor};
 use super::AppState;
-use crate::events::{AgentEventsQuery, Event, EventQuery, EventType, Statistics, Timeline};
+use crate::events::{AgentCursor, AgentEventsQuery, Event, EventQuery, EventType, Order, Statistics, Timeline};
+use crate::store::Page;
 
 /// Parse a comma-separated list of event types; an unknown name is a 400 listing the known ones.
 pub fn parse_types(list: Option<&str>) -> ApiResult<Vec<EventType>> {
@@ -21,7 +22,8 @@ pub fn parse_types(list: Option<&str>) -> ApiResult<Vec<EventType>> {
         .map(|t| {
             EventType::parse(t).ok_or_else(|| {
                 let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-                ApiError::new(ErrorCode::InvalidEventType,
+                ApiError::new(
+                    ErrorCode::InvalidEventType,
                     format!("unknown event type `{t}`: use {}", known.join(", ")),
                 )
             })
@@ -39,46 +41,39 @@ pub struct EventsQuery {
     pub types: Option<String>,
     /// Only events of this task.
     pub task_id: Option<String>,
-    /// Only events after this position (`seq`).
-    pub after: Option<i64>,
     /// Page size (default 100, at most 1000).
     pub limit: Option<i64>,
-}
-
-/// A page of events.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventList {
-    /// Oldest first.
-    pub events: Vec<Event>,
-    /// Pass as `after` to read on; absent when this page was the last one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_after: Option<i64>,
+    /// `next_cursor` of the previous page; an event's `seq` works too (the events after it follow).
+    pub cursor: Option<String>,
 }
 
 /// Events of a workflow, oldest first.
 #[utoipa::path(get, path = "/v1/workflows/{id}/events", operation_id = "listWorkflowEvents", tag = "events",
     params(("id" = String, Path, description = "Workflow id"), EventsQuery),
-    responses((status = 200, body = EventList), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = Page<Event>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn workflow_events(
     _auth: CanRead,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<EventsQuery>,
-) -> ApiResult<Json<EventList>> {
-    let limit = page_size(q.limit);
+) -> ApiResult<Json<Page<Event>>> {
     let query = EventQuery {
         types: parse_types(q.types.as_deref())?,
         task_id: q.task_id.filter(|t| !t.is_empty()),
-        after: q.after.unwrap_or(0).max(0),
-        limit,
+        after: position_cursor(q.cursor.as_deref())?.unwrap_or(0),
+        limit: page_size(q.limit),
     };
+    events_page(&s, &id, &query).await.map(Json)
+}
+
+/// A page of the events of workflow `id` that `query` selects.
+async fn events_page(s: &AppState, id: &str, query: &EventQuery) -> ApiResult<Page<Event>> {
     let store = s.engine.store();
-    let events = store.workflow_events(&id, &query).await?;
-    if events.is_empty() && query.after > 0 {
-        store.last_event_seq(&id).await?; // 404 for an unknown workflow
+    let events = store.workflow_events(id, query).await?;
+    if events.is_empty() {
+        store.last_event_seq(id).await?; // 404 for an unknown workflow
     }
-    let next_after = (events.len() as i64 == limit).then(|| events.last().map(|e| e.seq)).flatten();
-    Ok(Json(EventList { events, next_after }))
+    Ok(Page::limited(events, query.limit as usize, |e| e.seq.to_string()))
 }
 
 /// A workflow's events grouped as lifecycle, tasks, handoffs and failures.
@@ -93,25 +88,33 @@ pub async fn timeline(
     Ok(Json(s.engine.store().timeline(&id).await?))
 }
 
-/// The handoffs of a workflow.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HandoffChain {
-    pub workflow_id: String,
-    /// `handoff` events in order.
-    pub handoffs: Vec<Event>,
+/// A page of a listing without filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
-/// The handoff chain of a workflow, in order.
-#[utoipa::path(get, path = "/v1/workflows/{id}/handoffs", operation_id = "getHandoffChain", tag = "events",
-    params(("id" = String, Path, description = "Workflow id")),
-    responses((status = 200, body = HandoffChain), (status = 404, body = Problem)))]
+/// The handoff chain of a workflow: its `handoff` events, in order.
+#[utoipa::path(get, path = "/v1/workflows/{id}/handoffs", operation_id = "listHandoffs", tag = "events",
+    params(("id" = String, Path, description = "Workflow id"), PageQuery),
+    responses((status = 200, body = Page<Event>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn handoffs(
     _auth: CanRead,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<HandoffChain>> {
-    let handoffs = s.engine.store().handoff_chain(&id).await?;
-    Ok(Json(HandoffChain { workflow_id: id, handoffs }))
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<Event>>> {
+    let query = EventQuery {
+        types: vec![EventType::Handoff],
+        task_id: None,
+        after: position_cursor(q.cursor.as_deref())?.unwrap_or(0),
+        limit: page_size(q.limit),
+    };
+    events_page(&s, &id, &query).await.map(Json)
 }
 
 /// Filter of an agent's events.
@@ -122,31 +125,39 @@ pub struct AgentQuery {
     #[serde(rename = "type")]
     #[param(rename = "type")]
     pub types: Option<String>,
+    /// `oldest` first (the default) or `newest` first.
+    pub order: Option<Order>,
     /// Page size (default 100, at most 1000).
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page (in the same order).
+    pub cursor: Option<String>,
 }
 
-/// Events in which an agent took part.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AgentEvents {
-    pub agent_id: String,
-    /// Oldest first.
-    pub events: Vec<Event>,
-}
-
-/// Events in which an agent took part (as actor, source or target), oldest first.
+/// Events in which an agent took part (as actor, source or target), in the order of the
+/// transactions that wrote them: oldest first, or newest first with `order=newest`.
 #[utoipa::path(get, path = "/v1/agents/{agent_id}/events", operation_id = "listAgentEvents", tag = "events",
     params(("agent_id" = String, Path, description = "Agent id"), AgentQuery),
-    responses((status = 200, body = AgentEvents), (status = 400, body = Problem)))]
+    responses((status = 200, body = Page<Event>), (status = 400, body = Problem)))]
 pub async fn agent_events(
     _auth: CanRead,
     State(s): State<AppState>,
     ApiPath(agent_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<AgentQuery>,
-) -> ApiResult<Json<AgentEvents>> {
-    let query = AgentEventsQuery { types: parse_types(q.types.as_deref())?, limit: page_size(q.limit) };
-    let events = s.engine.store().agent_events(&agent_id, &query).await?;
-    Ok(Json(AgentEvents { agent_id, events }))
+) -> ApiResult<Json<Page<Event>>> {
+    let after = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(AgentCursor::parse(c).ok_or_else(|| {
+            ApiError::new(ErrorCode::InvalidCursor, "cursor must be the `next_cursor` of an earlier page")
+        })?),
+    };
+    let query = AgentEventsQuery {
+        types: parse_types(q.types.as_deref())?,
+        order: q.order.unwrap_or_default(),
+        after,
+        limit: page_size(q.limit),
+    };
+    let (events, next) = s.engine.store().agent_events(&agent_id, &query).await?;
+    Ok(Json(Page { items: events, next_cursor: next.map(|c| c.to_string()) }))
 }
 
 /// Scope of the statistics.
@@ -194,7 +205,8 @@ pub async fn retention(
 ) -> ApiResult<Json<Deleted>> {
     let days = q.older_than_days;
     if !days.is_finite() || !(0.0..=1e6).contains(&days) {
-        return Err(ApiError::new(ErrorCode::InvalidQuery,
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
             format!("older_than_days must be a number of days between 0 and 1000000, not {days}"),
         ));
     }

@@ -19,7 +19,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         if !is_json(req.headers()) {
-            return Err(ApiError::new(ErrorCode::UnsupportedMediaType,
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
                 "the request body must be JSON: send it with `Content-Type: application/json`",
             ));
         }

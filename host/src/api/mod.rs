@@ -201,8 +201,7 @@ fn problems_as_problem_json(responses: &mut utoipa::openapi::Responses) {
     use utoipa::openapi::RefOr;
     for response in responses.responses.values_mut() {
         let RefOr::T(response) = response else { continue };
-        let is_problem =
-            |c: &utoipa::openapi::Content| matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem"));
+        let is_problem = |c: &utoipa::openapi::Content| matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem"));
         if let Some(content) = response.content.get("application/json").filter(|c| is_problem(c)).cloned() {
             response.content.shift_remove("application/json");
             response.content.insert(PROBLEM_JSON.to_string(), content);
@@ -222,9 +221,7 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(ErrorCode::RouteNotFound, "no such route: see GET /openapi.json for the routes of this API")
         })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(ErrorCode::MethodNotAllowed,
-                "this route does not accept that method: see GET /openapi.json",
-            )
+            ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method: see GET /openapi.json")
         })
         .with_state(state)
         .layer(CatchPanicLayer::custom(ops::panic_response))

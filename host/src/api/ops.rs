@@ -13,9 +13,12 @@ use utoipa::ToSchema;
 
 use super::auth::{authorize, CanRead};
 use super::error::{ApiError, ApiResult, Problem};
+use super::events::PageQuery;
+use super::extract::ApiQuery;
+use super::workflows::page_size;
 use super::AppState;
 use crate::auth::Permission;
-use crate::store::WorkerRecord;
+use crate::store::{Page, WorkerRecord};
 
 /// Liveness.
 #[derive(Debug, Serialize, ToSchema)]
@@ -161,21 +164,17 @@ pub async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response 
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
 }
 
-/// Host workers and their heartbeat health.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Workers {
-    /// Missed heartbeats after which a worker is FAILED.
-    pub miss_threshold: u32,
-    pub workers: Vec<WorkerRecord>,
-}
-
-/// Heartbeat health of every host worker (HEALTHY, DEGRADED, CRITICAL, FAILED).
-#[utoipa::path(get, path = "/v1/workers", operation_id = "listWorkers", tag = "operations",
-    responses((status = 200, body = Workers), (status = 503, body = Problem)))]
-pub async fn workers(_auth: CanRead, State(s): State<AppState>) -> ApiResult<Json<Workers>> {
-    let threshold = s.engine.config().miss_threshold;
-    let workers = s.engine.store().workers(threshold).await?;
-    Ok(Json(Workers { miss_threshold: threshold, workers }))
+/// Heartbeat health of every host worker (HEALTHY, DEGRADED, CRITICAL, FAILED), by id.
+#[utoipa::path(get, path = "/v1/workers", operation_id = "listWorkers", tag = "operations", params(PageQuery),
+    responses((status = 200, body = Page<WorkerRecord>), (status = 503, body = Problem)))]
+pub async fn workers(
+    _auth: CanRead,
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<WorkerRecord>>> {
+    let workers = s.engine.store().workers(s.engine.config().miss_threshold).await?;
+    let cursor = q.cursor.as_deref().filter(|c| !c.is_empty());
+    Ok(Json(Page::by_key(workers, |w| &w.worker_id, cursor, page_size(q.limit) as usize)))
 }
 
 /// The OpenAPI 3.1 document of this API.

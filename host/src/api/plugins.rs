@@ -10,8 +10,11 @@ use utoipa::ToSchema;
 
 use super::auth::{CanAdmin, CanRead};
 use super::error::{ApiError, ApiResult, ErrorCode, Problem};
-use super::extract::{body_error, ApiPath};
+use super::events::PageQuery;
+use super::extract::{body_error, ApiPath, ApiQuery};
+use super::workflows::page_size;
 use super::AppState;
+use crate::store::Page;
 
 /// A plugin file as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -81,17 +84,16 @@ pub trait PluginAdmin: Send + Sync + 'static {
     ) -> BoxFuture<'_, ApiResult<Vec<PluginView>>>;
 }
 
-/// Plugins in service.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PluginList {
-    pub plugins: Vec<PluginView>,
-}
-
-/// List plugins: agent type, world, digest, state or error.
-#[utoipa::path(get, path = "/v1/plugins", operation_id = "listPlugins", tag = "plugins",
-    responses((status = 200, body = PluginList)))]
-pub async fn list(_auth: CanRead, State(s): State<AppState>) -> Json<PluginList> {
-    Json(PluginList { plugins: s.plugins.list() })
+/// List plugins, by file: agent type, world, digest, state or error.
+#[utoipa::path(get, path = "/v1/plugins", operation_id = "listPlugins", tag = "plugins", params(PageQuery),
+    responses((status = 200, body = Page<PluginView>)))]
+pub async fn list(
+    _auth: CanRead,
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Json<Page<PluginView>> {
+    let cursor = q.cursor.as_deref().filter(|c| !c.is_empty());
+    Json(Page::by_key(s.plugins.list(), |p| &p.file, cursor, page_size(q.limit) as usize))
 }
 
 /// Install a component as the plugin of an agent type (the body is the `.wasm` file). It is
@@ -114,7 +116,8 @@ pub async fn install(
 ) -> ApiResult<(StatusCode, Json<PluginView>)> {
     let bytes = Bytes::from_request(req, &()).await.map_err(body_error)?;
     if bytes.is_empty() {
-        return Err(ApiError::new(ErrorCode::EmptyBody,
+        return Err(ApiError::new(
+            ErrorCode::EmptyBody,
             "the request body is empty: send the component file, e.g. `curl -T plugin.wasm URL`",
         ));
     }
@@ -131,7 +134,7 @@ pub async fn install(
     params(("agent_type" = String, Path, description = "Agent type the manifest is for")),
     request_body(content = String, content_type = "application/toml", description = "The manifest's TOML text"),
     responses(
-        (status = 200, description = "In force: the agent type's plugin files with their policies", body = PluginList),
+        (status = 200, description = "In force: the agent type's plugin files with their policies", body = Page<PluginView>),
         (status = 400, description = "Invalid agent type, empty body or a body that is not UTF-8", body = Problem),
         (status = 413, description = "Manifest larger than the body limit", body = Problem),
         (status = 422, description = "The manifest was refused; the message says why", body = Problem),
@@ -141,16 +144,17 @@ pub async fn install_manifest(
     State(s): State<AppState>,
     ApiPath(agent_type): ApiPath<String>,
     req: Request,
-) -> ApiResult<Json<PluginList>> {
+) -> ApiResult<Json<Page<PluginView>>> {
     let bytes = Bytes::from_request(req, &()).await.map_err(body_error)?;
     let text = String::from_utf8(bytes.to_vec())
         .map_err(|_| ApiError::new(ErrorCode::InvalidManifest, "the manifest is not UTF-8 text: send the TOML file"))?;
     if text.trim().is_empty() {
-        return Err(ApiError::new(ErrorCode::EmptyBody,
+        return Err(ApiError::new(
+            ErrorCode::EmptyBody,
             "the request body is empty: send the manifest, e.g. `curl -T AGENT_TYPE.toml URL`",
         ));
     }
     let plugins = s.plugins.install_manifest(agent_type.clone(), text, auth.caller.token_id.clone()).await?;
     auth.audit_done(&s, Some(agent_type), None).await;
-    Ok(Json(PluginList { plugins }))
+    Ok(Json(Page { items: plugins, next_cursor: None }))
 }

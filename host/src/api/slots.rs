@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-
 use super::error::{ApiError, ErrorCode};
 
 /// The event streams open now.
@@ -34,14 +33,16 @@ impl StreamSlots {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let of_client = open.1.get(&client).copied().unwrap_or(0);
         if of_client >= self.max_per_client {
-            return Err(ApiError::new(ErrorCode::TooManyStreams,
+            return Err(ApiError::new(
+                ErrorCode::TooManyStreams,
                 format!(
                     "this client has {of_client} event streams open, max_event_streams_per_client: close one first"
                 ),
             ));
         }
         if open.0 >= self.max {
-            return Err(ApiError::new(ErrorCode::StreamsFull,
+            return Err(ApiError::new(
+                ErrorCode::StreamsFull,
                 format!("the host serves {} event streams, max_event_streams: retry later", open.0),
             ));
         }

@@ -62,9 +62,7 @@ pub async fn event_stream(
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let after = match headers.get("last-event-id") {
         Some(v) => v.to_str().ok().and_then(|v| v.trim().parse::<i64>().ok()).ok_or_else(|| {
-            ApiError::new(ErrorCode::InvalidLastEventId,
-                "the Last-Event-ID header must be an event position (integer)",
-            )
+            ApiError::new(ErrorCode::InvalidLastEventId, "the Last-Event-ID header must be an event position (integer)")
         })?,
         None => q.after.unwrap_or(0),
     }

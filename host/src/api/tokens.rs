@@ -5,14 +5,16 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use super::auth::CanAdmin;
 use super::error::{ApiError, ApiResult, ErrorCode, Problem};
+use super::events::PageQuery;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::workflows::{page_size, position_cursor};
 use super::AppState;
 use crate::auth::{name_problem, NewToken, Role};
-use crate::store::{AuditEntry, AuditRecord, TokenRecord};
+use crate::store::{AuditEntry, AuditRecord, Page, TokenRecord};
 
 /// A token to make.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -30,12 +32,6 @@ pub struct CreatedToken {
     pub token: String,
     #[serde(flatten)]
     pub record: TokenRecord,
-}
-
-/// Every token (secrets are never shown).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenList {
-    pub tokens: Vec<TokenRecord>,
 }
 
 /// Make a token with a role. Its secret is in this response only.
@@ -70,10 +66,18 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(CreatedToken { token: secret, record })))
 }
 
-/// List tokens: id, name, role, when made and by whom, when revoked.
-#[utoipa::path(get, path = "/v1/tokens", operation_id = "listTokens", tag = "access", responses((status = 200, body = TokenList)))]
-pub async fn list(_auth: CanAdmin, State(s): State<AppState>) -> ApiResult<Json<TokenList>> {
-    Ok(Json(TokenList { tokens: s.engine.store().tokens().await? }))
+/// List tokens, by id: id, name, role, when made and by whom, when revoked (secrets are never
+/// shown).
+#[utoipa::path(get, path = "/v1/tokens", operation_id = "listTokens", tag = "access", params(PageQuery),
+    responses((status = 200, body = Page<TokenRecord>)))]
+pub async fn list(
+    _auth: CanAdmin,
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<TokenRecord>>> {
+    let tokens = s.engine.store().tokens().await?;
+    let limit = page_size(q.limit) as usize;
+    Ok(Json(Page::by_key(tokens, |t| &t.token_id, q.cursor.as_deref().filter(|c| !c.is_empty()), limit)))
 }
 
 /// Tokens revoked.
@@ -102,41 +106,24 @@ pub async fn revoke(
     };
     let revoked = s.engine.store().revoke_tokens(&key, entry).await?;
     if revoked.is_empty() {
-        return Err(ApiError::new(ErrorCode::TokenNotFound,
+        return Err(ApiError::new(
+            ErrorCode::TokenNotFound,
             format!("no token in force has the id or name `{key}`: list them with GET /v1/tokens"),
         ));
     }
     Ok(Json(Revoked { revoked }))
 }
 
-/// A page of the audit log.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AuditQuery {
-    /// Entries before this `seq` (the `next_before` of the previous page).
-    pub before: Option<i64>,
-    /// Entries per page (default 100, at most 1000).
-    pub limit: Option<usize>,
-}
-
-/// Audit log entries, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditLog {
-    pub entries: Vec<AuditRecord>,
-    /// Pass as `before` for older entries; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_before: Option<i64>,
-}
-
 /// The audit log, newest first: admin actions done, and requests refused (401, 403).
-#[utoipa::path(get, path = "/v1/audit", operation_id = "listAuditEntries", tag = "access", params(AuditQuery), responses((status = 200, body = AuditLog)))]
+#[utoipa::path(get, path = "/v1/audit", operation_id = "listAuditEntries", tag = "access", params(PageQuery),
+    responses((status = 200, body = Page<AuditRecord>), (status = 400, body = Problem)))]
 pub async fn audit(
     _auth: CanAdmin,
     State(s): State<AppState>,
-    ApiQuery(q): ApiQuery<AuditQuery>,
-) -> ApiResult<Json<AuditLog>> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let entries = s.engine.store().audit_log(q.before, limit).await?;
-    let next_before = (entries.len() == limit).then(|| entries.last().map(|e| e.seq)).flatten();
-    Ok(Json(AuditLog { entries, next_before }))
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<AuditRecord>>> {
+    let limit = page_size(q.limit) as usize;
+    let before = position_cursor(q.cursor.as_deref())?;
+    let entries = s.engine.store().audit_log(before, limit).await?;
+    Ok(Json(Page::limited(entries, limit, |e| e.seq.to_string())))
 }

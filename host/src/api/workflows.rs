@@ -27,6 +27,16 @@ pub fn page_size(limit: Option<i64>) -> i64 {
     limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
 }
 
+/// A cursor that is a position (a version, an event's `seq` ...): none, or a non-negative
+/// integer; 400 `invalid_cursor` otherwise.
+pub fn position_cursor(cursor: Option<&str>) -> ApiResult<Option<i64>> {
+    let Some(c) = cursor.filter(|c| !c.is_empty()) else { return Ok(None) };
+    match c.parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(Some(n)),
+        _ => Err(ApiError::new(ErrorCode::InvalidCursor, "cursor must be the `next_cursor` of an earlier page")),
+    }
+}
+
 /// The status a query names, if any; 400 `invalid_status` listing the `known` ones otherwise.
 fn status_param<S: std::str::FromStr>(
     name: Option<&str>,
@@ -132,13 +142,7 @@ pub async fn tasks(
     ApiQuery(q): ApiQuery<TasksQuery>,
 ) -> ApiResult<Json<Page<TaskState>>> {
     let status = status_param(q.status.as_deref(), TaskStatus::ALL.iter().map(|s| s.as_str()))?;
-    let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(c.parse::<i64>().map_err(|_| {
-            ApiError::new(ErrorCode::InvalidCursor, "cursor must be the `next_cursor` of an earlier page")
-        })?),
-    };
-    let filter = TaskFilter { status, limit: Some(page_size(q.limit)), cursor };
+    let filter = TaskFilter { status, limit: Some(page_size(q.limit)), cursor: position_cursor(q.cursor.as_deref())? };
     Ok(Json(s.engine.store().tasks(&id, &filter).await?))
 }
 
@@ -153,7 +157,8 @@ pub async fn task(
 ) -> ApiResult<Json<TaskState>> {
     match s.engine.store().task(&id, &task_id).await? {
         Some(t) => Ok(Json(t)),
-        None => Err(ApiError::new(ErrorCode::TaskNotFound,
+        None => Err(ApiError::new(
+            ErrorCode::TaskNotFound,
             format!("workflow `{id}` has no task `{task_id}`: see its tasks with GET /v1/workflows/{id}"),
         )),
     }
@@ -244,7 +249,8 @@ pub async fn rollback(
 ) -> ApiResult<Json<ControlOutcome>> {
     match s.engine.control(&id, Control::Rollback(body.version)).await {
         Ok(out) => Ok(Json(out)),
-        Err(e @ StoreError::VersionNotFound(..)) => Err(ApiError::new(ErrorCode::InvalidVersion,
+        Err(e @ StoreError::VersionNotFound(..)) => Err(ApiError::new(
+            ErrorCode::InvalidVersion,
             format!("cannot roll back: {e}; list its versions with GET /v1/workflows/{id}/versions"),
         )
         .details(serde_json::json!({ "version": body.version }))),
@@ -252,28 +258,30 @@ pub async fn rollback(
     }
 }
 
-/// Range of a version listing.
+/// A page of a version listing.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct VersionsQuery {
-    /// Only versions after this one.
-    pub after: Option<i64>,
     /// Page size (default 100, at most 1000).
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page (a version: the versions after it follow).
+    pub cursor: Option<String>,
 }
 
 /// Versions of a workflow, oldest first.
 #[utoipa::path(get, path = "/v1/workflows/{id}/versions", operation_id = "listVersions", tag = "workflows",
     params(("id" = String, Path, description = "Workflow id"), VersionsQuery),
-    responses((status = 200, body = Vec<VersionInfo>), (status = 404, body = Problem)))]
+    responses((status = 200, body = Page<VersionInfo>), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn versions(
     _auth: CanRead,
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<VersionsQuery>,
-) -> ApiResult<Json<Vec<VersionInfo>>> {
-    let after = q.after.unwrap_or(0).max(0);
-    Ok(Json(s.engine.store().versions(&id, after, page_size(q.limit)).await?))
+) -> ApiResult<Json<Page<VersionInfo>>> {
+    let after = position_cursor(q.cursor.as_deref())?.unwrap_or(0);
+    let limit = page_size(q.limit);
+    let versions = s.engine.store().versions(&id, after, limit).await?;
+    Ok(Json(Page::limited(versions, limit as usize, |v| v.version.to_string())))
 }
 
 /// The state of a workflow at one version.

@@ -293,15 +293,15 @@ pub(super) async fn events(args: EventsArgs) -> CommandResult {
         return follow(&args).await;
     }
     let api = Api::new(&args.host, Some(Duration::from_secs(60)))?;
-    let mut after = 0;
+    let mut cursor = String::new();
     loop {
-        let path = format!("/v1/workflows/{}/events?limit=1000&after={after}{types}", args.id);
+        let path = format!("/v1/workflows/{}/events?limit=1000&cursor={cursor}{types}", args.id);
         let (_, v) = api.call(Method::GET, &path, None).await?;
-        for e in v["events"].as_array().into_iter().flatten() {
+        for e in v["items"].as_array().into_iter().flatten() {
             show_event(e, args.host.json);
         }
-        match v["next_after"].as_i64() {
-            Some(n) => after = n,
+        match v["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_string(),
             None => return Ok(ExitCode::SUCCESS),
         }
     }

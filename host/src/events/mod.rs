@@ -8,5 +8,5 @@ mod types;
 
 pub use kind::{micros, AttemptError, EventKind, Json, NewEvent, RetryPlan, TaskNames, Timing};
 pub(crate) use query::Tally;
-pub use query::{AgentEventsQuery, EgressTotals, EventQuery, Statistics, TaskEgress, Timeline};
+pub use query::{AgentCursor, AgentEventsQuery, EgressTotals, EventQuery, Order, Statistics, TaskEgress, Timeline};
 pub use types::{rfc3339, Event, EventError, EventType, Performance};

@@ -22,11 +22,49 @@ pub struct EventQuery {
     pub limit: i64,
 }
 
-/// Filter of an agent's events.
+/// Filter and page of an agent's events.
 #[derive(Debug, Clone, Default)]
 pub struct AgentEventsQuery {
     pub types: Vec<EventType>,
+    pub order: Order,
+    /// Continue after this event (the previous page's cursor, in the same order).
+    pub after: Option<AgentCursor>,
     pub limit: i64,
+}
+
+/// Which end of a listing comes first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    #[default]
+    Oldest,
+    Newest,
+}
+
+/// Where a page of an agent's events ends: the last event's time (microseconds), workflow and
+/// position. Shown to clients as `TS.SEQ.WORKFLOW_ID`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCursor {
+    pub ts: i64,
+    pub workflow_id: String,
+    pub seq: i64,
+}
+
+impl AgentCursor {
+    /// The cursor `text` shows, if it is one.
+    pub fn parse(text: &str) -> Option<AgentCursor> {
+        let mut parts = text.splitn(3, '.');
+        let ts = parts.next()?.parse::<i64>().ok()?;
+        let seq = parts.next()?.parse::<i64>().ok()?;
+        let workflow_id = parts.next().filter(|w| !w.is_empty())?.to_string();
+        Some(AgentCursor { ts, workflow_id, seq })
+    }
+}
+
+impl std::fmt::Display for AgentCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.ts, self.seq, self.workflow_id)
+    }
 }
 
 /// A workflow's events grouped for reading.

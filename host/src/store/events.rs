@@ -7,7 +7,7 @@ use super::tx::{NewRows, Transaction, WriteTx};
 use super::{Result, Store, StoreError};
 use crate::clock::now_us;
 use crate::events::blocks::{self, BlockError, Content, Stored};
-use crate::events::{AgentEventsQuery, Event, EventQuery, EventType, Statistics, Tally, Timeline};
+use crate::events::{AgentCursor, AgentEventsQuery, Event, EventQuery, EventType, Order, Statistics, Tally, Timeline};
 
 /// Blocks read per query at first; later pages read more (most reads want the first few).
 const FIRST_PAGE: i64 = 4;
@@ -94,15 +94,26 @@ impl Store {
         seq.ok_or_else(|| StoreError::WorkflowNotFound(workflow_id.to_string()))
     }
 
-    /// Events in which an agent took part (as actor, source or target), oldest first.
+    /// A page of the events in which an agent took part (as actor, source or target), by time
+    /// (then workflow and position): oldest first, or newest first with `q.order`; and where
+    /// the next page starts, when there is one.
     ///
-    /// The agent index lists the agent's blocks by the time of its earliest event in each; blocks
-    /// are read in that order until no later block can hold an event among the first `limit`. The
-    /// cost follows `limit`, not the number of events the agent has.
-    pub async fn agent_events(&self, agent_id: &str, q: &AgentEventsQuery) -> Result<Vec<Event>> {
-        let limit = q.limit.max(1) as usize;
-        let mut found: Vec<(i64, Event)> = Vec::new();
-        let (mut cursor, mut page) = ((i64::MIN, String::new(), i64::MIN), FIRST_PAGE);
+    /// The agent index lists the agent's blocks by the time of their earliest event; oldest
+    /// first, blocks are read in that order until no later block can hold an event of the page,
+    /// so the first page costs what `limit` asks. A later page reads the blocks before its cursor
+    /// again, and newest first reads all of the agent's blocks (an index by latest time would
+    /// bound both).
+    pub async fn agent_events(
+        &self,
+        agent_id: &str,
+        q: &AgentEventsQuery,
+    ) -> Result<(Vec<Event>, Option<AgentCursor>)> {
+        let keep = q.limit.max(1) as usize + 1; // one more: is there a next page?
+        let newest = q.order == Order::Newest;
+        let after = q.after.as_ref().map(|c| (c.ts, c.workflow_id.as_str(), c.seq));
+        let wanted = |k: (i64, &str, i64)| after.is_none_or(|c| if newest { k < c } else { k > c });
+        let mut found: Vec<(AgentCursor, Event)> = Vec::new();
+        let (mut from, mut page) = ((i64::MIN, String::new(), i64::MIN), FIRST_PAGE);
         'pages: loop {
             let sql = "SELECT a.first_ts, a.workflow_id, a.first_seq, b.events, b.data FROM \
                  (SELECT first_ts, workflow_id, first_seq FROM event_agents WHERE agent_id = $1 \
@@ -110,34 +121,48 @@ impl Store {
                   ORDER BY first_ts, workflow_id, first_seq LIMIT $5) a \
                  JOIN event_blocks b ON b.workflow_id = a.workflow_id AND b.first_seq = a.first_seq \
                  ORDER BY a.first_ts, a.workflow_id, a.first_seq";
-            let args = vec![agent_id.into(), cursor.0.into(), cursor.1.clone().into(), cursor.2.into(), page.into()];
+            let args = vec![agent_id.into(), from.0.into(), from.1.clone().into(), from.2.into(), page.into()];
             let rows = self
                 .rows(sql, args, |r| Ok((r.int("first_ts")?, r.text("workflow_id")?, r.int("first_seq")?, content(r)?)))
                 .await?;
-            for (first_ts, workflow_id, first_seq, block) in &rows {
-                let (first_ts, first_seq) = (*first_ts, *first_seq);
-                // Blocks come in (earliest time, workflow, first position) order, and no event of
-                // this one can come before that key: stop once it is past the last event kept.
-                if let Some((ts, last)) = found.get(limit - 1) {
-                    if (first_ts, workflow_id.as_str(), first_seq) > (*ts, last.workflow_id.as_str(), last.seq) {
+            let read = rows.len() as i64;
+            for (first_ts, workflow_id, first_seq, block) in rows {
+                // Oldest first, no event of this block or a later one comes before the block's
+                // key: stop once it is past the page's last event.
+                if let Some((last, _)) = found.get(keep - 1).filter(|_| !newest) {
+                    if (first_ts, workflow_id.as_str(), first_seq) > (last.ts, last.workflow_id.as_str(), last.seq) {
                         break 'pages;
                     }
                 }
-                for e in blocks::decode(block).map_err(corrupt(workflow_id))? {
+                for e in blocks::decode(&block).map_err(corrupt(&workflow_id))? {
                     if e.involves(agent_id) && e.is_of(&q.types) {
-                        found.push((e.ts(), event(e, workflow_id)?));
+                        let ts = e.ts();
+                        let e = event(e, &workflow_id)?;
+                        let at = AgentCursor { ts, workflow_id: workflow_id.clone(), seq: e.seq };
+                        if wanted((at.ts, &at.workflow_id, at.seq)) {
+                            found.push((at, e));
+                        }
                     }
                 }
-                found.sort_by(|(a, x), (b, y)| (a, &x.workflow_id, x.seq).cmp(&(b, &y.workflow_id, y.seq)));
-                found.truncate(limit);
-                cursor = (first_ts, workflow_id.clone(), first_seq);
+                found.sort_by(|(a, _), (b, _)| {
+                    let order = (a.ts, &a.workflow_id, a.seq).cmp(&(b.ts, &b.workflow_id, b.seq));
+                    if newest {
+                        order.reverse()
+                    } else {
+                        order
+                    }
+                });
+                found.truncate(keep);
+                from = (first_ts, workflow_id, first_seq);
             }
-            if (rows.len() as i64) < page {
+            if read < page {
                 break;
             }
             page = (page * 4).min(MAX_PAGE);
         }
-        Ok(found.into_iter().map(|(_, e)| e).collect())
+        let next = if found.len() == keep { found.get(keep - 2).map(|(at, _)| at.clone()) } else { None };
+        found.truncate(keep - 1);
+        Ok((found.into_iter().map(|(_, e)| e).collect(), next))
     }
 
     /// The handoffs of a workflow, in order.

@@ -142,13 +142,34 @@ pub struct TaskFilter {
     pub cursor: Option<i64>,
 }
 
-/// A page of results.
+/// A page of results: the envelope of every listing.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// A page read with `LIMIT limit`: a full page may have a next one, which starts after the
+    /// last item's `position`.
+    pub fn limited(items: Vec<T>, limit: usize, position: impl Fn(&T) -> String) -> Page<T> {
+        let next_cursor = if items.len() >= limit { items.last().map(position) } else { None };
+        Page { items, next_cursor }
+    }
+
+    /// The page of `items` (all there are, in any order) whose `key`s come after `cursor`, in
+    /// key order, at most `limit`. The next page starts after the last key, whatever was added
+    /// or removed in between.
+    pub fn by_key(mut items: Vec<T>, key: impl Fn(&T) -> &str, cursor: Option<&str>, limit: usize) -> Page<T> {
+        items.retain(|i| cursor.is_none_or(|c| key(i) > c));
+        items.sort_by(|a, b| key(a).cmp(key(b)));
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_cursor = if more { items.last().map(|i| key(i).to_string()) } else { None };
+        Page { items, next_cursor }
+    }
 }
 
 const TASK_COLUMNS: &str = "task_id, agent_id, agent_type, dependencies, status, attempt, input, retry_policy, \

@@ -102,7 +102,7 @@ async fn idle_connections_cannot_exhaust_the_descriptors() {
         assert!(started.elapsed() < Duration::from_secs(30), "the host does not answer after the clients left");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(plugins_now["plugins"][0]["state"], "loaded", "{plugins_now}");
+    assert_eq!(plugins_now["items"][0]["state"], "loaded", "{plugins_now}");
     let created: Value = client
         .post(format!("{base}/v1/workflows"))
         .json(&json!({"tasks": [{"task_id": "a", "agent_type": "echo"}]}))

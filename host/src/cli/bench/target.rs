@@ -118,9 +118,11 @@ impl Target {
     /// The agent types of `needed` that no loaded executor serves (all of them when the list
     /// cannot be read).
     async fn missing<'a>(&self, needed: &[&'a str]) -> Vec<&'a str> {
-        let Ok((_, list)) = self.api.call(Method::GET, "/v1/plugins", None).await else { return needed.to_vec() };
+        let Ok((_, list)) = self.api.call(Method::GET, "/v1/plugins?limit=1000", None).await else {
+            return needed.to_vec();
+        };
         let serves = |t: &str| {
-            list["plugins"].as_array().into_iter().flatten().any(|p| {
+            list["items"].as_array().into_iter().flatten().any(|p| {
                 p["agent_type"] == t
                     && p["state"] == "loaded"
                     && p["roles"].as_array().is_some_and(|r| r.iter().any(|r| r == "executor"))
