@@ -37,6 +37,7 @@ psql "$HYPHAE_TEST_POSTGRES" -qtAc "SELECT datname FROM pg_database WHERE datnam
 export HYPHAE_PLUGINS_DIST="$PWD/plugins/dist"
 echo "==> running the plugin SDK and example plugin unit tests (native)"
 (cd plugins && cargo test --quiet)
+scripts/contract-tools.sh
 echo "==> running the tests (PostgreSQL at $HYPHAE_TEST_POSTGRES)"
 cargo test --workspace --no-fail-fast "$@"
 

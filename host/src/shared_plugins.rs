@@ -5,7 +5,8 @@
 //! directory by hand stay that host's own, unless the API installed the same agent type: the
 //! database's version wins.
 
-use std::sync::{Arc, Weak};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use crate::plugins::{PluginError, PluginStatus, Registry};
@@ -20,18 +21,26 @@ pub enum InstallError {
     /// The database did not store it: nothing was installed anywhere.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A removal of an agent type whose component the API did not install.
+    #[error(
+        "no component of agent type `{0}` was installed through the API: a file an operator put \
+         in a plugins directory is removed from that directory"
+    )]
+    NotInstalled(String),
 }
 
 /// The plugins of this host, kept in step with the database.
 pub struct SharedPlugins {
     registry: Registry,
     store: Store,
+    /// The component in force per agent type, as the database held it at the last sync.
+    installed: Mutex<BTreeMap<String, String>>,
 }
 
 impl SharedPlugins {
     /// Plugins of `registry`, shared through `store`.
     pub fn new(registry: Registry, store: Store) -> Arc<SharedPlugins> {
-        Arc::new(SharedPlugins { registry, store })
+        Arc::new(SharedPlugins { registry, store, installed: Mutex::default() })
     }
 
     /// The registry in service here.
@@ -44,7 +53,45 @@ impl SharedPlugins {
     pub async fn install(&self, agent_type: &str, bytes: &[u8], by: &str) -> Result<PluginStatus, InstallError> {
         let prepared = self.registry.prepare(agent_type, bytes).await?;
         self.store.install_component(agent_type, prepared.digest(), prepared.bytes().to_vec(), by).await?;
+        self.set_installed(agent_type, Some(prepared.digest().to_string()));
         Ok(self.registry.commit(prepared).await?)
+    }
+
+    /// Take the component the API installed for `agent_type` out of service on every host
+    /// (removed by `by`): deleted from the database, and here and on every other host within a
+    /// heartbeat interval from the plugins directory. The manifest stays. Returns its digest.
+    pub async fn remove(&self, agent_type: &str, by: &str) -> Result<String, InstallError> {
+        let digest = self.store.remove_component(agent_type, by).await?;
+        let digest = digest.ok_or_else(|| InstallError::NotInstalled(agent_type.to_string()))?;
+        self.set_installed(agent_type, None);
+        self.remove_copy(agent_type, &digest).await?;
+        Ok(digest)
+    }
+
+    /// Whether the file `file` holds the component the API installed (as of the last sync).
+    pub fn is_installed(&self, file: &str, digest: &str) -> bool {
+        let agent_type = file.strip_suffix(".wasm").unwrap_or_default();
+        self.installed.lock().unwrap_or_else(|e| e.into_inner()).get(agent_type).is_some_and(|d| d == digest)
+    }
+
+    fn set_installed(&self, agent_type: &str, digest: Option<String>) {
+        let mut installed = self.installed.lock().unwrap_or_else(|e| e.into_inner());
+        match digest {
+            Some(digest) => installed.insert(agent_type.to_string(), digest),
+            None => installed.remove(agent_type),
+        };
+    }
+
+    /// Deletes `AGENT_TYPE.wasm` here if it is the removed component `digest` (a different file
+    /// is an operator's own and stays).
+    async fn remove_copy(&self, agent_type: &str, digest: &str) -> Result<usize, PluginError> {
+        let name = format!("{agent_type}.wasm");
+        if self.registry.file_digest(&name).as_deref() != Some(digest) {
+            return Ok(0);
+        }
+        self.registry.remove_file(&name).await?;
+        tracing::info!(file = name, %digest, "plugin file removed: the API removed it from the database");
+        Ok(1)
     }
 
     /// Check `text` as the manifest of `agent_type`, store it for every host and put it in force
@@ -62,17 +109,27 @@ impl SharedPlugins {
     }
 
     /// Copy into the plugins directory what the database holds and this directory does not (a
-    /// manifest first, so its component loads with it). Returns how many files were written.
+    /// manifest first, so its component loads with it), and delete the copies of components
+    /// removed. Returns how many files were written or deleted.
     pub async fn sync(&self) -> Result<usize, StoreError> {
+        let all = self.store.installed_plugins().await?;
+        let in_force = all.iter().filter_map(|i| Some((i.agent_type.clone(), i.digest.clone()?)));
+        *self.installed.lock().unwrap_or_else(|e| e.into_inner()) = in_force.collect();
         let Some(dir) = self.registry.dir().map(|d| d.to_path_buf()) else {
             return Ok(0);
         };
-        let mut written = 0;
-        for installed in self.store.installed_plugins().await? {
-            written += self.sync_manifest(&dir, &installed).await;
-            written += self.sync_component(&installed).await?;
+        let mut changed = 0;
+        for installed in all {
+            changed += self.sync_manifest(&dir, &installed).await;
+            changed += self.sync_component(&installed).await?;
+            if let (None, Some(removed)) = (&installed.digest, &installed.removed_digest) {
+                changed += self.remove_copy(&installed.agent_type, removed).await.unwrap_or_else(|e| {
+                    tracing::warn!(agent_type = %installed.agent_type, "cannot remove a plugin file: {e}");
+                    0
+                });
+            }
         }
-        Ok(written)
+        Ok(changed)
     }
 
     async fn sync_manifest(&self, dir: &std::path::Path, installed: &InstalledPlugin) -> usize {

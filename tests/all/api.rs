@@ -40,6 +40,8 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/events"),
     ("get", "/v1/plugins"),
     ("put", "/v1/plugins/{agent_type}"),
+    ("get", "/v1/plugins/{agent_type}"),
+    ("delete", "/v1/plugins/{agent_type}"),
     ("put", "/v1/plugins/{agent_type}/manifest"),
     ("post", "/v1/tokens"),
     ("get", "/v1/tokens"),
@@ -275,6 +277,69 @@ async fn workflow_routes_serve_state_history_and_events(backend: Backend) {
     let (s, again) = app.post("/v1/workflows", keyed).await;
     assert_eq!(s, StatusCode::OK, "{again}");
     assert_eq!(again["workflow_id"], first.as_str());
+}
+
+async fn idempotency_keys_make_retries_safe(backend: Backend) {
+    let app = app(backend).await;
+    let submit = |key: &str, body: &Value| {
+        let req = Request::post("/v1/workflows")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", key)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let router = app.router.clone();
+        async move {
+            let resp = router.oneshot(req).await.unwrap();
+            let (status, location) = (resp.status(), resp.headers().get(header::LOCATION).cloned());
+            let v: Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+            (status, location.map(|l| l.to_str().unwrap().to_string()), v)
+        }
+    };
+    let spec =
+        json!({ "name": "n", "variables": { "a": 1, "b": 2 }, "tasks": [{ "task_id": "a", "agent_type": "echo" }] });
+    let (s, location, first) = submit("k-2", &spec).await;
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    let id = first["workflow_id"].as_str().unwrap();
+    assert_eq!(location.as_deref(), Some(format!("/v1/workflows/{id}").as_str()));
+    // The same request again (its keys in another order): the first workflow, with 200.
+    let reordered: Value = serde_json::from_str(
+        r#"{"tasks": [{"agent_type": "echo", "task_id": "a"}], "variables": {"b": 2, "a": 1}, "name": "n"}"#,
+    )
+    .unwrap();
+    let (s, location, again) = submit("k-2", &reordered).await;
+    assert_eq!((s, again["workflow_id"].as_str(), again["existing"].as_bool()), (StatusCode::OK, Some(id), Some(true)));
+    assert_eq!(location.as_deref(), Some(format!("/v1/workflows/{id}").as_str()));
+    // The key in the body is the same key.
+    let mut in_body = spec.clone();
+    in_body["idempotency_key"] = json!("k-2");
+    let (s, again) = app.post("/v1/workflows", in_body).await;
+    assert_eq!((s, again["workflow_id"].as_str()), (StatusCode::OK, Some(id)), "{again}");
+    // The same key with another request is refused; nothing is stored.
+    let mut other = spec.clone();
+    other["variables"]["a"] = json!(3);
+    let (s, _, v) = submit("k-2", &other).await;
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused");
+    assert_eq!(v["details"]["workflow_id"], id, "{v}");
+    let mut both = spec.clone();
+    both["idempotency_key"] = json!("k-3");
+    let (s, _, v) = submit("k-4", &both).await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_idempotency_key");
+    let (_, list) = app.get("/v1/workflows").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+
+    // Concurrent submissions with one key make one workflow.
+    let racing: Vec<_> = (0..8).map(|_| tokio::spawn(submit("k-race", &spec))).collect();
+    let mut ids = std::collections::BTreeSet::new();
+    let mut created = 0;
+    for r in racing {
+        let (s, _, v) = r.await.unwrap();
+        assert!(s == StatusCode::CREATED || s == StatusCode::OK, "{s} {v}");
+        created += usize::from(s == StatusCode::CREATED);
+        ids.insert(v["workflow_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!((created, ids.len()), (1, 1), "{ids:?}");
+    let (_, list) = app.get("/v1/workflows").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
 }
 
 async fn control_routes_pause_resume_roll_back_and_cancel(backend: Backend) {
@@ -682,7 +747,10 @@ async fn openapi_document_is_valid_and_lists_every_route(backend: Backend) {
     assert!(paths["/v1/workflows/{id}/versions"]["get"]["responses"].get("400").is_some());
     assert!(paths["/v1/workflows/{id}/rollback"]["post"]["responses"].get("415").is_some());
     let sse = &paths["/v1/workflows/{id}/events/stream"]["get"]["responses"]["200"];
-    assert!(sse["content"]["text/event-stream"]["example"].as_str().unwrap().contains("data: {"), "{sse}");
+    // Before OpenAPI 3.2, an event stream's schema describes one event as an SSE parser reads it.
+    let stream = &sse["content"]["text/event-stream"];
+    assert_eq!(stream["schema"]["$ref"], "#/components/schemas/StreamMessage", "{sse}");
+    assert!(stream["example"]["data"].as_str().unwrap().starts_with('{'), "{sse}");
     // Schemas referenced by the operations are present.
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for name in ["WorkflowSpec", "Submitted", "Problem", "Event", "PluginView", "Readiness"] {
@@ -692,6 +760,7 @@ async fn openapi_document_is_valid_and_lists_every_route(backend: Backend) {
 
 crate::on_both_backends!(
     workflow_routes_serve_state_history_and_events,
+    idempotency_keys_make_retries_safe,
     control_routes_pause_resume_roll_back_and_cancel,
     client_errors_are_4xx_and_store_nothing,
     operations_routes_report_health_metrics_and_workers,

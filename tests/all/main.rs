@@ -4,6 +4,7 @@ mod access;
 mod api;
 mod bench;
 mod budgets;
+mod contract;
 mod egress;
 mod engine;
 mod events;

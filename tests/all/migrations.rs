@@ -28,6 +28,10 @@ async fn database_of_the_last_release(b: Backend) -> (String, Option<tempfile::T
     release.migrations = Cow::Owned(release.migrations.iter().filter(|m| m.version <= last).cloned().collect());
     let data = std::fs::read_to_string(repo_root().join("tests/fixtures/last-release").join(format!("{name}.sql")))
         .expect("the fixture (tests/fixtures/last-release/make.sh)");
+    // As if the release stopped just now: the workers list hides workers that stopped over a day ago.
+    let now_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
+    let workers = if b == Backend::Sqlite { "workers" } else { "public.workers" }; // pg_dump empties search_path
+    let data = format!("{data}\nUPDATE {workers} SET last_beat = {now_us};\n");
     match b {
         Backend::Sqlite => {
             use sqlx::{ConnectOptions, Connection};

@@ -60,6 +60,34 @@ async fn a_task_waits_for_its_plugin_and_runs_once_installed(backend: Backend) {
     let (s, v) = app.put_bytes("/v1/plugins/fib/manifest", b"timeout_s = \"soon\"".to_vec(), "application/toml").await;
     assert_eq!((s, v["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("plugin_refused")), "{v}");
     assert_eq!(app.host.engine.store().installed_plugins().await.unwrap()[0].manifest.as_deref(), Some(manifest));
+    an_installed_plugin_is_shown_and_removed(&app, &dir, manifest).await;
+}
+
+/// `GET /v1/plugins/{agent_type}` tells an installed component from a directory file; `DELETE`
+/// removes only what the API installed: from the database (its blob too, the manifest stays)
+/// and from the plugins directory.
+async fn an_installed_plugin_is_shown_and_removed(app: &crate::api::App, dir: &std::path::Path, manifest: &str) {
+    let (s, v) = app.get("/v1/plugins/fib").await;
+    assert_eq!((s, v["items"][0]["source"].as_str()), (StatusCode::OK, Some("installed")), "{v}");
+    let (_, v) = app.get("/v1/plugins/echo").await;
+    assert_eq!(v["items"][0]["source"], "directory", "{v}");
+    let (s, v) = app.call(Method::DELETE, "/v1/plugins/echo", None).await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::NOT_FOUND, Some("plugin_not_found")), "{v}");
+    assert!(dir.join("echo.wasm").is_file(), "a directory file is not the API's to remove");
+
+    let (s, v) = app.call(Method::DELETE, "/v1/plugins/fib", None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    assert!(!dir.join("fib.wasm").exists() && dir.join("fib.toml").is_file(), "the component goes, the manifest stays");
+    assert!(!app.host.runtime.registry().has_executor("fib"));
+    let store = app.host.engine.store();
+    let installed = store.installed_plugins().await.unwrap();
+    assert_eq!((installed[0].digest.as_deref(), installed[0].manifest.as_deref()), (None, Some(manifest)));
+    let digest = installed[0].removed_digest.clone().expect("the removed digest, for the other hosts");
+    assert_eq!(store.plugin_blob(&digest).await.unwrap(), None, "the unused component is deleted");
+    let (s, v) = app.get("/v1/plugins/fib").await;
+    assert_eq!((s, v["code"].as_str()), (StatusCode::NOT_FOUND, Some("plugin_not_found")), "{v}");
+    let (s, _) = app.call(Method::DELETE, "/v1/plugins/fib", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "removed once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,6 +177,20 @@ async fn hosts_with_different_plugins_share_the_work_and_what_is_installed() {
     let fib: Vec<&Value> = plugins["items"].as_array().unwrap().iter().filter(|p| p["agent_type"] == "fib").collect();
     assert_eq!((fib.len(), fib[0]["state"].as_str()), (1, Some("loaded")), "{plugins}");
     assert!(dir_c.path().join("fib.wasm").is_file(), "copied into the third host's directory");
+    assert_eq!(fib[0]["source"], "installed", "{plugins}");
+
+    let resp = client.delete(format!("http://127.0.0.1:{port_c}/v1/plugins/fib")).send().await.unwrap();
+    assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
+    eventually_async("every host removed its copy of fib", || async {
+        !dir_b.path().join("fib.wasm").exists() && !dir_c.path().join("fib.wasm").exists()
+    })
+    .await;
+    eventually_async("no live host serves fib", || async {
+        let workers = get(port_b, "/v1/workers").await;
+        let live = workers["items"].as_array().unwrap().iter().filter(|w| w["health"] != "FAILED");
+        live.clone().count() == 2 && live.into_iter().all(|w| w["serves"].get("fib").is_none())
+    })
+    .await;
     for child in [&mut b, &mut c] {
         let _ = child.kill();
         let _ = child.wait();

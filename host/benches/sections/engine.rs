@@ -189,8 +189,8 @@ async fn bench_queries(name: &str, e: &Engine) {
     let tl = time_ms(|| async { e.store().timeline(&id).await.unwrap().total_events }).await;
     let aq = AgentEventsQuery { limit: 100, ..Default::default() };
     let every = AgentEventsQuery { limit: i64::MAX, ..Default::default() };
-    let total_agent = e.store().agent_events("echo", &every).await.unwrap().len();
-    let ag = time_ms(|| async { e.store().agent_events("echo", &aq).await.unwrap().len() }).await;
+    let total_agent = e.store().agent_events("echo", &every).await.unwrap().0.len();
+    let ag = time_ms(|| async { e.store().agent_events("echo", &aq).await.unwrap().0.len() }).await;
     println!(
         "{name}: queries (wall / CPU): workflow events ({n}) {:.2} / {:.2} ms, timeline {:.2} / {:.2} ms, \
          agent events (page of 100 of {total_agent}) {:.2} / {:.2} ms",

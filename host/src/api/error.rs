@@ -74,7 +74,7 @@ error_codes! {
     TaskNotFound => (NOT_FOUND, "task_not_found", "Task not found", "The workflow has no task with this id: list its tasks."),
     VersionNotFound => (NOT_FOUND, "version_not_found", "Version not found", "The workflow has no such version: list its versions."),
     TokenNotFound => (NOT_FOUND, "token_not_found", "Token not found", "No token in force has this id or name: list them with `GET /v1/tokens`."),
-    PluginNotFound => (NOT_FOUND, "plugin_not_found", "Plugin not found", "No plugin file serves this agent type: list them with `GET /v1/plugins`."),
+    PluginNotFound => (NOT_FOUND, "plugin_not_found", "Plugin not found", "No plugin file serves this agent type (or, to remove one, the API installed none): list them with `GET /v1/plugins`."),
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed", "The route does not take this method: see `GET /openapi.json`."),
     Conflict => (CONFLICT, "conflict", "Not in a state that allows this", "The workflow's status does not allow this control (pause it first, or it has ended)."),
     NoPluginsDir => (CONFLICT, "no_plugins_dir", "Host has no plugins directory", "Start the host with `--plugins-dir` to install plugins through the API."),
@@ -249,6 +249,10 @@ impl From<StoreError> for ApiError {
             )
             .details(json!({ "workflow_id": id, "version": v })),
             StoreError::Conflict(_) => ApiError::new(ErrorCode::Conflict, e.to_string()),
+            StoreError::IdempotencyKeyReused { key, workflow_id } => {
+                ApiError::new(ErrorCode::IdempotencyKeyReused, e.to_string())
+                    .details(json!({ "idempotency_key": key, "workflow_id": workflow_id }))
+            }
             _ if e.is_unavailable() => ApiError::database_unavailable(&e),
             _ => ApiError::internal("a database operation failed", &e),
         }

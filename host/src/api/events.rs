@@ -126,6 +126,7 @@ pub struct AgentQuery {
     #[param(rename = "type")]
     pub types: Option<String>,
     /// `oldest` first (the default) or `newest` first.
+    #[param(inline)]
     pub order: Option<Order>,
     /// Page size (default 100, at most 1000).
     pub limit: Option<i64>,

@@ -136,7 +136,7 @@ fn routes(config: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(events::retention))
         .routes(routes!(ops::workers))
         .routes(routes!(plugins::list))
-        .routes(routes!(plugins::install).layer(plugin_limit))
+        .routes(routes!(plugins::install, plugins::get, plugins::remove).layer(plugin_limit))
         .routes(routes!(plugins::install_manifest))
         .routes(routes!(tokens::create, tokens::list).layer(DefaultBodyLimit::max(64 << 10)))
         .routes(routes!(tokens::revoke))

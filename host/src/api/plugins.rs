@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::Json;
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -31,6 +31,9 @@ pub struct PluginView {
     pub digest: String,
     /// `loaded` or `failed`.
     pub state: String,
+    /// `installed`: the component installed through the API, kept in the database and served
+    /// by every host; `directory`: a file put in this host's plugins directory.
+    pub source: String,
     /// What is wrong and what to do, when `state` is `failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -82,6 +85,19 @@ pub trait PluginAdmin: Send + Sync + 'static {
         text: String,
         by: String,
     ) -> BoxFuture<'_, ApiResult<Vec<PluginView>>>;
+    /// Take the component installed for `agent_type` out of service on every host (removed by
+    /// `by`); returns its digest. 404 if the API installed none.
+    fn remove(&self, agent_type: String, by: String) -> BoxFuture<'_, ApiResult<String>>;
+}
+
+/// The plugin files of `agent_type` (its executor and validator), or 404 `plugin_not_found`.
+fn files_of(s: &AppState, agent_type: &str) -> ApiResult<Vec<PluginView>> {
+    let files: Vec<PluginView> = s.plugins.list().into_iter().filter(|p| p.agent_type == agent_type).collect();
+    if files.is_empty() {
+        let message = format!("no plugin file serves agent type `{agent_type}`: list them with `GET /v1/plugins`");
+        return Err(ApiError::new(ErrorCode::PluginNotFound, message));
+    }
+    Ok(files)
 }
 
 /// List plugins, by file: agent type, world, digest, state or error.
@@ -96,6 +112,41 @@ pub async fn list(
     Json(Page::by_key(s.plugins.list(), |p| &p.file, cursor, page_size(q.limit) as usize))
 }
 
+/// The plugin files of one agent type (its executor and validator), loaded or failed.
+#[utoipa::path(get, path = "/v1/plugins/{agent_type}", operation_id = "getPlugin", tag = "plugins",
+    params(("agent_type" = String, Path, description = "Agent type the plugins serve")),
+    responses(
+        (status = 200, description = "The agent type's plugin files", body = Page<PluginView>),
+        (status = 404, description = "No plugin file serves the agent type", body = Problem),
+    ))]
+pub async fn get(
+    _auth: CanRead,
+    State(s): State<AppState>,
+    ApiPath(agent_type): ApiPath<String>,
+) -> ApiResult<Json<Page<PluginView>>> {
+    Ok(Json(Page { items: files_of(&s, &agent_type)?, next_cursor: None }))
+}
+
+/// Remove the component installed through the API for an agent type: it is deleted from the
+/// database, and from the plugins directory of this host at once and of every other host within
+/// a heartbeat interval; its manifest stays. A file an operator put in a plugins directory is
+/// not the API's to remove (404).
+#[utoipa::path(delete, path = "/v1/plugins/{agent_type}", operation_id = "removePlugin", tag = "plugins",
+    params(("agent_type" = String, Path, description = "Agent type whose component to remove")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "The API installed no component for the agent type", body = Problem),
+    ))]
+pub async fn remove(
+    auth: CanAdmin,
+    State(s): State<AppState>,
+    ApiPath(agent_type): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    let digest = s.plugins.remove(agent_type.clone(), auth.caller.token_id.clone()).await?;
+    auth.audit_done(&s, Some(agent_type), Some(serde_json::json!({ "digest": digest }))).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Install a component as the plugin of an agent type (the body is the `.wasm` file). It is
 /// checked first and refused with the reason (422) if the host cannot run it; then stored in
 /// the database, so every host sharing it serves this version within a heartbeat interval.
@@ -103,7 +154,8 @@ pub async fn list(
     params(("agent_type" = String, Path, description = "Agent type the plugin serves")),
     request_body(content = Vec<u8>, content_type = "application/wasm", description = "WebAssembly component"),
     responses(
-        (status = 201, description = "Installed and in service", body = PluginView),
+        (status = 201, description = "Installed and in service", body = PluginView,
+            headers(("Location" = String, description = "Where it was installed: `/v1/plugins/{agent_type}`"))),
         (status = 400, description = "Invalid agent type or empty body", body = Problem),
         (status = 413, description = "Component larger than the upload limit", body = Problem),
         (status = 422, description = "The component was refused; the message says why", body = Problem),
@@ -113,7 +165,7 @@ pub async fn install(
     State(s): State<AppState>,
     ApiPath(agent_type): ApiPath<String>,
     req: Request,
-) -> ApiResult<(StatusCode, Json<PluginView>)> {
+) -> ApiResult<(StatusCode, [(header::HeaderName, String); 1], Json<PluginView>)> {
     let bytes = Bytes::from_request(req, &()).await.map_err(body_error)?;
     if bytes.is_empty() {
         return Err(ApiError::new(
@@ -122,8 +174,9 @@ pub async fn install(
         ));
     }
     let view = s.plugins.install(agent_type.clone(), bytes, auth.caller.token_id.clone()).await?;
+    let location = format!("/v1/plugins/{agent_type}");
     auth.audit_done(&s, Some(agent_type), Some(serde_json::json!({ "digest": view.digest }))).await;
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view)))
 }
 
 /// Install the manifest of an agent type (the body is the TOML text of `AGENT_TYPE.toml`: what

@@ -24,6 +24,7 @@ impl From<PluginStatus> for PluginView {
             }
             .into(),
             error: p.error,
+            source: "directory".into(),
             version: p.info.as_ref().map(|i| i.version.clone()).filter(|v| !v.is_empty()),
             description: p.info.map(|i| i.description).filter(|d| !d.is_empty()),
             policy: p.policy.map(|policy| PolicyView {
@@ -43,6 +44,9 @@ impl From<PluginStatus> for PluginView {
 fn refused(agent_type: &str, e: InstallError) -> ApiError {
     let e = match e {
         InstallError::Store(e) => return ApiError::from(e),
+        InstallError::NotInstalled(_) => {
+            return ApiError::new(ErrorCode::PluginNotFound, e.to_string()).details(json!({ "agent_type": agent_type }))
+        }
         InstallError::Plugin(e) => e,
     };
     let code = match &e {
@@ -59,7 +63,7 @@ fn refused(agent_type: &str, e: InstallError) -> ApiError {
 
 impl PluginAdmin for SharedPlugins {
     fn list(&self) -> Vec<PluginView> {
-        self.registry().list().into_iter().map(PluginView::from).collect()
+        self.registry().list().into_iter().map(|p| self.view(p)).collect()
     }
 
     fn loaded(&self) -> bool {
@@ -69,7 +73,7 @@ impl PluginAdmin for SharedPlugins {
     fn install(&self, agent_type: String, bytes: Bytes, by: String) -> BoxFuture<'_, ApiResult<PluginView>> {
         Box::pin(async move {
             let installed = SharedPlugins::install(self, &agent_type, &bytes, &by).await;
-            installed.map(PluginView::from).map_err(|e| refused(&agent_type, e))
+            installed.map(|p| self.view(p)).map_err(|e| refused(&agent_type, e))
         })
     }
 
@@ -82,7 +86,24 @@ impl PluginAdmin for SharedPlugins {
         Box::pin(async move {
             let files = SharedPlugins::install_manifest(self, &agent_type, &text, &by).await;
             let files = files.map_err(|e| refused(&agent_type, e))?;
-            Ok(files.into_iter().map(PluginView::from).collect())
+            Ok(files.into_iter().map(|p| self.view(p)).collect())
         })
+    }
+
+    fn remove(&self, agent_type: String, by: String) -> BoxFuture<'_, ApiResult<String>> {
+        Box::pin(
+            async move { SharedPlugins::remove(self, &agent_type, &by).await.map_err(|e| refused(&agent_type, e)) },
+        )
+    }
+}
+
+impl SharedPlugins {
+    /// `p` as the API shows it, with where it came from.
+    fn view(&self, p: PluginStatus) -> PluginView {
+        let mut view = PluginView::from(p);
+        if self.is_installed(&view.file, &view.digest) {
+            view.source = "installed".into();
+        }
+        view
     }
 }

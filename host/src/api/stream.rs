@@ -15,7 +15,7 @@ use axum::Extension;
 use futures::Stream;
 use serde::Deserialize;
 use tokio::sync::broadcast;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::CanRead;
 use super::connections::ClientAddr;
@@ -34,6 +34,18 @@ pub struct StreamQuery {
     pub after: Option<i64>,
 }
 
+/// One server-sent event of a workflow's stream, as a client's SSE parser reads it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the stream's wire format in the OpenAPI document only
+pub struct StreamMessage {
+    /// The event's position (`seq`); resume after it with `Last-Event-ID`. Absent on `end`.
+    id: Option<String>,
+    /// `end` once the workflow has ended and every event was sent (parsers default to `message`).
+    event: Option<String>,
+    /// The `Event` as JSON; on `end`, `{"status", "last_seq"}`.
+    data: String,
+}
+
 /// Stream a workflow's events (server-sent events; `id` = position, `data` = the event as JSON),
 /// from a position, live, ending with an `end` event when the workflow is terminal.
 #[utoipa::path(get, path = "/v1/workflows/{id}/events/stream", operation_id = "streamWorkflowEvents", tag = "events",
@@ -45,8 +57,8 @@ pub struct StreamQuery {
     responses(
         (status = 200, description = "Server-sent events, one per coordination event: `id` is its `seq`, \
          `data` the `Event` as JSON (the schema `Event`); when the workflow has ended, an `end` \
-         event (`status`, `last_seq`); a comment line every 15 s keeps the connection open", content_type = "text/event-stream", body = String,
-         example = json!("id: 3\ndata: {\"seq\":3,\"event_type\":\"task_started\",...}\n\n")),
+         event (`status`, `last_seq`); a comment line every 15 s keeps the connection open", content_type = "text/event-stream", body = StreamMessage,
+         example = json!({"id": "3", "data": "{\"seq\":3,\"event_type\":\"task_started\",...}"})),
         (status = 400, body = Problem),
         (status = 404, body = Problem),
         (status = 429, description = "This client has max_event_streams_per_client streams open", body = Problem),

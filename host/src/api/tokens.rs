@@ -1,7 +1,7 @@
 //! `/v1/tokens` and `/v1/audit`: API tokens and the audit log, for admins.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -37,7 +37,7 @@ pub struct CreatedToken {
 /// Make a token with a role. Its secret is in this response only.
 #[utoipa::path(post, path = "/v1/tokens", operation_id = "createToken", tag = "access", request_body = NewTokenRequest,
     responses(
-        (status = 201, body = CreatedToken),
+        (status = 201, body = CreatedToken, headers(("Location" = String, description = "The token: `/v1/tokens/{id}`"))),
         (status = 409, description = "A token in force has that name", body = Problem),
         (status = 422, description = "Invalid name", body = Problem),
     ))]
@@ -45,7 +45,7 @@ pub async fn create(
     auth: CanAdmin,
     State(s): State<AppState>,
     ApiJson(req): ApiJson<NewTokenRequest>,
-) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+) -> ApiResult<(StatusCode, [(header::HeaderName, String); 1], Json<CreatedToken>)> {
     let token = NewToken::generate().map_err(|e| ApiError::internal("cannot make a token", &e))?;
     let name = req.name.unwrap_or_else(|| format!("{}-{}", req.role, token.id));
     if let Some(problem) = name_problem(&name) {
@@ -63,7 +63,8 @@ pub async fn create(
     s.engine.store().create_token(token, &name, req.role, entry).await?;
     let record = s.engine.store().tokens().await?.into_iter().find(|t| t.token_id == id);
     let record = record.ok_or_else(|| ApiError::internal("cannot read the token just made", &id))?;
-    Ok((StatusCode::CREATED, Json(CreatedToken { token: secret, record })))
+    let location = format!("/v1/tokens/{}", record.token_id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(CreatedToken { token: secret, record })))
 }
 
 /// List tokens, by id: id, name, role, when made and by whom, when revoked (secrets are never

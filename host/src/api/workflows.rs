@@ -1,7 +1,7 @@
 //! `/v1/workflows`: submit, list, inspect and control workflows, and read their versions.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -49,25 +49,50 @@ fn status_param<S: std::str::FromStr>(
     })
 }
 
-/// Submit a workflow. It is validated before anything is stored; a matching `idempotency_key`
-/// returns the earlier workflow with 200.
+/// Submit a workflow. It is validated before anything is stored. With an idempotency key (the
+/// `Idempotency-Key` header, or `idempotency_key` in the body), a retry of the same request
+/// returns the earlier workflow with 200, and the same key with a different request is a 422.
 #[utoipa::path(post, path = "/v1/workflows", operation_id = "submitWorkflow", tag = "workflows", request_body = WorkflowSpec,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Makes retries safe: the same key and request return the first workflow (at most 256 bytes)")),
     responses(
-        (status = 201, description = "Stored (and started unless `start` is false)", body = Submitted),
-        (status = 200, description = "The idempotency key matched an earlier submission", body = Submitted),
-        (status = 400, description = "Malformed JSON", body = Problem),
+        (status = 201, description = "Stored (and started unless `start` is false)", body = Submitted,
+            headers(("Location" = String, description = "The workflow: `/v1/workflows/{id}`"))),
+        (status = 200, description = "The idempotency key matched an earlier submission of this request", body = Submitted,
+            headers(("Location" = String, description = "The workflow: `/v1/workflows/{id}`"))),
+        (status = 400, description = "Malformed JSON or Idempotency-Key", body = Problem),
         (status = 413, description = "Body too large", body = Problem),
         (status = 415, description = "Not JSON", body = Problem),
-        (status = 422, description = "Invalid workflow: cycle, unknown dependency or agent type ...", body = Problem),
+        (status = 422, description = "Invalid workflow (cycle, unknown dependency or agent type ...), or an idempotency key used with another request", body = Problem),
     ))]
 pub async fn submit(
     _auth: CanSubmit,
     State(s): State<AppState>,
-    ApiJson(spec): ApiJson<WorkflowSpec>,
-) -> ApiResult<(StatusCode, Json<Submitted>)> {
+    headers: HeaderMap,
+    ApiJson(mut spec): ApiJson<WorkflowSpec>,
+) -> ApiResult<(StatusCode, [(header::HeaderName, String); 1], Json<Submitted>)> {
+    if let Some(key) = idempotency_header(&headers)? {
+        if spec.idempotency_key.as_ref().is_some_and(|k| *k != key) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidIdempotencyKey,
+                "the Idempotency-Key header and the body's idempotency_key differ: send one key",
+            ));
+        }
+        spec.idempotency_key = Some(key);
+    }
     let submitted = s.engine.submit(spec).await?;
     let status = if submitted.existing { StatusCode::OK } else { StatusCode::CREATED };
-    Ok((status, Json(submitted)))
+    let location = format!("/v1/workflows/{}", submitted.workflow_id);
+    Ok((status, [(header::LOCATION, location)], Json(submitted)))
+}
+
+/// The `Idempotency-Key` header, if the request has one; 400 if it is not text.
+fn idempotency_header(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = value.to_str().map_err(|_| {
+        ApiError::new(ErrorCode::InvalidIdempotencyKey, "the Idempotency-Key header must be printable ASCII text")
+    })?;
+    Ok(Some(key.trim().to_string()).filter(|k| !k.is_empty()))
 }
 
 /// Filter of the workflow listing.

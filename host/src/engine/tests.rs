@@ -123,7 +123,8 @@ async fn fatal_failure_skips_dependents_and_cancel_interrupts() {
 
     let wf = spec(json!({"tasks": [task("slow", &[], json!({"sleep_ms": 10000}))]}));
     let s = e.submit(wf).await.unwrap();
-    while e.running_tasks() == 0 {
+    // Its own attempt running (the counter may still hold the first workflow's cancelled call).
+    while e.store().workflow(&s.workflow_id).await.unwrap().tasks[0].status != TaskStatus::Running {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let out = e.control(&s.workflow_id, Control::Cancel).await.unwrap();

@@ -441,6 +441,19 @@ impl Registry {
         Ok(())
     }
 
+    /// Deletes the file `name` of the plugins directory and unloads it, as if an operator had
+    /// removed it. A file already gone is no error.
+    pub async fn remove_file(&self, name: &str) -> Result<(), PluginError> {
+        let path = self.dir().ok_or(PluginError::NoPluginsDir)?.join(name);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(PluginError::io(&path, &e)),
+        }
+        self.refresh(&path).await;
+        Ok(())
+    }
+
     /// The digest of the file `name` of the plugins directory as last loaded (or refused).
     pub fn file_digest(&self, name: &str) -> Option<String> {
         let path = self.dir()?.join(name);

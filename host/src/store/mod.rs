@@ -78,6 +78,8 @@ pub enum StoreError {
     VersionNotFound(String, i64),
     #[error("{0}")]
     Conflict(String),
+    #[error("the idempotency key `{key}` was used by an earlier submission with a different request (workflow {workflow_id}): use a new key for a new workflow")]
+    IdempotencyKeyReused { key: String, workflow_id: String },
 }
 
 impl StoreError {

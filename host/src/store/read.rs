@@ -138,7 +138,7 @@ pub struct TaskFilter {
     pub status: Option<TaskStatus>,
     /// At most this many (all when `None`).
     pub limit: Option<i64>,
-    /// Continue after this task (the previous page's `next_cursor`: a position).
+    /// Start at this position (the previous page's `next_cursor`: one past its last task).
     pub cursor: Option<i64>,
 }
 
@@ -280,20 +280,20 @@ impl Store {
 
     async fn tasks_of(&self, workflow_id: &str, filter: &TaskFilter) -> Result<Page<TaskState>> {
         let sql = format!(
-            "SELECT {TASK_COLUMNS}, position FROM tasks WHERE workflow_id = $1 AND position > $2 \
+            "SELECT {TASK_COLUMNS}, position FROM tasks WHERE workflow_id = $1 AND position >= $2 \
              AND ($3 = '' OR status = $3) ORDER BY position LIMIT $4"
         );
         let args = vec![
             workflow_id.into(),
-            filter.cursor.unwrap_or(-1).into(),
+            filter.cursor.unwrap_or(0).into(),
             filter.status.map(|s| s.as_str()).unwrap_or("").into(),
             filter.limit.map_or(i64::MAX, |l| l.saturating_add(1)).into(),
         ];
         let rows = self.rows(&sql, args, |r| Ok((task_from_row(r)?, r.int("position")?))).await?;
         let next_cursor = match filter.limit {
             Some(limit) if rows.len() as i64 > limit => Some(match limit {
-                0 => filter.cursor.unwrap_or(-1),
-                _ => rows[limit as usize - 1].1,
+                0 => filter.cursor.unwrap_or(0),
+                _ => rows[limit as usize - 1].1 + 1,
             }),
             _ => None,
         };

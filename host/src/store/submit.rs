@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::rows::History;
 use super::tx::{NewRows, Transaction, WriteTx};
-use super::{Result, Store};
+use super::{Result, Store, StoreError};
 use crate::clock::now_us;
 use crate::events::{EventKind, NewEvent, TaskNames};
 use crate::lifecycle::{Changes, TaskVersionState};
@@ -70,8 +70,13 @@ impl Transaction for Submit {
     async fn run<T: WriteTx>(self, tx: &mut T) -> Result<Self::Output> {
         let wf = &self.wf;
         if let Some(key) = &wf.idempotency_key {
-            if let Some(found) = tx.submitted_with(key).await? {
-                return Ok((found, 0));
+            if let Some((found, fingerprint)) = tx.submitted_with(key).await? {
+                return match fingerprint {
+                    Some(f) if Some(&f) != wf.fingerprint.as_ref() => {
+                        Err(StoreError::IdempotencyKeyReused { key: key.clone(), workflow_id: found.workflow_id })
+                    }
+                    _ => Ok((found, 0)),
+                };
             }
         }
         let id = uuid::Uuid::now_v7().to_string();

@@ -232,8 +232,10 @@ pub trait StepTx {
 /// The statements of submissions, budgets and controls.
 #[allow(async_fn_in_trait)] // used through generics only, never as `dyn`
 pub trait WorkflowTx {
-    /// The workflow submitted earlier with this idempotency key, if any.
-    async fn submitted_with(&mut self, key: &str) -> Result<Option<Submitted>>;
+    /// The workflow submitted earlier with this idempotency key, if any, and the fingerprint of
+    /// its request (none for rows older than fingerprints). On PostgreSQL, submissions with the
+    /// same key wait for each other from here to their commit, so only one inserts.
+    async fn submitted_with(&mut self, key: &str) -> Result<Option<(Submitted, Option<String>)>>;
 
     /// Insert a submitted workflow's row with `status`, no version given yet.
     async fn insert_workflow(

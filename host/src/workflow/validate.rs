@@ -110,12 +110,17 @@ pub struct ValidWorkflow {
     pub max_parallel_tasks: u32,
     pub start: bool,
     pub idempotency_key: Option<String>,
+    /// With an idempotency key: SHA-256 (hex) of the request without its key, to tell a retry of
+    /// the same submission from another one that reuses the key.
+    pub fingerprint: Option<String>,
     /// `None` when no limit is set.
     pub budget: Option<super::Budget>,
 }
 
 /// Validate a submitted workflow. `has_executor` tells whether an agent type has a loaded executor.
 pub fn validate(spec: WorkflowSpec, has_executor: impl Fn(&str) -> bool) -> Result<ValidWorkflow, ValidationError> {
+    let idempotency_key = spec.idempotency_key.clone().filter(|k| !k.is_empty());
+    let fingerprint = idempotency_key.as_ref().map(|_| request_fingerprint(&spec));
     if spec.tasks.is_empty() {
         return Err(ValidationError::Empty);
     }
@@ -163,9 +168,19 @@ pub fn validate(spec: WorkflowSpec, has_executor: impl Fn(&str) -> bool) -> Resu
         context: spec.context,
         max_parallel_tasks: max_parallel,
         start: spec.start.unwrap_or(true),
-        idempotency_key: spec.idempotency_key.filter(|k| !k.is_empty()),
+        fingerprint,
+        idempotency_key,
         budget: spec.budget.filter(|b| !b.is_unlimited()),
     })
+}
+
+/// SHA-256 (hex) of the canonical JSON of `spec` without its idempotency key (serde_json's maps
+/// are sorted, so the order of keys in the body does not matter).
+pub fn request_fingerprint(spec: &WorkflowSpec) -> String {
+    use sha2::{Digest, Sha256};
+    let mut spec = spec.clone();
+    spec.idempotency_key = None;
+    hex::encode(Sha256::digest(serde_json::to_vec(&spec).unwrap_or_default()))
 }
 
 /// Task positions by id; every task has an id and an agent type, and no id is used twice.

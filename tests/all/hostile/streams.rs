@@ -14,12 +14,12 @@ async fn open(app: &App, id: &str) -> axum::response::Response {
     app.router.clone().oneshot(req).await.unwrap()
 }
 
-async fn refused(app: &App, id: &str, status: StatusCode) {
+async fn refused(app: &App, id: &str, status: StatusCode, code: &str) {
     let resp = open(app, id).await;
     let got = resp.status();
     let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_error(got, &v, status, "too_many_streams");
+    assert_error(got, &v, status, code);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,7 +34,7 @@ async fn event_streams_are_bounded_per_client_and_per_host() {
     let second = open(&app, &id).await;
     assert_eq!((first.status(), second.status()), (StatusCode::OK, StatusCode::OK));
     // Requests without a known address count as one client.
-    refused(&app, &id, StatusCode::TOO_MANY_REQUESTS).await;
+    refused(&app, &id, StatusCode::TOO_MANY_REQUESTS, "too_many_streams").await;
     drop(first);
     let third = open(&app, &id).await;
     assert_eq!(third.status(), StatusCode::OK, "a closed stream gives its slot back");
@@ -47,7 +47,7 @@ async fn event_streams_are_bounded_per_client_and_per_host() {
     .await;
     let id = app.submit(json!({"start": false, "tasks": [{"task_id": "a", "agent_type": "echo"}]})).await;
     let _held = (open(&app, &id).await, open(&app, &id).await);
-    refused(&app, &id, StatusCode::SERVICE_UNAVAILABLE).await;
+    refused(&app, &id, StatusCode::SERVICE_UNAVAILABLE, "streams_full").await;
 }
 
 /// A watcher that stops reading is disconnected once a write has waited `client_write_timeout`

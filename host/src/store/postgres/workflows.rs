@@ -14,14 +14,20 @@ const TASK_COLUMNS: usize = 17;
 const TASK_CHUNK: usize = 200;
 
 impl WorkflowTx for PgTx<'_> {
-    async fn submitted_with(&mut self, key: &str) -> Result<Option<Submitted>> {
-        let found = sqlx::query("SELECT workflow_id, status, version FROM workflows WHERE idempotency_key = $1")
-            .bind(key)
-            .fetch_optional(&mut *self.conn)
-            .await?;
+    async fn submitted_with(&mut self, key: &str) -> Result<Option<(Submitted, Option<String>)>> {
+        // Held to the commit: a concurrent submission with this key waits here, then finds
+        // the row this one inserted (READ COMMITTED reads it in its next statement).
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(&mut *self.conn).await?;
+        let found = sqlx::query(
+            "SELECT workflow_id, status, version, idempotency_fingerprint FROM workflows WHERE idempotency_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&mut *self.conn)
+        .await?;
         let Some(r) = found else { return Ok(None) };
         let status = parse_status(&r.try_get::<String, _>(1)?)?;
-        Ok(Some(Submitted { workflow_id: r.try_get(0)?, status, version: r.try_get(2)?, existing: true }))
+        let submitted = Submitted { workflow_id: r.try_get(0)?, status, version: r.try_get(2)?, existing: true };
+        Ok(Some((submitted, r.try_get(3)?)))
     }
 
     async fn insert_workflow(
@@ -35,7 +41,8 @@ impl WorkflowTx for PgTx<'_> {
         sqlx::query(
             "INSERT INTO workflows (workflow_id, name, status, version, max_parallel, running, remaining, \
              task_count, snapshot_every, event_seq, variables, context, idempotency_key, created_at, updated_at, \
-             started_at, budget) VALUES ($1, $2, $3, 0, $4, 0, $5, $5, $6, 0, $7, $8, $9, $10, $10, $11, $12)",
+             started_at, budget, idempotency_fingerprint) \
+             VALUES ($1, $2, $3, 0, $4, 0, $5, $5, $6, 0, $7, $8, $9, $10, $10, $11, $12, $13)",
         )
         .bind(workflow_id)
         .bind(wf.name.clone())
@@ -49,6 +56,7 @@ impl WorkflowTx for PgTx<'_> {
         .bind(now)
         .bind(wf.start.then_some(now))
         .bind(wf.budget.map(|b| serde_json::to_string(&b)).transpose()?)
+        .bind(wf.fingerprint.clone())
         .execute(&mut *self.conn)
         .await?;
         Ok(())

@@ -10,13 +10,15 @@ use crate::store::{Result, Submitted};
 use crate::workflow::{TaskStatus, Usage, ValidTask, ValidWorkflow, WorkflowStatus};
 
 impl WorkflowTx for SqliteTx<'_> {
-    async fn submitted_with(&mut self, key: &str) -> Result<Option<Submitted>> {
-        let mut select = self
-            .conn
-            .prepare_cached("SELECT workflow_id, status, version FROM workflows WHERE idempotency_key = ?1")?;
-        let found = select.query_row([key], |r| Ok((r.get(0)?, r.get::<_, String>(1)?, r.get(2)?))).optional()?;
-        let Some((workflow_id, status, version)) = found else { return Ok(None) };
-        Ok(Some(Submitted { workflow_id, status: parse_status(&status)?, version, existing: true }))
+    async fn submitted_with(&mut self, key: &str) -> Result<Option<(Submitted, Option<String>)>> {
+        // One writer at a time on SQLite: no other submission can slip in before the commit.
+        let mut select = self.conn.prepare_cached(
+            "SELECT workflow_id, status, version, idempotency_fingerprint FROM workflows WHERE idempotency_key = ?1",
+        )?;
+        let found =
+            select.query_row([key], |r| Ok((r.get(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))).optional()?;
+        let Some((workflow_id, status, version, fingerprint)) = found else { return Ok(None) };
+        Ok(Some((Submitted { workflow_id, status: parse_status(&status)?, version, existing: true }, fingerprint)))
     }
 
     async fn insert_workflow(
@@ -32,8 +34,8 @@ impl WorkflowTx for SqliteTx<'_> {
             .prepare_cached(
                 "INSERT INTO workflows (workflow_id, name, status, version, max_parallel, running, remaining, \
                  task_count, snapshot_every, event_seq, variables, context, idempotency_key, created_at, \
-                 updated_at, started_at, budget) \
-                 VALUES (?1, ?2, ?3, 0, ?4, 0, ?5, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?10, ?11, ?12)",
+                 updated_at, started_at, budget, idempotency_fingerprint) \
+                 VALUES (?1, ?2, ?3, 0, ?4, 0, ?5, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13)",
             )?
             .execute(rusqlite::params![
                 workflow_id,
@@ -48,6 +50,7 @@ impl WorkflowTx for SqliteTx<'_> {
                 now,
                 wf.start.then_some(now),
                 budget,
+                wf.fingerprint,
             ])?;
         Ok(())
     }
