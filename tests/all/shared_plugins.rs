@@ -36,6 +36,11 @@ async fn a_task_waits_for_its_plugin_and_runs_once_installed(backend: Backend) {
         v["components"]["agent_types"]["detail"]["unserved"] == json!([{ "agent_type": "fib", "ready_tasks": 1 }])
     })
     .await;
+    let (_, wf) = app.get(&format!("/v1/workflows/{id}")).await;
+    assert_eq!(wf["tasks"][1]["waiting_for_worker"], true, "{wf}");
+    assert!(wf["tasks"][0].get("waiting_for_worker").is_none(), "{wf}");
+    let (_, task) = app.get(&format!("/v1/workflows/{id}/tasks/f")).await;
+    assert_eq!(task["waiting_for_worker"], true, "{task}");
     let (s, v) = app.call(Method::GET, "/readyz", None).await;
     assert_eq!(s, StatusCode::OK, "the host is ready all the same: {v}");
     let message = v["components"]["agent_types"]["message"].as_str().unwrap();
@@ -53,6 +58,8 @@ async fn a_task_waits_for_its_plugin_and_runs_once_installed(backend: Backend) {
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["policy"]["timeout_s"], 60.0, "installed with its manifest: {v}");
     assert_eq!(app.settle(&id).await, "completed");
+    let (_, page) = app.get(&format!("/v1/workflows/{id}/tasks")).await;
+    assert!(page["items"][1].get("waiting_for_worker").is_none(), "{page}");
     let installed = app.host.engine.store().installed_plugins().await.unwrap();
     assert_eq!(installed.len(), 1, "{installed:?}");
     assert_eq!(installed[0].digest.as_deref(), v["digest"].as_str());

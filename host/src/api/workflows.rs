@@ -140,7 +140,21 @@ pub async fn get(
     ApiQuery(q): ApiQuery<WorkflowQuery>,
 ) -> ApiResult<Json<WorkflowState>> {
     let limit = q.tasks_limit.unwrap_or(MAX_LIMIT).clamp(0, MAX_LIMIT);
-    Ok(Json(s.engine.store().workflow_with(&id, &TaskFilter { limit: Some(limit), ..Default::default() }).await?))
+    let mut wf = s.engine.store().workflow_with(&id, &TaskFilter { limit: Some(limit), ..Default::default() }).await?;
+    mark_waiting(&s, &mut wf.tasks).await?;
+    Ok(Json(wf))
+}
+
+/// Marks the ready tasks among `tasks` whose agent type no live worker serves.
+async fn mark_waiting(s: &AppState, tasks: &mut [TaskState]) -> ApiResult<()> {
+    if !tasks.iter().any(|t| t.ready) {
+        return Ok(());
+    }
+    let live = s.engine.store().live_agent_types(s.engine.config().miss_threshold).await?;
+    for task in tasks.iter_mut().filter(|t| t.ready) {
+        task.waiting_for_worker = !live.contains(&task.agent_type);
+    }
+    Ok(())
 }
 
 /// Filter of a workflow's task listing.
@@ -168,7 +182,9 @@ pub async fn tasks(
 ) -> ApiResult<Json<Page<TaskState>>> {
     let status = status_param(q.status.as_deref(), TaskStatus::ALL.iter().map(|s| s.as_str()))?;
     let filter = TaskFilter { status, limit: Some(page_size(q.limit)), cursor: position_cursor(q.cursor.as_deref())? };
-    Ok(Json(s.engine.store().tasks(&id, &filter).await?))
+    let mut page = s.engine.store().tasks(&id, &filter).await?;
+    mark_waiting(&s, &mut page.items).await?;
+    Ok(Json(page))
 }
 
 /// One task with its attempts (plugin digest, error, log).
@@ -181,7 +197,10 @@ pub async fn task(
     ApiPath((id, task_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<TaskState>> {
     match s.engine.store().task(&id, &task_id).await? {
-        Some(t) => Ok(Json(t)),
+        Some(mut t) => {
+            mark_waiting(&s, std::slice::from_mut(&mut t)).await?;
+            Ok(Json(t))
+        }
         None => Err(ApiError::new(
             ErrorCode::TaskNotFound,
             format!("workflow `{id}` has no task `{task_id}`: see its tasks with GET /v1/workflows/{id}"),

@@ -47,6 +47,13 @@ pub struct TaskState {
     /// Attempts with their plugin digest, error and log (only in the single-task view).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<AttemptRecord>>,
+    /// Ready to run, but no live worker serves its agent type: it waits for one (install its
+    /// plugin, or start a host that has it). Absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub waiting_for_worker: bool,
+    /// Ready to run: its dependencies are settled and no attempt holds it.
+    #[serde(skip)]
+    pub ready: bool,
 }
 
 /// One attempt of a task.
@@ -173,7 +180,7 @@ impl<T> Page<T> {
 }
 
 const TASK_COLUMNS: &str = "task_id, agent_id, agent_type, dependencies, status, attempt, input, retry_policy, \
-    timeout_ms, allow_failure, metadata, output, error, started_at, finished_at";
+    timeout_ms, allow_failure, metadata, output, error, started_at, finished_at, ready_at";
 
 fn task_from_row(r: &dyn Columns) -> Result<TaskState> {
     Ok(TaskState {
@@ -193,6 +200,8 @@ fn task_from_row(r: &dyn Columns) -> Result<TaskState> {
         started_at: r.opt_int("started_at")?.map(rfc3339),
         finished_at: r.opt_int("finished_at")?.map(rfc3339),
         attempts: None,
+        waiting_for_worker: false,
+        ready: r.opt_int("ready_at")?.is_some(),
     })
 }
 
