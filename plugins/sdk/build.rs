@@ -7,7 +7,7 @@ use wit_component::StringEncoding;
 use wit_parser::Resolve;
 
 fn main() {
-    let wit = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../wit");
+    let wit = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("wit");
     println!("cargo:rerun-if-changed={}", wit.display());
     let mut resolve = Resolve::default();
     let (pkg, _) = resolve.push_dir(&wit).expect("parse wit/");

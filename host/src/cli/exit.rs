@@ -21,6 +21,8 @@ pub const UNAVAILABLE: u8 = 69;
 pub const NO_PERMISSION: u8 = 77;
 /// An internal error.
 pub const SOFTWARE: u8 = 70;
+/// An output file or directory cannot be created.
+pub const CANT_CREATE: u8 = 73;
 /// The configuration is invalid.
 pub const CONFIG: u8 = 78;
 /// Interrupted by Ctrl-C (128 + SIGINT).

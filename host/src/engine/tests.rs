@@ -54,6 +54,7 @@ impl Sandbox for Script {
                 egress: Vec::new(),
                 duration: sleep,
                 instantiation: None,
+                peak_memory: 0,
             }
         })
     }

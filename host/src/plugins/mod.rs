@@ -111,6 +111,8 @@ pub struct Execution {
     pub duration: Duration,
     /// Time to instantiate the component for this call (absent when it was not instantiated).
     pub instantiation: Option<Duration>,
+    /// Most linear memory (all of the instance's memories together) the call held, in bytes.
+    pub peak_memory: usize,
 }
 
 /// A problem a validator found in a handoff.

@@ -191,6 +191,7 @@ impl Runtime {
                 egress: Vec::new(),
                 duration: start.elapsed(),
                 instantiation: None,
+                peak_memory: 0,
             };
         };
         self.run_executor(&plugin, ctx, &opts).await
@@ -228,6 +229,7 @@ impl Runtime {
                 egress: Vec::new(),
                 duration: start.elapsed(),
                 instantiation: None,
+                peak_memory: 0,
             };
         };
         let mut instantiation = None;
@@ -251,6 +253,7 @@ impl Runtime {
             egress: egress.take(),
             duration: start.elapsed(),
             instantiation,
+            peak_memory: store.data().limiter.peak,
         }
     }
 

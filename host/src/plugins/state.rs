@@ -187,11 +187,14 @@ pub(crate) struct MemoryLimiter {
     host: Option<Held>,
     /// Bytes asked for when the host's budget had no room.
     pub host_exhausted: Option<usize>,
+    /// Linear memory of all the call's memories now, and the most it reached.
+    total: usize,
+    pub peak: usize,
 }
 
 impl MemoryLimiter {
     fn new(limit: usize, host: Option<MemoryBudget>) -> Self {
-        MemoryLimiter { limit, exceeded: None, host: host.map(Held::new), host_exhausted: None }
+        MemoryLimiter { limit, exceeded: None, host: host.map(Held::new), host_exhausted: None, total: 0, peak: 0 }
     }
 }
 
@@ -199,7 +202,7 @@ impl MemoryLimiter {
 impl ResourceLimiterAsync for MemoryLimiter {
     async fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -213,6 +216,8 @@ impl ResourceLimiterAsync for MemoryLimiter {
                 return Err(wasmtime::Error::new(HostMemoryExhausted { desired }));
             }
         }
+        self.total += desired.saturating_sub(current);
+        self.peak = self.peak.max(self.total);
         Ok(true)
     }
 

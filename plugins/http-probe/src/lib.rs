@@ -220,18 +220,7 @@ mod tests {
         // Natively there is no wasi:http: every request fails, and the task still completes.
         let input =
             json!({"requests": [{"url": "https://h/"}, {"url": "https://h/", "secret": "none"}], "config": true});
-        let ctx = TaskContext {
-            workflow_id: "w".into(),
-            task_id: "t".into(),
-            agent: hyphae_plugin_sdk::Agent { id: "a".into(), agent_type: "http-probe".into() },
-            attempt: 1,
-            input,
-            variables: json!({}),
-            context: json!({}),
-            metadata: json!({}),
-            previous_results: vec![],
-            handoffs: vec![],
-        };
+        let ctx = TaskContext::for_test(input);
         let out = HttpProbe::execute(ctx.clone()).unwrap();
         assert_eq!(out["responses"][0]["error"], "unsupported");
         assert_eq!(out["responses"][1]["error"], "missing_secret");

@@ -6,7 +6,7 @@
 //! plugin exports is described by the custom section those macros emit (see `build.rs`).
 
 wit_bindgen::generate!({
-    path: "../../wit",
+    path: "wit",
     world: "hyphae:plugin/agent-plugin",
     pub_export_macro: true,
     generate_all,

@@ -64,6 +64,45 @@ pub struct TaskContext {
 }
 
 impl TaskContext {
+    /// A context for unit tests: attempt 1 of task `test` of workflow `test`, agent `test` of type
+    /// `test`, the given input, empty variables, context and metadata, no dependencies.
+    ///
+    /// ```
+    /// use hyphae_plugin_sdk::{json, TaskContext};
+    /// let ctx = TaskContext::for_test(json!({"n": 10})).with_previous_output("fetch", json!({"text": "hi"}));
+    /// assert_eq!(ctx.previous_outputs().count(), 1);
+    /// ```
+    pub fn for_test(input: Value) -> TaskContext {
+        let agent = Agent { id: "test".into(), agent_type: "test".into() };
+        let empty = || Value::Object(Default::default());
+        TaskContext {
+            workflow_id: "test".into(),
+            task_id: "test".into(),
+            agent,
+            attempt: 1,
+            input,
+            variables: empty(),
+            context: empty(),
+            metadata: empty(),
+            previous_results: Vec::new(),
+            handoffs: Vec::new(),
+        }
+    }
+
+    /// Adds a completed dependency `task_id` (agent and type `test`) with `output`, and an empty
+    /// handoff for its edge.
+    pub fn with_previous_output(mut self, task_id: &str, output: Value) -> TaskContext {
+        self.previous_results.push(PreviousResult {
+            task_id: task_id.into(),
+            agent: Agent { id: "test".into(), agent_type: "test".into() },
+            status: DependencyStatus::Completed,
+            output: Some(output),
+            error: None,
+        });
+        self.handoffs.push(Value::Object(Default::default()));
+        self
+    }
+
     /// Deserializes the task input. On mismatch: a fatal `invalid_input` error naming the problem.
     pub fn input<T: DeserializeOwned>(&self) -> Result<T, TaskError> {
         T::deserialize(&self.input).map_err(|e| TaskError::invalid_input(format!("input: {e}")))
