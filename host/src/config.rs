@@ -32,6 +32,12 @@ pub struct Config {
     /// Directory of precompiled plugin artifacts (default: `$XDG_CACHE_HOME/hyphae` or
     /// `~/.cache/hyphae`).
     pub cache_dir: Option<PathBuf>,
+    /// Total size, in MiB, the precompiled artifacts are kept under; the least recently used are
+    /// removed first.
+    pub plugin_cache_max_mib: u64,
+    /// Linear-memory limit of one plugin call, in MiB, for agent types whose manifest sets no
+    /// `memory_limit_mib`.
+    pub plugin_memory_limit_mib: u64,
     /// Address the HTTP API listens on.
     pub listen: SocketAddr,
     /// Largest JSON request body, in bytes.
@@ -106,6 +112,8 @@ impl Default for Config {
             sqlite_synchronous: crate::store::SqliteSync::Normal,
             plugins_dir: PathBuf::from("plugins/dist"),
             cache_dir: None,
+            plugin_cache_max_mib: crate::plugins::DEFAULT_CACHE_MAX_BYTES >> 20,
+            plugin_memory_limit_mib: (crate::plugins::DEFAULT_MEMORY_LIMIT >> 20) as u64,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_plugin_bytes: DEFAULT_MAX_PLUGIN_BYTES,
@@ -184,6 +192,12 @@ impl Config {
         }
         if self.max_instances == 0 {
             return Err(ConfigError::Invalid { key: "max_instances", problem: "must be at least 1".into() });
+        }
+        if self.plugin_memory_limit_mib == 0 || self.plugin_memory_limit_mib > 65536 {
+            return Err(ConfigError::Invalid {
+                key: "plugin_memory_limit_mib",
+                problem: "write a number of MiB from 1 to 65536, e.g. 128".into(),
+            });
         }
         if self.plugin_memory_budget_mib == Some(0) {
             return Err(ConfigError::Invalid { key: "plugin_memory_budget_mib", problem: "must be at least 1".into() });

@@ -187,7 +187,7 @@ fn bad_files() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     vec![
         ("not-wasm", b"#!/bin/sh\necho hi\n".to_vec(), "is not a WebAssembly binary"),
         ("core", wat("(module (func (export \"f\")))"), "is a core WebAssembly module, not a component"),
-        ("empty", wat("(component)"), "exports neither `hyphae:plugin/executor@0.1.0`"),
+        ("empty", wat("(component)"), "exports neither `hyphae:plugin/executor@0.1.x`"),
         (
             "wrong-shape",
             wat(r#"(component
@@ -400,4 +400,78 @@ async fn a_relative_watched_directory_lists_each_file_once() {
     let list = rt.registry().list();
     assert_eq!(list.len(), 2, "{list:#?}");
     assert!(list.iter().all(|p| p.state == PluginState::Loaded), "{list:#?}");
+}
+
+/// `echo` as if built against another release of the WIT package: every `hyphae:plugin` name's
+/// version rewritten in place (same length, so the binary stays valid).
+fn echo_built_against(version: &str) -> Vec<u8> {
+    assert_eq!(version.len(), "0.1.0".len());
+    let mut bytes = support::component("echo");
+    for interface in ["", "/host", "/types", "/executor", "/metadata"] {
+        let from = format!("hyphae:plugin{interface}@0.1.0");
+        let to = format!("hyphae:plugin{interface}@{version}");
+        let mut at = 0;
+        while let Some(i) = bytes[at..].windows(from.len()).position(|w| w == from.as_bytes()) {
+            bytes[at + i..at + i + to.len()].copy_from_slice(to.as_bytes());
+            at += i + to.len();
+        }
+    }
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn components_of_any_0_1_release_load_and_other_minors_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("newer.wasm"), echo_built_against("0.1.9")).unwrap();
+    std::fs::write(dir.path().join("next.wasm"), echo_built_against("0.2.0")).unwrap();
+    let rt = Runtime::start(config(dir.path())).await.unwrap();
+    let exec = rt.execute(task("newer", json!({"v": 1})), CallOptions::default()).await;
+    assert_eq!(output(&exec)["input"], json!({"v": 1}));
+    let next = rt.registry().list().into_iter().find(|s| s.agent_type == "next").unwrap();
+    assert_eq!(next.state, PluginState::Failed);
+    let error = next.error.unwrap();
+    assert!(error.contains("hyphae:plugin/host@0.2.0") && error.contains("hyphae:plugin/host@0.1.*"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_keeps_under_its_size_and_evicts_the_least_recently_used() {
+    let cache = tempfile::tempdir().unwrap();
+    let entries = || -> Vec<String> {
+        let mut names: Vec<String> =
+            std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
+    };
+    let load_into = |cache: std::path::PathBuf, agent_type: &'static str, max_bytes: u64| async move {
+        let dir = plugins_dir(&[agent_type]);
+        let cfg = RuntimeConfig { cache_dir: Some(cache), cache_max_bytes: max_bytes, ..config(dir.path()) };
+        let rt = Runtime::start(cfg).await.unwrap();
+        rt.registry().list().remove(0)
+    };
+    let load = |agent_type: &'static str, max_bytes: u64| load_into(cache.path().to_path_buf(), agent_type, max_bytes);
+    let scratch = tempfile::tempdir().unwrap();
+    load_into(scratch.path().to_path_buf(), "text-stats", u64::MAX).await;
+    let stats_size: u64 = std::fs::read_dir(scratch.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    let echo = load("echo", u64::MAX).await.digest;
+    let fib = load("fib", u64::MAX).await.digest;
+    assert_eq!(entries().len(), 2);
+    let size = |digest: &str| {
+        let hex = digest.trim_start_matches("sha256:");
+        let name = entries().into_iter().find(|n| n.starts_with(hex)).unwrap();
+        std::fs::metadata(cache.path().join(name)).unwrap().len()
+    };
+    let (echo_size, fib_size) = (size(&echo), size(&fib));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(load("echo", u64::MAX).await.from_cache, "a hit refreshes echo's entry");
+    // Room for all three but one byte: text-stats is written, fib (least recently used) goes.
+    let stats = load("text-stats", echo_size + fib_size + stats_size - 1).await;
+    assert!(!stats.from_cache);
+    let left = entries();
+    let hex = |d: &str| d.trim_start_matches("sha256:").to_string();
+    assert!(left.iter().any(|n| n.starts_with(&hex(&echo))), "{left:?}");
+    assert!(left.iter().any(|n| n.starts_with(&hex(&stats.digest))), "{left:?}");
+    assert!(!left.iter().any(|n| n.starts_with(&hex(&fib))), "fib was least recently used: {left:?}");
+    // A limit below one entry keeps the entry just written.
+    load("fib", 1).await;
+    assert_eq!(entries().len(), 1, "{:?}", entries());
 }

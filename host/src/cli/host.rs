@@ -38,6 +38,8 @@ pub async fn start(config: &Config, engine_config: EngineConfig) -> Result<Host,
     let runtime_config = RuntimeConfig {
         plugins_dir: Some(config.plugins_dir.clone()),
         cache_dir: Some(config.cache_dir.clone().unwrap_or_else(default_cache_dir)),
+        cache_max_bytes: config.plugin_cache_max_mib << 20,
+        default_memory_limit: (config.plugin_memory_limit_mib as usize) << 20,
         watch: config.watch_plugins,
         secrets,
         http: config.http_limits(),

@@ -2,7 +2,9 @@
 //!
 //! An entry is keyed by the component's content digest and the engine's compatibility hash, so a
 //! host upgrade or a changed engine configuration never picks up a stale artifact. Each entry ends
-//! with the SHA-256 of the artifact: a corrupted entry is detected, ignored and rebuilt.
+//! with the SHA-256 of the artifact: a corrupted entry is detected, ignored and rebuilt. The
+//! directory is kept under a total size: after a write, the least recently used entries (by
+//! modification time, which a hit refreshes) are removed until the rest fits.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -25,11 +27,15 @@ pub enum CacheOutcome {
 pub(crate) struct ArtifactCache {
     dir: Option<PathBuf>,
     engine_key: String,
+    max_bytes: u64,
 }
 
+/// Total size of the cache directory's entries, by default.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 1 << 30;
+
 impl ArtifactCache {
-    pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
-        ArtifactCache { dir, engine_key: engine_key(engine) }
+    pub fn new(engine: &Engine, dir: Option<PathBuf>, max_bytes: u64) -> Self {
+        ArtifactCache { dir, engine_key: engine_key(engine), max_bytes }
     }
 
     /// Path of the entry for a component with this content digest (hex).
@@ -45,13 +51,15 @@ impl ArtifactCache {
             return Ok((Component::new(engine, bytes)?, CacheOutcome::Compiled));
         };
         if let Some(component) = read_entry(engine, &path) {
+            touch(&path);
             return Ok((component, CacheOutcome::Hit));
         }
         let artifact = engine.precompile_component(bytes)?;
-        if let Err(err) = write_entry(&path, &artifact) {
-            tracing::warn!(path = %path.display(), %err,
+        match write_entry(&path, &artifact) {
+            Ok(()) => evict(&path, self.max_bytes),
+            Err(err) => tracing::warn!(path = %path.display(), %err,
                 "cannot write the compiled-plugin cache; the plugin still loads, but is compiled \
-                 again at the next start: check that the cache directory is writable");
+                 again at the next start: check that the cache directory is writable"),
         }
         // SAFETY: `artifact` was produced by `precompile_component` of this very engine just now.
         let component = unsafe { Component::deserialize(engine, &artifact)? };
@@ -82,6 +90,39 @@ fn read_entry(engine: &Engine, path: &Path) -> Option<Component> {
     }
     let _ = std::fs::remove_file(path);
     None
+}
+
+/// Marks an entry as just used, for eviction (best effort).
+fn touch(path: &Path) {
+    if let Ok(file) = std::fs::File::options().append(true).open(path) {
+        let _ = file.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// Removes the least recently used entries beside `kept` (which stays) until the entries total at
+/// most `max_bytes`.
+fn evict(kept: &Path, max_bytes: u64) {
+    let Some(dir) = kept.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((meta.modified().ok()?, meta.len(), e.path()))
+        })
+        .collect();
+    let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
+    files.sort();
+    for (_, len, path) in files {
+        if total <= max_bytes {
+            break;
+        }
+        if path != kept && std::fs::remove_file(&path).is_ok() {
+            tracing::info!(path = %path.display(), bytes = len, "evicted a compiled plugin from the cache");
+            total -= len;
+        }
+    }
 }
 
 /// Writes an entry atomically: artifact + its SHA-256, to a temporary file renamed into place.

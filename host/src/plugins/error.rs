@@ -25,21 +25,21 @@ pub enum PluginError {
     Invalid { file: String, reason: String },
     /// A `NAME.validator.wasm` file whose component exports no validator.
     #[error(
-        "`{file}` is named as a validator but does not export `hyphae:plugin/validator@0.1.0`: \
+        "`{file}` is named as a validator but does not export `hyphae:plugin/validator@0.1.x`: \
          rename it to drop `.validator`, or build it against the validator-plugin world"
     )]
     NotAValidator { file: String },
     /// The component exports neither an executor nor a validator.
     #[error(
-        "`{file}` exports neither `hyphae:plugin/executor@0.1.0` nor \
-         `hyphae:plugin/validator@0.1.0` (it exports: {exports}): build it against a world of \
+        "`{file}` exports neither `hyphae:plugin/executor@0.1.x` nor \
+         `hyphae:plugin/validator@0.1.x` (it exports: {exports}): build it against a world of \
          the `hyphae:plugin` WIT package (executor-plugin, validator-plugin or agent-plugin)"
     )]
     NoRoles { file: String, exports: String },
     /// An exported interface does not have the functions or types of the contract.
     #[error(
         "`{file}` exports `{interface}` with the wrong shape ({reason}): rebuild it against \
-         the `hyphae:plugin@0.1.0` WIT package of this host"
+         a `hyphae:plugin@0.1.x` WIT package (this host speaks 0.1.0)"
     )]
     BadExport { file: String, interface: String, reason: String },
     /// The component imports something the host does not provide.
@@ -52,7 +52,7 @@ pub enum PluginError {
     /// The component imports host interfaces in a shape this host does not have.
     #[error(
         "`{file}` cannot be linked against the host's interfaces ({reason}): rebuild it against \
-         `hyphae:plugin@0.1.0` and WASI 0.2"
+         `hyphae:plugin@0.1.x` and WASI 0.2"
     )]
     ImportMismatch { file: String, reason: String },
     /// The component could not be instantiated, or `describe` failed.

@@ -151,6 +151,24 @@ struct Linked {
     roles: Vec<Role>,
 }
 
+/// Whether an export named `export` (such as `hyphae:plugin/executor@0.1.4`) is the host's
+/// interface `ours` (`hyphae:plugin/executor@0.1.0`) or a semver-compatible release of it: same
+/// interface, same `0.MINOR` (wasmtime then finds it by the same compatibility rule).
+fn compatible_export(export: &str, ours: &str) -> bool {
+    let (Some((name, version)), Some((our_name, our_version))) = (export.split_once('@'), ours.split_once('@')) else {
+        return false;
+    };
+    let track = |v: &str| -> Option<(u64, u64)> {
+        let mut parts = v.split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        let patch = parts.next()?;
+        (patch.chars().all(|c| c.is_ascii_digit()) && !patch.is_empty() && parts.next().is_none())
+            .then_some((major, minor))
+    };
+    name == our_name && track(version).is_some() && track(version) == track(our_version)
+}
+
 /// Links the component against the host and finds the contract interfaces it exports.
 fn link(
     shared: &Shared,
@@ -175,7 +193,7 @@ fn link(
         interface: interface.into(),
         reason: format!("{e:#}"),
     };
-    let has = |name: &str| exports.iter().any(|e| e == name);
+    let has = |name: &str| exports.iter().any(|e| compatible_export(e, name));
     let executor =
         has(EXECUTOR).then(|| executor::GuestIndices::new(&pre).map_err(|e| bad_export(EXECUTOR, e))).transpose()?;
     let validator =
@@ -270,5 +288,16 @@ mod tests {
     #[test]
     fn digests_are_sha256_hex() {
         assert_eq!(digest_of(b""), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
+
+    #[test]
+    fn exports_match_any_release_of_the_same_minor() {
+        let ours = "hyphae:plugin/executor@0.1.0";
+        assert!(compatible_export("hyphae:plugin/executor@0.1.0", ours));
+        assert!(compatible_export("hyphae:plugin/executor@0.1.12", ours));
+        assert!(!compatible_export("hyphae:plugin/executor@0.2.0", ours));
+        assert!(!compatible_export("hyphae:plugin/executor@0.1.0-rc.1", ours));
+        assert!(!compatible_export("hyphae:plugin/validator@0.1.0", ours));
+        assert!(!compatible_export("hyphae:plugin/executor", ours));
     }
 }

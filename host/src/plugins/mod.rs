@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::workflow::{LogLine, TaskFailure};
-pub use cache::{default_cache_dir, CacheOutcome};
+pub use cache::{default_cache_dir, CacheOutcome, DEFAULT_CACHE_MAX_BYTES};
 pub use check::check_file;
 pub use connect::{OutboundTls, TlsError};
 pub use engine::Allocation;
@@ -38,7 +38,7 @@ pub use manifest::{HostPattern, ManifestError, Policy};
 pub use memory::MemoryBudget;
 pub use outbound::{Egress, EgressBudget, EgressOutcome, HttpLimits, LlmUsage};
 pub use registry::{valid_agent_type, Prepared, Registry};
-pub use runtime::{Runtime, RuntimeConfig, DEFAULT_MAX_ERROR_BYTES, DEFAULT_MAX_INSTANCES};
+pub use runtime::{Runtime, RuntimeConfig, DEFAULT_MAX_ERROR_BYTES, DEFAULT_MAX_INSTANCES, DEFAULT_MEMORY_LIMIT};
 pub use secrets::{SecretError, SecretSource, Secrets};
 pub use status::{world_of, PluginInfo, PluginReport, PluginState, PluginStatus, Role};
 

@@ -10,7 +10,7 @@ use wasmtime::component::Linker;
 use wasmtime::Engine;
 
 use super::bindings::{self, wit};
-use super::cache::{default_cache_dir, ArtifactCache};
+use super::cache::{default_cache_dir, ArtifactCache, DEFAULT_CACHE_MAX_BYTES};
 use super::call::{self, Limits};
 use super::connect::OutboundTls;
 use super::engine::{self, Allocation};
@@ -30,6 +30,8 @@ pub struct RuntimeConfig {
     pub plugins_dir: Option<PathBuf>,
     /// Directory of precompiled artifacts; `None` disables the disk cache.
     pub cache_dir: Option<PathBuf>,
+    /// Total size the cache directory's artifacts are kept under (least recently used go first).
+    pub cache_max_bytes: u64,
     /// Linear-memory limit of one call, in bytes (default 64 MiB).
     pub default_memory_limit: usize,
     /// Per-agent-type memory limits, overriding the default.
@@ -61,7 +63,8 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             plugins_dir: None,
             cache_dir: Some(default_cache_dir()),
-            default_memory_limit: 64 << 20,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
+            default_memory_limit: DEFAULT_MEMORY_LIMIT,
             memory_limits: HashMap::new(),
             max_output_bytes: 16 << 20,
             max_error_bytes: DEFAULT_MAX_ERROR_BYTES,
@@ -94,7 +97,7 @@ impl Shared {
         let linker = bindings::linker(&engine)
             .map_err(|e| PluginError::Engine { reason: format!("cannot link the host interfaces: {e:#}") })?;
         Ok(Shared {
-            cache: ArtifactCache::new(&engine, config.cache_dir.clone()),
+            cache: ArtifactCache::new(&engine, config.cache_dir.clone(), config.cache_max_bytes),
             permits: Semaphore::new(config.max_instances.max(1) as usize),
             engine,
             linker,
@@ -130,6 +133,8 @@ impl Shared {
     }
 }
 
+/// Linear-memory limit of one call, by default.
+pub const DEFAULT_MEMORY_LIMIT: usize = 64 << 20;
 /// Plugin instances alive at once, by default.
 pub const DEFAULT_MAX_INSTANCES: u32 = 256;
 /// Longest error message (and detail) of a plugin kept, by default.
