@@ -1,9 +1,12 @@
 //! Benchmarks of the host, by section: `cargo bench --bench bench [-- SECTION...]`.
 //!
-//! Each section prints its own figures. Sections: `plugins`, `engine`, `waiting`, `watchers`.
+//! Each section prints its own figures. Sections: `plugins`, `languages`, `engine`, `waiting`,
+//! `watchers`.
 
 #[path = "sections/engine.rs"]
 mod engine;
+#[path = "sections/languages.rs"]
+mod languages;
 #[path = "sections/plugins.rs"]
 mod plugins;
 #[path = "sections/waiting.rs"]
@@ -14,8 +17,13 @@ mod watchers;
 /// A named group of benchmarks.
 type Section = (&'static str, fn());
 
-const SECTIONS: &[Section] =
-    &[("plugins", plugins::run), ("engine", engine::run), ("waiting", waiting::run), ("watchers", watchers::run)];
+const SECTIONS: &[Section] = &[
+    ("plugins", plugins::run),
+    ("languages", languages::run),
+    ("engine", engine::run),
+    ("waiting", waiting::run),
+    ("watchers", watchers::run),
+];
 
 fn main() {
     if std::env::var_os(waiting::UPSTREAM_ENV).is_some() {

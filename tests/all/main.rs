@@ -13,6 +13,7 @@ mod hostile;
 mod hosts;
 mod layering;
 mod migrations;
+mod plugin_tools;
 mod plugins;
 mod shared_plugins;
 mod support;

@@ -451,7 +451,8 @@ async fn the_cache_keeps_under_its_size_and_evicts_the_least_recently_used() {
     let load = |agent_type: &'static str, max_bytes: u64| load_into(cache.path().to_path_buf(), agent_type, max_bytes);
     let scratch = tempfile::tempdir().unwrap();
     load_into(scratch.path().to_path_buf(), "text-stats", u64::MAX).await;
-    let stats_size: u64 = std::fs::read_dir(scratch.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    let stats_size: u64 =
+        std::fs::read_dir(scratch.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
     let echo = load("echo", u64::MAX).await.digest;
     let fib = load("fib", u64::MAX).await.digest;
     assert_eq!(entries().len(), 2);

@@ -111,7 +111,7 @@ fn median(times: &[Duration]) -> Duration {
     sorted[sorted.len() / 2]
 }
 
-fn report(label: &str, times: &[Duration]) {
+pub fn report(label: &str, times: &[Duration]) {
     let mut sorted = times.to_vec();
     sorted.sort();
     let p99 = sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)];
