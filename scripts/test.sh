@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "==> building the example plugins"
+echo "==> building the example plugins (Rust, then Python and JavaScript from source)"
 plugins/build.sh
+plugins/python/build.sh --out plugins/dist
+plugins/js/build.sh --out plugins/dist
 
 PG_BIN=/usr/lib/postgresql/15/bin
 export HYPHAE_TEST_POSTGRES="${HYPHAE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
@@ -35,8 +37,13 @@ psql "$HYPHAE_TEST_POSTGRES" -qtAc "SELECT datname FROM pg_database WHERE datnam
     while read -r db; do psql "$HYPHAE_TEST_POSTGRES" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null || true; done
 
 export HYPHAE_PLUGINS_DIST="$PWD/plugins/dist"
+# The interpreter with the Python SDK (and its pinned componentize-py) that plugins/python/build.sh made.
+export HYPHAE_PYTHON="$PWD/plugins/python/.venv/bin/python"
 echo "==> running the plugin SDK and example plugin unit tests (native)"
 (cd plugins && cargo test --quiet)
+echo "==> running the Python and JavaScript SDKs' unit tests (native)"
+"$HYPHAE_PYTHON" -m unittest discover -s plugins/python/tests
+(cd plugins/js && npm test --silent)
 scripts/contract-tools.sh
 echo "==> running the tests (PostgreSQL at $HYPHAE_TEST_POSTGRES)"
 cargo test --workspace --no-fail-fast "$@"

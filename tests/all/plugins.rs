@@ -476,3 +476,31 @@ async fn the_cache_keeps_under_its_size_and_evicts_the_least_recently_used() {
     load("fib", 1).await;
     assert_eq!(entries().len(), 1, "{:?}", entries());
 }
+
+/// A new user's first start: `hyphae serve --plugins-dir plugins` from the directory holding it.
+/// Every plugin is loaded once, and nothing is reported as failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_a_relative_plugins_dir_loads_each_file_once() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir(work.path().join("plugins")).unwrap();
+    for name in ["echo", "fib"] {
+        std::fs::write(work.path().join(format!("plugins/{name}.wasm")), support::component(name)).unwrap();
+    }
+    let port = support::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hyphae"))
+        .args(["serve", "--plugins-dir", "plugins", "--db", "hyphae.db", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(work.path())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    support::wait_ready(port).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ready: Value = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.unwrap().json().await.unwrap();
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(ready["components"]["plugins"]["detail"]["failed"], json!([]), "{ready:#}\n{printed}");
+    assert_eq!(ready["components"]["plugins"]["detail"]["loaded"], 2, "{ready:#}");
+    assert!(!printed.contains("FAILED") && !printed.contains("already served"), "{printed}");
+}

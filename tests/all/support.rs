@@ -13,7 +13,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// Directory of the example components: `$HYPHAE_PLUGINS_DIST` if set, else `plugins/dist` after
-/// running `plugins/build.sh` once per test process.
+/// running the Rust, Python and JavaScript build scripts once per test process.
 pub fn plugins_dist() -> &'static Path {
     static DIST: OnceLock<PathBuf> = OnceLock::new();
     DIST.get_or_init(|| {
@@ -21,21 +21,34 @@ pub fn plugins_dist() -> &'static Path {
             return PathBuf::from(dir);
         }
         let plugins = repo_root().join("plugins");
-        let script = plugins.join("build.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .current_dir(&plugins)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "{} failed:\n{}\n{}",
-            script.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        for script in ["build.sh", "python/build.sh", "js/build.sh"] {
+            let script = plugins.join(script);
+            let out = Command::new("bash")
+                .arg(&script)
+                .args(["--out", "dist"])
+                .current_dir(&plugins)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+            assert!(
+                out.status.success(),
+                "{} failed:\n{}\n{}",
+                script.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         plugins.join("dist")
     })
+}
+
+/// The Python interpreter that has the Python SDK: `$HYPHAE_PYTHON`, else the one
+/// `plugins/python/build.sh` installs (made by building the example components first).
+pub fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os("HYPHAE_PYTHON") {
+        return PathBuf::from(python);
+    }
+    plugins_dist();
+    repo_root().join("plugins/python/.venv/bin/python")
 }
 
 /// Bytes of the example component for `agent_type`.

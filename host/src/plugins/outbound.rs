@@ -198,6 +198,20 @@ type ResponseFuture = Box<
         > + Send,
 >;
 
+/// The answer to a request that is not sent: `error`, once the plugin has written the body (read
+/// and dropped, at most `MAX_REFUSED_BODY` bytes). A plugin writes the body after sending the
+/// head; closing it under the writer's feet traps some guest runtimes (componentize-js) instead
+/// of letting them read the error.
+fn refuse(request: http::Request<WasiBody>, error: Error) -> ResponseFuture {
+    Box::new(async move {
+        let _ = Limited::new(request.into_body(), MAX_REFUSED_BODY).collect().await;
+        Err(error)
+    })
+}
+
+/// How much of a refused request's body is read before the request fails.
+const MAX_REFUSED_BODY: usize = 16 << 20;
+
 impl WasiHttpHooks for Outbound {
     fn send_request(
         &mut self,
@@ -210,12 +224,12 @@ impl WasiHttpHooks for Outbound {
         let log = self.log.clone();
         let Some((scheme, host, port)) = target.parts() else {
             log.finish(id, |e| deny(e, "the URL has no http or https scheme and host".into()));
-            return Box::new(async { Err(Error::HttpRequestUriInvalid) });
+            return refuse(request, Error::HttpRequestUriInvalid);
         };
         let Some(rule) = self.policy.allowing(scheme, &host, port) else {
             let reason = format!("{} is not in the agent type's allowed_outbound_hosts", target.origin);
             log.finish(id, |e| deny(e, reason));
-            return Box::new(async { Err(Error::HttpRequestDenied) });
+            return refuse(request, Error::HttpRequestDenied);
         };
         let allowed_by = rule.to_string();
         if let Some(refused) = self.budget.as_ref().and_then(|b| b.admit().err()) {
@@ -223,7 +237,7 @@ impl WasiHttpHooks for Outbound {
                 deny(e, refused);
                 e.allowed_by = Some(allowed_by);
             });
-            return Box::new(async { Err(Error::HttpRequestDenied) });
+            return refuse(request, Error::HttpRequestDenied);
         }
         let budget = self.budget.clone();
         let tls = self.tls.clone();

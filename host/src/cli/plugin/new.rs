@@ -16,8 +16,20 @@ const RUST: &[TemplateFile] = &[
     ("README.md", include_str!("../../../../plugins/sdk/template/README.md")),
 ];
 
-const PYTHON: &[TemplateFile] = &[];
-const JS: &[TemplateFile] = &[];
+const PYTHON: &[TemplateFile] = &[
+    ("pyproject.toml", include_str!("../../../../plugins/python/template/pyproject.toml")),
+    ("app.py", include_str!("../../../../plugins/python/template/app.py")),
+    ("test_app.py", include_str!("../../../../plugins/python/template/test_app.py")),
+    ("README.md", include_str!("../../../../plugins/python/template/README.md")),
+];
+
+const JS: &[TemplateFile] = &[
+    ("package.json", include_str!("../../../../plugins/js/template/package.json")),
+    ("src/agent.js", include_str!("../../../../plugins/js/template/src/agent.js")),
+    ("test/agent.test.js", include_str!("../../../../plugins/js/template/test/agent.test.js")),
+    ("README.md", include_str!("../../../../plugins/js/template/README.md")),
+    (".gitignore", include_str!("../../../../plugins/js/template/.gitignore")),
+];
 
 /// Where this binary's repository keeps the SDK of `lang`: the path the new project depends on
 /// until the SDKs are published.
