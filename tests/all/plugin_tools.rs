@@ -345,3 +345,18 @@ fn new_python_and_js_projects_test_build_and_run_anywhere() {
         assert_eq!((code, &report["error"]["error_type"]), (1, &json!("invalid_input")), "{lang}: {report:#}");
     }
 }
+
+/// `plugin check` keeps the compiled code where `plugin call` finds it: after a check (as at the
+/// end of `plugin build`), the first call does not compile again.
+#[test]
+fn check_fills_the_compile_cache_that_call_reads() {
+    let cache = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = hyphae().env("XDG_CACHE_HOME", cache.path()).args(args).arg(dist("echo")).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+    run(&["plugin", "check"]);
+    let printed = run(&["plugin", "call", "--input", "{}"]);
+    assert!(printed.contains("compiled code from the cache"), "{printed}");
+}

@@ -222,7 +222,7 @@ async fn bad_files_are_refused_with_their_reason() {
         assert!(error.contains(reason), "{name}: {error}");
         assert!(!rt.registry().has_executor(name));
 
-        let report = check_file(&dir.path().join(format!("{name}.wasm"))).await.unwrap();
+        let report = check_file(&dir.path().join(format!("{name}.wasm")), None).await.unwrap();
         let problem = report.problem.expect("a problem").to_string();
         assert!(problem.contains(reason), "{name}: {problem}");
     }
@@ -233,7 +233,7 @@ async fn bad_files_are_refused_with_their_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_reports_roles_imports_and_exports() {
-    let report = check_file(&support::plugins_dist().join("reviewer.wasm")).await.unwrap();
+    let report = check_file(&support::plugins_dist().join("reviewer.wasm"), None).await.unwrap();
     assert!(report.problem.is_none(), "{:?}", report.problem);
     assert_eq!(report.agent_type, "reviewer");
     assert_eq!(report.world, "agent-plugin");

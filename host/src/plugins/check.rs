@@ -1,6 +1,6 @@
 //! `check_file`: everything the host would find out loading a component, without a plugins dir.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::loader::{self, display_name};
@@ -11,11 +11,12 @@ use super::PluginError;
 
 /// Loads `path` the way the registry would (compile, link, instantiate, `describe`, with the
 /// manifest `NAME.toml` beside it) and reports what it is. A file the host would refuse gives a report with `problem` set; only an unreadable
-/// file or an engine that cannot start is an `Err`.
-pub async fn check_file(path: &Path) -> Result<PluginReport, PluginError> {
+/// file or an engine that cannot start is an `Err`. With `cache_dir`, the compiled code is kept
+/// there (as `hyphae plugin call` keeps it), so checking a large component once spares the next call.
+pub async fn check_file(path: &Path, cache_dir: Option<PathBuf>) -> Result<PluginReport, PluginError> {
     let bytes = tokio::fs::read(path).await.map_err(|e| PluginError::io(path, &e))?;
     let config =
-        RuntimeConfig { cache_dir: None, pooling: false, watch: false, max_instances: 1, ..RuntimeConfig::default() };
+        RuntimeConfig { cache_dir, pooling: false, watch: false, max_instances: 1, ..RuntimeConfig::default() };
     let shared = Arc::new(Shared::new(config)?);
     let stem = display_name(path).strip_suffix(".wasm").map(str::to_string).unwrap_or_else(|| display_name(path));
     let validator_for = stem.strip_suffix(".validator").map(str::to_string);

@@ -116,7 +116,7 @@ fn check(file: &Path, json: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let report = match runtime.block_on(check_file(file)) {
+    let report = match runtime.block_on(check_file(file, Some(crate::plugins::default_cache_dir()))) {
         Ok(report) => report,
         Err(err) => {
             eprintln!("error: {err}");
