@@ -45,6 +45,8 @@ echo "==> running the Python and JavaScript SDKs' unit tests (native)"
 "$HYPHAE_PYTHON" -m unittest discover -s plugins/python/tests
 (cd plugins/js && npm test --silent)
 scripts/contract-tools.sh
+scripts/check-alerts.sh
+scripts/browser-tools.sh
 echo "==> running the tests (PostgreSQL at $HYPHAE_TEST_POSTGRES)"
 cargo test --workspace --no-fail-fast "$@"
 

@@ -37,6 +37,14 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/agents/{agent_id}/events"),
     ("get", "/v1/stats"),
     ("get", "/v1/workers"),
+    ("get", "/v1/failures"),
+    ("get", "/v1/stuck"),
+    ("post", "/v1/workflows/{id}/tasks/{task_id}/reset"),
+    ("get", "/v1/agent-types"),
+    ("get", "/v1/outcomes"),
+    ("get", "/v1/report"),
+    ("get", "/v1/settings"),
+    ("put", "/v1/settings"),
     ("delete", "/v1/events"),
     ("get", "/v1/plugins"),
     ("put", "/v1/plugins/{agent_type}"),
@@ -503,10 +511,10 @@ async fn operations_routes_report_health_metrics_and_workers(backend: Backend) {
     assert_eq!(s, StatusCode::OK);
     assert!(headers[header::CONTENT_TYPE].to_str().unwrap().contains("openmetrics-text"));
     let text = String::from_utf8(body).unwrap();
-    assert!(text.contains(r#"hyphae_workflows{status="completed"} 1"#), "{text}");
-    assert!(text.contains(r#"hyphae_workflows{status="failed"} 0"#), "{text}");
-    assert!(text.contains("hyphae_queue_depth 0"), "{text}");
-    assert!(text.contains(r#"hyphae_tasks_finished_total{agent_type="fib",status="completed"} 1"#), "{text}");
+    assert!(text.contains(r#"hyphae_cluster_workflows{status="completed"} 1"#), "{text}");
+    assert!(text.contains(r#"hyphae_cluster_workflows{status="failed"} 0"#), "{text}");
+    assert!(text.contains(r#"hyphae_cluster_queue_depth{agent_type="fib"} 0"#), "{text}");
+    assert!(text.contains(r#"hyphae_task_attempts_total{agent_type="fib",outcome="completed"} 1"#), "{text}");
     assert!(text.contains(r#"hyphae_plugin_instantiation_seconds_count{agent_type="fib"} 1"#), "{text}");
     let written = text.lines().find_map(|l| l.strip_prefix("hyphae_events_written_total ")).unwrap_or("0");
     assert!(written.parse::<u64>().unwrap() >= 6, "events are counted: {text}");

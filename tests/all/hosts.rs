@@ -95,6 +95,7 @@ async fn late_result_of_a_fenced_attempt_is_refused() {
             events: Vec::new(),
             usage: Default::default(),
             exhausted: None,
+            peak_memory: 0,
         };
         let applied = h.engine.store().record_outcomes(&[late]).await.unwrap();
         assert_eq!(applied, vec![Applied::Fenced], "{backend:?}");

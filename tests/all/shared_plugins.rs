@@ -46,7 +46,7 @@ async fn a_task_waits_for_its_plugin_and_runs_once_installed(backend: Backend) {
     let message = v["components"]["agent_types"]["message"].as_str().unwrap();
     assert!(message.contains("fib (1)") && message.contains("PUT /v1/plugins/AGENT_TYPE"), "{message}");
     let (_, metrics) = app.call(Method::GET, "/metrics", None).await;
-    assert!(metrics.as_str().unwrap().contains(r#"hyphae_tasks_unserved{agent_type="fib"} 1"#), "{metrics}");
+    assert!(metrics.as_str().unwrap().contains(r#"hyphae_cluster_tasks_unserved{agent_type="fib"} 1"#), "{metrics}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, wf) = app.call(Method::GET, &format!("/v1/workflows/{id}"), None).await;
     assert_eq!(wf["status"], "running", "nothing failed for want of a plugin: {wf}");

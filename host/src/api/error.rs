@@ -67,6 +67,7 @@ error_codes! {
     InvalidAgentType => (BAD_REQUEST, "invalid_agent_type", "Invalid agent type", "The agent type in the path is not a valid name: the message says what a name may contain."),
     InvalidIdempotencyKey => (BAD_REQUEST, "invalid_idempotency_key", "Invalid Idempotency-Key",
         "The `Idempotency-Key` header is not text, or differs from the body's `idempotency_key`: send one key."),
+    InvalidSettings => (BAD_REQUEST, "invalid_settings", "Invalid settings", "A setting is out of range or not a log filter: the message names it. Nothing was changed."),
     Unauthorized => (UNAUTHORIZED, "unauthorized", "Token missing or unknown", "Send `Authorization: Bearer TOKEN` with a token in force (`hyphae token create`)."),
     Forbidden => (FORBIDDEN, "forbidden", "Role may not do this", "The token's role may not do this; `details.needed` lists the roles that may."),
     RouteNotFound => (NOT_FOUND, "route_not_found", "No such route", "See `GET /openapi.json` for the routes of this API."),

@@ -12,6 +12,9 @@ mod limits;
 mod ops;
 mod plugins;
 mod registry;
+mod report;
+mod runbook;
+mod settings;
 mod slots;
 mod stream;
 mod tails;
@@ -135,6 +138,13 @@ fn routes(config: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(events::stats))
         .routes(routes!(events::retention))
         .routes(routes!(ops::workers))
+        .routes(routes!(runbook::failures))
+        .routes(routes!(runbook::stuck))
+        .routes(routes!(runbook::reset))
+        .routes(routes!(runbook::agent_types))
+        .routes(routes!(runbook::outcomes))
+        .routes(routes!(report::report))
+        .routes(routes!(settings::get, settings::change).layer(DefaultBodyLimit::max(64 << 10)))
         .routes(routes!(plugins::list))
         .routes(routes!(plugins::install, plugins::get, plugins::remove).layer(plugin_limit))
         .routes(routes!(plugins::install_manifest))
@@ -211,18 +221,20 @@ fn problems_as_problem_json(responses: &mut utoipa::openapi::Responses) {
 
 /// The operations under a per-token rate limit (submissions and controls).
 const LIMITED: &[&str] =
-    &["submitWorkflow", "pauseWorkflow", "resumeWorkflow", "cancelWorkflow", "rollbackWorkflow", "setWorkflowBudget"];
+    &["submitWorkflow", "pauseWorkflow", "resumeWorkflow", "cancelWorkflow", "rollbackWorkflow", "setWorkflowBudget", "resetTask", "changeSettings"];
 
 /// The complete HTTP service.
 pub fn router(state: AppState) -> Router {
     let (router, _) = routes(&state.config).split_for_parts();
     router
+        .merge(crate::console::routes())
         .fallback(|| async {
             ApiError::new(ErrorCode::RouteNotFound, "no such route: see GET /openapi.json for the routes of this API")
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method: see GET /openapi.json")
         })
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), crate::telemetry::http::track))
         .with_state(state)
         .layer(CatchPanicLayer::custom(ops::panic_response))
         .layer(TraceLayer::new_for_http())

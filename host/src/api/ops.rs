@@ -142,9 +142,12 @@ async fn agent_types(s: &AppState) -> Option<ComponentStatus> {
     Some(ComponentStatus { status: "ok".into(), message, detail: Some(detail) })
 }
 
-/// Prometheus metrics (OpenMetrics text): workflows and tasks by status, queue depth, task
-/// durations, retries, failures, plugin instantiation time, events written. Needs a token of
-/// any role unless the host sets `public_metrics`.
+/// Prometheus metrics (OpenMetrics text): this host's task attempts by outcome, their durations,
+/// failures by error type, retries, running tasks, egress, HTTP requests, process metrics; and
+/// cluster gauges read from the database at most every few seconds (`hyphae_cluster_*`: workflows
+/// and tasks by status, queue depth, worker health, tasks past their timeout). Every metric is
+/// described in `docs/operations/metrics.md`. Needs a token of any role unless the host sets
+/// `public_metrics`.
 #[utoipa::path(get, path = "/metrics", operation_id = "getMetrics", tag = "operations",
     responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response {
@@ -153,14 +156,11 @@ pub async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Response 
             return refused.into_response();
         }
     }
-    let gauges = match s.engine.store().status_gauges(s.engine.config().miss_threshold).await {
-        Ok(g) => g,
-        Err(e) => {
-            tracing::warn!("metrics: cannot read workflow and task counts: {e}");
-            Default::default()
-        }
-    };
-    let body = s.metrics.render(&gauges);
+    let engine = &s.engine;
+    s.metrics.set_events_written(engine.store().events_written());
+    let threshold = engine.config().miss_threshold;
+    let read = || engine.store().cluster_gauges(threshold, |agent_type| engine.attempt_timeout(agent_type));
+    let body = s.metrics.render(read).await;
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
 }
 

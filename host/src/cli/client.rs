@@ -72,6 +72,16 @@ pub struct CancelArgs {
     pub host: HostUrl,
 }
 
+/// Options of `hyphae report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Rates cover attempts that ended since this time: a duration back (`1h`, `7d`) or RFC 3339.
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+    #[command(flatten)]
+    pub host: HostUrl,
+}
+
 /// A client of a running host's API.
 pub(super) struct Api {
     client: Client,
@@ -262,6 +272,37 @@ pub(super) async fn cancel(args: CancelArgs) -> CommandResult {
         println!("workflow {} {} (version {})", args.id, v["status"].as_str().unwrap_or("?"), v["version"]);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `hyphae report`: the host's health report, as Markdown (or its JSON with --json).
+pub(super) async fn report(args: ReportArgs) -> CommandResult {
+    let api = Api::new(&args.host, Some(Duration::from_secs(60)))?;
+    let format = if args.host.json { "json" } else { "md" };
+    let since: String = url_escape(&args.since);
+    let path = format!("/v1/report?format={format}&since={since}");
+    if args.host.json {
+        let (_, v) = api.call(Method::GET, &path, None).await?;
+        print_json(&v);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let resp = api.send(Method::GET, &path, None).await?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| api.unreachable(e))?;
+    if !status.is_success() {
+        return Err(host_error(status, &serde_json::from_str(&text).unwrap_or(Value::String(text))));
+    }
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `text` with every byte but unreserved ones percent-encoded, for a query value.
+fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn event_line(e: &Value) -> String {

@@ -41,6 +41,8 @@ pub enum Command {
     Events(client::EventsArgs),
     /// Cancel a workflow of a running host.
     Cancel(client::CancelArgs),
+    /// Print a running host's health report: findings by severity, workers, rates, stuck work.
+    Report(client::ReportArgs),
     /// Work with plugins: check a component, scaffold a plugin crate.
     Plugin(plugin::PluginArgs),
     /// Make, list and revoke API tokens (on the hosts' database).
@@ -80,6 +82,7 @@ fn run_async(command: Command) -> ExitCode {
             Command::Status(args) => client::status(args).await,
             Command::Events(args) => client::events(args).await,
             Command::Cancel(args) => client::cancel(args).await,
+            Command::Report(args) => client::report(args).await,
             Command::Bench(args) => bench::command(args).await,
             Command::Token(args) => token::command(args).await,
             Command::Plugin(args) => Ok(plugin::run(args)),

@@ -184,6 +184,7 @@ fn print_banner(config: &Config, addr: SocketAddr, host: &host::Host, https: boo
     let url = format!("{}://{addr}", if https { "https" } else { "http" });
     let plugins = host::plugin_lines(&host.runtime);
     println!("hyphae {} serving on {url}", env!("CARGO_PKG_VERSION"));
+    println!("  console:   {url}/ui");
     println!("  API:       {url}/v1/workflows   (OpenAPI: {url}/openapi.json)");
     println!("  metrics:   {url}/metrics   health: {url}/healthz, {url}/readyz");
     let access = match AuthMode::for_listener(config.listen, config.insecure_no_auth) {

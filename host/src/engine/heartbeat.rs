@@ -24,6 +24,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
         match inner.store.reap_lost_attempts(&inner.worker_id, inner.config.miss_threshold, None).await {
             Ok(applied) if !applied.is_empty() => {
                 tracing::warn!(attempts = applied.len(), "took over attempts of a lost worker");
+                inner.metrics.attempts_lost(applied.iter().filter(|a| matches!(a, Applied::Recorded { .. })).count());
                 for a in applied {
                     if let Applied::Recorded { retry_at: Some(at), .. } = a {
                         inner.due_at(at);

@@ -5,6 +5,7 @@ mod budget;
 mod heartbeat;
 mod listener;
 mod scheduler;
+mod settings;
 mod task;
 mod writer;
 
@@ -16,9 +17,11 @@ use tokio::sync::{broadcast, mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use settings::Limits;
+
 use crate::lifecycle::Control;
 use crate::plugins::Sandbox;
-use crate::store::{BudgetState, Claim, ControlOutcome, Store, StoreError, Submitted};
+use crate::store::{BudgetState, Claim, ControlOutcome, Store, StoreError, Submitted, TaskReset};
 use crate::telemetry::Metrics;
 use crate::workflow::{validate, Budget, ValidationError, WorkflowSpec, WorkflowStatus};
 
@@ -95,6 +98,8 @@ struct Inner {
     wake: Notify,
     /// Host-wide cap on running tasks.
     slots: Arc<Semaphore>,
+    /// The caps (host-wide, per agent type) and the tasks running under them.
+    caps: settings::Caps,
     /// Cancellation of the attempts running here, by (workflow id, task id), with the attempt.
     running: Mutex<HashMap<(String, String), (u32, CancellationToken)>>,
     /// Budgets of the workflows with attempts running here.
@@ -121,8 +126,11 @@ impl Engine {
         store.register_worker(&worker_id, &hostname(), config.heartbeat_interval, &serves).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (notices, _) = broadcast::channel(4096);
+        let max = config.max_concurrent_tasks.max(1);
+        let slots = Arc::new(Semaphore::new(max));
         let inner = Arc::new(Inner {
-            slots: Arc::new(Semaphore::new(config.max_concurrent_tasks.max(1))),
+            caps: settings::Caps::new(slots.clone(), max),
+            slots,
             store,
             sandbox,
             config,
@@ -141,6 +149,8 @@ impl Engine {
         let lost = inner.store.reap_lost_attempts(&inner.worker_id, inner.config.miss_threshold, all_but).await?;
         if !lost.is_empty() {
             tracing::warn!(attempts = lost.len(), "took over attempts that were in flight when their worker stopped");
+            let recorded = lost.iter().filter(|a| matches!(a, crate::store::Applied::Recorded { .. })).count();
+            inner.metrics.attempts_lost(recorded);
         }
         *inner.next_due.lock().unwrap_or_else(|e| e.into_inner()) = inner.store.next_ready_at().await?;
         inner.tasks.spawn(writer::run(inner.clone(), rx));
@@ -156,6 +166,12 @@ impl Engine {
     /// The store the engine works on.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The time limit of an attempt of a task of `agent_type` that sets none of its own: the
+    /// agent type's manifest's, else the host's default.
+    pub fn attempt_timeout(&self, agent_type: &str) -> Duration {
+        self.inner.sandbox.manifest_timeout(agent_type).unwrap_or(self.inner.config.default_timeout)
     }
 
     /// The id of this worker.
@@ -197,6 +213,27 @@ impl Engine {
         Ok(out)
     }
 
+    /// Reset a running task (see [`Store::reset_task`]): its attempt is interrupted if it runs
+    /// here (elsewhere it runs on until it ends, and its result is refused), and the task runs again.
+    pub async fn reset_task(
+        &self,
+        workflow_id: &str,
+        task_id: &str,
+        reason: &str,
+    ) -> Result<Option<TaskReset>, StoreError> {
+        let Some(reset) = self.inner.store.reset_task(workflow_id, task_id, reason).await? else { return Ok(None) };
+        {
+            let running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
+            let key = (workflow_id.to_string(), task_id.to_string());
+            if let Some((_, token)) = running.get(&key).filter(|(a, _)| *a == reset.reset_attempt) {
+                token.cancel();
+            }
+        }
+        self.inner.notify(workflow_id, false);
+        self.inner.wake.notify_one();
+        Ok(Some(reset))
+    }
+
     /// Replace a workflow's budget (see [`Store::set_budget`]); a paused workflow stays paused.
     pub async fn set_budget(&self, workflow_id: &str, budget: Budget) -> Result<BudgetState, StoreError> {
         let out = self.inner.store.set_budget(workflow_id, budget).await?;
@@ -232,6 +269,24 @@ impl Engine {
         }
     }
 
+    /// The limits in force on this host.
+    pub fn limits(&self) -> Limits {
+        self.inner.caps.limits()
+    }
+
+    /// Change this host's limits while it runs: the host-wide cap (at least 1) and caps per agent
+    /// type (`None` removes one). Returns the limits now in force.
+    pub fn set_limits(&self, max_concurrent_tasks: Option<usize>, per_type: &[(String, Option<usize>)]) -> Limits {
+        if let Some(max) = max_concurrent_tasks {
+            self.inner.caps.set_max(max.max(1));
+        }
+        for (agent_type, cap) in per_type {
+            self.inner.caps.set_agent_type(agent_type, *cap);
+        }
+        self.inner.wake.notify_one();
+        self.limits()
+    }
+
     /// Tasks running on this host now.
     pub fn running_tasks(&self) -> usize {
         self.inner.running.lock().map(|r| r.len()).unwrap_or(0)
@@ -250,13 +305,9 @@ impl Engine {
 impl Inner {
     /// A claim of up to `max` tasks for this worker, of the agent types it serves.
     fn claim(&self, max: usize) -> Claim {
-        Claim {
-            worker_id: self.worker_id.as_str().into(),
-            max,
-            lease: self.config.lease,
-            workflows: None,
-            agent_types: self.sandbox.served().map(|s| s.into_keys().collect()),
-        }
+        let served = self.sandbox.served().map(|s| s.into_keys().collect());
+        let (agent_types, max) = self.caps.narrow(served, max);
+        Claim { worker_id: self.worker_id.as_str().into(), max, lease: self.config.lease, workflows: None, agent_types }
     }
 
     fn notify(&self, workflow_id: &str, status_changed: bool) {

@@ -15,7 +15,8 @@ const MAX_IDLE: Duration = Duration::from_secs(1);
 
 /// Start a claimed task in the slot `permit` holds.
 pub(super) fn start(inner: &Arc<Inner>, t: ClaimedTask, permit: OwnedSemaphorePermit) {
-    inner.metrics.task_started(&t.agent_type);
+    inner.metrics.attempt_started(&t.agent_type, t.queue_time);
+    inner.caps.started(&t.agent_type);
     inner.tasks.spawn(task::run(inner.clone(), t, permit));
 }
 

@@ -18,6 +18,7 @@ use crate::plugins::{
     TaskFailure, Validation,
 };
 use crate::store::{Applied, ClaimedTask, TaskResultRow};
+use crate::telemetry::error_type_label;
 use crate::workflow::{TaskStatus, Usage};
 
 pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemaphorePermit) {
@@ -25,15 +26,15 @@ pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemap
     let token = CancellationToken::new();
     inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), (task.attempt, token.clone()));
 
-    let outcome = attempt(&inner, &task, token).await;
-    let status = match &outcome.result {
-        AttemptResult::Completed(_) => "completed",
-        AttemptResult::Failed(f) => {
-            inner.metrics.failure(&f.error_type);
-            "failed"
-        }
+    let (outcome, by_plugin) = attempt(&inner, &task, token).await;
+    let failure = match &outcome.result {
+        AttemptResult::Completed(_) => None,
+        AttemptResult::Failed(f) => Some(error_type_label(&f.error_type, by_plugin)),
+        // Made by an operator's reset, never by a run.
+        AttemptResult::Reset { .. } => Some(error_type_label(crate::lifecycle::RESET, false)),
     };
-    inner.metrics.task_finished(&task.agent_type, status, outcome.execution_time);
+    inner.metrics.attempt_finished(&task.agent_type, outcome.execution_time, failure);
+    inner.caps.ended(&task.agent_type);
     let (tx, rx) = oneshot::channel();
     // The slot goes with the outcome: the writer hands it to a task it claims in the same transaction.
     let applied = if inner.writer.send((outcome, permit, tx)).is_ok() { rx.await.ok().flatten() } else { None };
@@ -67,8 +68,9 @@ pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemap
     inner.notify(&task.workflow_id, ended);
 }
 
-/// Run the attempt and describe its outcome. Never fails: every problem becomes a task failure.
-async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) -> Outcome {
+/// Run the attempt and describe its outcome, and whether its failure is the plugin's own error
+/// (its error type chosen by the plugin). Never fails: every problem becomes a task failure.
+async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) -> (Outcome, bool) {
     let started = Instant::now();
     // With tracking off, events are not even built.
     let tracking = inner.store.events_enabled();
@@ -85,6 +87,7 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         events,
         usage: Usage::default(),
         exhausted: None,
+        peak_memory: 0,
     };
     let deps = &task.dependency_results;
     let timeout = task
@@ -99,7 +102,7 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
     };
     let handoffs = match handoffs(inner, task, deps, &opts, tracking.then_some(&mut events)).await {
         Ok(h) => h,
-        Err(f) => return outcome(AttemptResult::Failed(f), None, Vec::new(), events),
+        Err(f) => return (outcome(AttemptResult::Failed(f), None, Vec::new(), events), false),
     };
     let names = task.names();
     if tracking {
@@ -122,13 +125,15 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
     }
     let digest = (!exec.digest.is_empty()).then_some(exec.digest);
     let exhausted = budget.and_then(|b| b.exhausted());
+    let by_plugin = exec.plugin_error && exhausted.is_none();
     let result = match (exec.result, &exhausted) {
         // Whatever the guest made of the refusal, the attempt stops here and runs again later.
         (_, Some(e)) => AttemptResult::Failed(failure("budget_exhausted", e.to_string(), true, Some(json!(e)))),
         (Ok(output), None) => AttemptResult::Completed(output),
         (Err(f), None) => AttemptResult::Failed(f),
     };
-    Outcome { usage: usage_of(&exec.egress), exhausted, ..outcome(result, digest, exec.log, events) }
+    let peak_memory = exec.peak_memory as u64;
+    (Outcome { usage: usage_of(&exec.egress), exhausted, peak_memory, ..outcome(result, digest, exec.log, events) }, by_plugin)
 }
 
 /// Build the handoff along each dependency edge and have the target's validator plugin, if any,

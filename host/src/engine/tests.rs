@@ -50,6 +50,7 @@ impl Sandbox for Script {
             Execution {
                 digest: "sha256:test".into(),
                 result,
+                plugin_error: false,
                 log: Vec::new(),
                 egress: Vec::new(),
                 duration: sleep,

@@ -15,6 +15,9 @@ pub enum AttemptResult {
     /// Output as JSON text.
     Completed(String),
     Failed(TaskFailure),
+    /// An operator reset the task while this attempt held it (`reason` says who and why): the
+    /// attempt does not count against the retry policy and the task runs again at once.
+    Reset { reason: String },
 }
 
 /// The outcome of one attempt, as a worker reports it.
@@ -37,6 +40,8 @@ pub struct Outcome {
     /// The workflow's budget refused one of the attempt's requests: the attempt does not count,
     /// the task waits to run again, and the workflow pauses.
     pub exhausted: Option<Exhausted>,
+    /// The plugin's peak linear memory in bytes (0 when it did not run).
+    pub peak_memory: u64,
 }
 
 /// The outcome of an attempt whose worker is gone (it stopped, or its lease expired): a
@@ -63,7 +68,14 @@ pub fn lost_attempt(workflow_id: String, task_id: String, attempt: u32, owner: O
         events: Vec::new(),
         usage: Usage::default(),
         exhausted: None,
+        peak_memory: 0,
     }
+}
+
+/// The outcome of an attempt an operator reset: the task is taken from it (fenced: the attempt's
+/// own result, if it ever comes, is refused) and runs again.
+pub fn reset_attempt(workflow_id: String, task_id: String, attempt: u32, reason: String) -> Outcome {
+    Outcome { result: AttemptResult::Reset { reason }, ..lost_attempt(workflow_id, task_id, attempt, None) }
 }
 
 /// What the store knows of the task an attempt held, read where it found the attempt's fence
@@ -165,8 +177,30 @@ pub fn attempt_ended(o: &Outcome, held: &Held, now: i64, tracking: bool) -> Atte
             }
         }
         AttemptResult::Failed(f) => failed(o, f, held, now),
+        AttemptResult::Reset { reason } => reset(o, reason, held, now),
     }
 }
+
+/// An attempt an operator reset: recorded as a `reset` failure, not counted, the task ready now.
+fn reset(o: &Outcome, reason: &str, held: &Held, now: i64) -> AttemptEnded {
+    let error = json!({ "error_type": RESET, "message": reason, "attempt": o.attempt, "retryable": true });
+    let kind = EventKind::Failure {
+        task: names(o, held),
+        attempt: o.attempt,
+        error: AttemptError { error_type: RESET.into(), message: reason.into(), detail: None },
+    };
+    AttemptEnded {
+        update: TaskUpdate::Retrying { ready_at: now, uncounted: true },
+        error: Some(error),
+        settled: false,
+        fails_workflow: false,
+        change: TaskVersionState::bare(TaskStatus::Retrying, o.attempt),
+        events: vec![NewEvent::at(kind, now)],
+    }
+}
+
+/// The error type of an attempt an operator reset.
+pub const RESET: &str = "reset";
 
 /// An attempt that failed: retried while its policy allows (a budget's refusal is not counted),
 /// else the task fails, and the workflow with it unless the task may fail.

@@ -19,7 +19,9 @@ use serde_json::Value;
 
 use crate::workflow::TaskStatus;
 
-pub use attempt::{attempt_ended, lost_attempt, AttemptEnded, AttemptResult, Held, Outcome, TaskUpdate};
+pub use attempt::{
+    attempt_ended, lost_attempt, reset_attempt, AttemptEnded, AttemptResult, Held, Outcome, TaskUpdate, RESET,
+};
 pub use claim::{excess_claims, started};
 pub use control::{control, rollback, Control, ControlStep, Refusal, Restored, TaskShape, WorkflowView};
 pub use stop::{budget_paused, completes, stop, workflow_completed, workflow_failed, Stop, Stopped, Unfinished};

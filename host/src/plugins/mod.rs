@@ -103,6 +103,9 @@ pub struct Execution {
     pub digest: Arc<str>,
     /// Output (JSON text) or failure.
     pub result: Result<String, TaskFailure>,
+    /// The failure is the plugin's own error: its `error_type` is the plugin's choice, not one of
+    /// the host's.
+    pub plugin_error: bool,
     /// Log lines, progress reports and captured stdout/stderr.
     pub log: Vec<LogLine>,
     /// Outbound HTTP requests of the call, in the order they were made.

@@ -192,6 +192,7 @@ impl Runtime {
             return Execution {
                 digest: "".into(),
                 result: Err(no_plugin(&ctx.agent_type, "executor")),
+                plugin_error: false,
                 log: Vec::new(),
                 egress: Vec::new(),
                 duration: start.elapsed(),
@@ -230,6 +231,7 @@ impl Runtime {
             return Execution {
                 digest: plugin.digest.clone(),
                 result: Err(no_plugin(&agent_type, "executor")),
+                plugin_error: false,
                 log: Vec::new(),
                 egress: Vec::new(),
                 duration: start.elapsed(),
@@ -245,6 +247,7 @@ impl Runtime {
             guest.call_execute(&mut store, &wit_ctx).await
         };
         let outcome = call::guarded(work, deadline, &limits).await;
+        let plugin_error = matches!(outcome, Ok(Ok(Err(_))));
         let result = match outcome {
             Ok(Ok(Ok(output))) => call::check_output(&agent_type, output, self.shared.config.max_output_bytes),
             Ok(Ok(Err(guest))) => Err(call::guest_error(guest, self.shared.config.max_error_bytes)),
@@ -253,6 +256,7 @@ impl Runtime {
         };
         Execution {
             digest: plugin.digest.clone(),
+            plugin_error,
             result,
             log: call::take_log(&mut store),
             egress: egress.take(),

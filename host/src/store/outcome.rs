@@ -206,7 +206,7 @@ async fn complete_fenced<'o, T: WriteTx>(
             AttemptResult::Completed(output) => {
                 Some(Completion { workflow_id: &o.workflow_id, task_id: &o.task_id, attempt: o.attempt, output })
             }
-            AttemptResult::Failed(_) => None,
+            AttemptResult::Failed(_) | AttemptResult::Reset { .. } => None,
         })
         .collect();
     // Task rows are taken in key order, as control operations take them.
@@ -235,7 +235,9 @@ async fn record_one<'o, T: WriteTx>(
 ) -> Result<Applied> {
     let held = match &o.result {
         AttemptResult::Completed(_) => held,
-        AttemptResult::Failed(_) => tx.held_task(&o.workflow_id, &o.task_id, o.attempt).await?,
+        AttemptResult::Failed(_) | AttemptResult::Reset { .. } => {
+            tx.held_task(&o.workflow_id, &o.task_id, o.attempt).await?
+        }
     };
     let Some(held) = held else {
         return Ok(Applied::Fenced);
@@ -254,6 +256,8 @@ async fn record_one<'o, T: WriteTx>(
         error: end.error.as_ref().map(|e| e.to_string()),
         log: (!o.log.is_empty()).then(|| serde_json::to_string(&o.log)).transpose()?,
         plugin_digest: o.plugin_digest.clone(),
+        error_type: end.error.as_ref().and_then(|e| e["error_type"].as_str()).map(str::to_string),
+        peak_memory: (o.peak_memory > 0).then_some(o.peak_memory as i64),
     });
     if end.settled {
         for d in held.dependents {

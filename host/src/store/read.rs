@@ -75,6 +75,9 @@ pub struct AttemptRecord {
     pub error: Option<Value>,
     #[schema(value_type = Vec<Object>)]
     pub log: Vec<LogLine>,
+    /// The plugin's peak linear memory during the attempt, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_memory_bytes: Option<i64>,
 }
 
 /// A workflow with its tasks.
@@ -243,6 +246,7 @@ fn attempt_from_row(r: &dyn Columns) -> Result<AttemptRecord> {
         duration_ms: finished.map(|f| (f - started) as f64 / 1000.0),
         error: json_opt(r.opt_text("error")?),
         log: r.opt_text("log")?.map(|l| serde_json::from_str(&l)).transpose()?.unwrap_or_default(),
+        peak_memory_bytes: r.opt_int("peak_memory")?,
     })
 }
 
@@ -325,8 +329,8 @@ impl Store {
         let Some(mut task) = self.row(&sql, vec![workflow_id.into(), task_id.into()], task_from_row).await? else {
             return Ok(None);
         };
-        let sql = "SELECT attempt, worker_id, status, plugin_digest, queue_us, started_at, finished_at, error, log \
-             FROM attempts WHERE workflow_id = $1 AND task_id = $2 ORDER BY attempt";
+        let sql = "SELECT attempt, worker_id, status, plugin_digest, queue_us, started_at, finished_at, error, log, \
+             peak_memory FROM attempts WHERE workflow_id = $1 AND task_id = $2 ORDER BY attempt";
         task.attempts = Some(self.rows(sql, vec![workflow_id.into(), task_id.into()], attempt_from_row).await?);
         Ok(Some(task))
     }

@@ -85,6 +85,10 @@ pub struct AttemptClose {
     pub error: Option<String>,
     pub log: Option<String>,
     pub plugin_digest: Option<Arc<str>>,
+    /// The `error_type` of `error`, for queries.
+    pub error_type: Option<String>,
+    /// The plugin's peak linear memory (bytes), when it ran.
+    pub peak_memory: Option<i64>,
 }
 
 /// A version of a workflow.

@@ -1,14 +1,10 @@
-//! Telemetry: Prometheus metrics and the tracing subscriber.
+//! Telemetry: Prometheus metrics (the host's own, process and HTTP metrics) and the tracing
+//! subscriber.
 
+pub mod http;
+mod log;
 mod metrics;
+mod process;
 
-pub use metrics::{Metrics, StatusGauges};
-
-/// Install the tracing subscriber: `RUST_LOG`-style filter (default `info`), human-readable, or
-/// JSON lines with `json = true`.
-pub fn init_tracing(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,wasmtime=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
-}
+pub use log::{init_tracing, log_filter, set_log_filter, DEFAULT_FILTER};
+pub use metrics::{error_type_label, ClusterGauges, DbPool, Metrics, CLUSTER_REFRESH, HOST_ERROR_TYPES};

@@ -488,11 +488,12 @@ impl StepTx for PgTx<'_> {
         })?;
         let target =
             "attempts (workflow_id, task_id, attempt, worker_id, status, started_at, finished_at, error, log, \
-                      plugin_digest)";
+                      plugin_digest, error_type, peak_memory)";
         let then = " ON CONFLICT (workflow_id, task_id, attempt) DO UPDATE SET status = excluded.status, \
                     finished_at = excluded.finished_at, error = excluded.error, log = excluded.log, \
-                    plugin_digest = excluded.plugin_digest";
-        inserts.rows_then(target, 10, rows.attempts_closed, then, |args, a| {
+                    plugin_digest = excluded.plugin_digest, error_type = excluded.error_type, \
+                    peak_memory = excluded.peak_memory";
+        inserts.rows_then(target, 12, rows.attempts_closed, then, |args, a| {
             add(args, a.workflow_id)?;
             add(args, a.task_id)?;
             add(args, a.attempt as i64)?;
@@ -502,7 +503,9 @@ impl StepTx for PgTx<'_> {
             add(args, a.finished_at)?;
             add(args, a.error)?;
             add(args, a.log)?;
-            add(args, a.plugin_digest.map(|d| d.to_string()))
+            add(args, a.plugin_digest.map(|d| d.to_string()))?;
+            add(args, a.error_type)?;
+            add(args, a.peak_memory)
         })?;
         let target = "workflow_versions (workflow_id, version, at, status, reason, changes)";
         inserts.rows(target, 6, rows.versions, |args, v| {

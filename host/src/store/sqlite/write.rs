@@ -372,10 +372,11 @@ impl StepTx for SqliteTx<'_> {
         }
         let mut closed = conn.prepare_cached(
             "INSERT INTO attempts (workflow_id, task_id, attempt, worker_id, status, started_at, finished_at, error, \
-             log, plugin_digest) VALUES (?1, ?2, ?3, '', ?4, ?5, ?5, ?6, ?7, ?8) \
+             log, plugin_digest, error_type, peak_memory) VALUES (?1, ?2, ?3, '', ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10) \
              ON CONFLICT (workflow_id, task_id, attempt) DO UPDATE SET status = excluded.status, \
              finished_at = excluded.finished_at, error = excluded.error, log = excluded.log, \
-             plugin_digest = excluded.plugin_digest",
+             plugin_digest = excluded.plugin_digest, error_type = excluded.error_type, \
+             peak_memory = excluded.peak_memory",
         )?;
         for a in &rows.attempts_closed {
             let digest = a.plugin_digest.as_deref();
@@ -388,6 +389,8 @@ impl StepTx for SqliteTx<'_> {
                 &a.error,
                 &a.log,
                 digest,
+                &a.error_type,
+                a.peak_memory,
             ))?;
         }
         let mut version = conn.prepare_cached(
