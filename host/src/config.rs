@@ -59,6 +59,10 @@ pub struct Config {
     pub watch_plugins: bool,
     /// Log JSON lines instead of human-readable text.
     pub log_json: bool,
+    /// Base URL of an OpenTelemetry collector's OTLP/HTTP endpoint (`http://127.0.0.1:4318`):
+    /// spans of workflows, attempts, plugin calls and outbound requests are exported to its
+    /// `/v1/traces` (JSON). None: no export.
+    pub otlp_endpoint: Option<String>,
     /// Seconds an outbound request of a plugin may wait for its connection.
     pub outbound_connect_timeout: f64,
     /// Seconds one outbound request may take, response included (never past its attempt's deadline).
@@ -124,6 +128,7 @@ impl Default for Config {
             default_timeout: engine.default_timeout.as_secs_f64(),
             watch_plugins: true,
             log_json: false,
+            otlp_endpoint: None,
             outbound_connect_timeout: http.connect_timeout.as_secs_f64(),
             outbound_request_timeout: http.request_timeout.as_secs_f64(),
             outbound_max_request_bytes: http.max_request_bytes,
@@ -187,6 +192,14 @@ impl Config {
         positive("outbound_connect_timeout", self.outbound_connect_timeout)?;
         positive("outbound_request_timeout", self.outbound_request_timeout)?;
         positive("client_write_timeout", self.client_write_timeout)?;
+        if let Some(url) = &self.otlp_endpoint {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                let problem = format!(
+                    "`{url}` is not an http(s) URL: write the collector's base URL, e.g. http://127.0.0.1:4318"
+                );
+                return Err(ConfigError::Invalid { key: "otlp_endpoint", problem });
+            }
+        }
         if self.miss_threshold < 2 {
             return Err(ConfigError::Invalid { key: "miss_threshold", problem: "must be at least 2".into() });
         }

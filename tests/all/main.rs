@@ -21,4 +21,5 @@ mod runbook;
 mod shared_plugins;
 mod support;
 mod tls;
+mod traces;
 mod upstream;

@@ -25,9 +25,8 @@ async fn metrics_are_named_bounded_and_cover_the_alerts_and_dashboard(backend: B
     let llm = Upstream::start().await;
     let origin = llm.origin();
     let app = app_with(backend, |config| {
-        let manifest = format!(
-            "allowed_outbound_hosts = [{origin:?}]\n[config]\nbase_url = \"{origin}/v1\"\nmodel = \"m-1\"\n"
-        );
+        let manifest =
+            format!("allowed_outbound_hosts = [{origin:?}]\n[config]\nbase_url = \"{origin}/v1\"\nmodel = \"m-1\"\n");
         std::fs::write(config.plugins_dir.join("llm.wasm"), support::component("llm-chat")).unwrap();
         std::fs::write(config.plugins_dir.join("llm.toml"), manifest).unwrap();
     })
@@ -305,6 +304,9 @@ fn classic_text_names_counters_by_their_samples() {
                     # TYPE b_seconds gauge\nb_seconds 0.5\n";
     assert_eq!(classic(om), expected);
     let s = samples(r#"m_total{a="x,y",b="q\"uote"} 3"#);
-    assert_eq!((s[0].name.as_str(), s[0].labels["a"].as_str(), s[0].labels["b"].as_str()), ("m_total", "x,y", "q\"uote"));
+    assert_eq!(
+        (s[0].name.as_str(), s[0].labels["a"].as_str(), s[0].labels["b"].as_str()),
+        ("m_total", "x,y", "q\"uote")
+    );
     assert_eq!(s[0].value, 3.0);
 }

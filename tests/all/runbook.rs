@@ -257,7 +257,8 @@ async fn limits_change_while_the_host_runs(backend: Backend) {
     };
     eventually_async("echo runs", || async { task("free").await == "completed" }).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(task("held").await, "pending", "capped at 0: not claimed");
+    let (_, held) = app.get(&format!("/v1/workflows/{id}/tasks/held")).await;
+    assert_eq!(held["status"], "pending", "capped at 0: not claimed: {held}");
     let (s, v) = put(json!({ "agent_type_concurrency": { "testkit": null } })).await;
     assert_eq!((s, &v["agent_type_concurrency"]), (StatusCode::OK, &json!({})), "{v}");
     assert_eq!(app.settle(&id).await, "completed");

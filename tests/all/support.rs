@@ -130,11 +130,19 @@ pub struct Served {
 impl Served {
     /// Starts the binary and waits until it is ready.
     pub async fn start(agent_types: &[&str], toml: &str) -> Served {
+        Served::start_with(agent_types, toml, &[]).await
+    }
+
+    /// [`Served::start`] with more files (manifests) in the plugins directory: (name, text).
+    pub async fn start_with(agent_types: &[&str], toml: &str, files: &[(&str, &str)]) -> Served {
         let dir = tempfile::tempdir().expect("temp dir");
         let plugins = dir.path().join("plugins");
         std::fs::create_dir_all(&plugins).expect("plugins dir");
         for name in agent_types {
             std::fs::write(plugins.join(format!("{name}.wasm")), component(name)).expect("copy");
+        }
+        for (name, text) in files {
+            std::fs::write(plugins.join(name), text).expect("plugin file");
         }
         std::fs::write(dir.path().join("hyphae.toml"), toml).expect("config");
         let port = free_port();

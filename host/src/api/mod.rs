@@ -220,8 +220,16 @@ fn problems_as_problem_json(responses: &mut utoipa::openapi::Responses) {
 }
 
 /// The operations under a per-token rate limit (submissions and controls).
-const LIMITED: &[&str] =
-    &["submitWorkflow", "pauseWorkflow", "resumeWorkflow", "cancelWorkflow", "rollbackWorkflow", "setWorkflowBudget", "resetTask", "changeSettings"];
+const LIMITED: &[&str] = &[
+    "submitWorkflow",
+    "pauseWorkflow",
+    "resumeWorkflow",
+    "cancelWorkflow",
+    "rollbackWorkflow",
+    "setWorkflowBudget",
+    "resetTask",
+    "changeSettings",
+];
 
 /// The complete HTTP service.
 pub fn router(state: AppState) -> Router {

@@ -70,7 +70,7 @@ async fn facts(s: &AppState, since: i64) -> ApiResult<Facts> {
         since: rfc3339(since),
         workers: store.workers(threshold).await?,
         agent_types: store.agent_type_stats(since).await?,
-        stuck: store.stuck_tasks(s.engine.config().default_timeout.as_millis() as i64).await?,
+        stuck: store.stuck_tasks(|t| s.engine.attempt_timeout(t)).await?,
         unserved: store.unserved(threshold).await?,
         plugin_problems,
         queue_depth: store.queue_depth().await?,

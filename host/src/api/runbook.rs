@@ -64,8 +64,8 @@ pub struct StuckTasks {
 #[utoipa::path(get, path = "/v1/stuck", operation_id = "listStuckTasks", tag = "operations",
     responses((status = 200, body = StuckTasks)))]
 pub async fn stuck(_auth: CanRead, State(s): State<AppState>) -> ApiResult<Json<StuckTasks>> {
-    let default_ms = s.engine.config().default_timeout.as_millis() as i64;
-    Ok(Json(StuckTasks { items: s.engine.store().stuck_tasks(default_ms).await? }))
+    let engine = &s.engine;
+    Ok(Json(StuckTasks { items: engine.store().stuck_tasks(|t| engine.attempt_timeout(t)).await? }))
 }
 
 /// Reset a running task: its attempt is taken from it (its result, if it ever comes, is refused;

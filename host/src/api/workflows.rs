@@ -54,7 +54,9 @@ fn status_param<S: std::str::FromStr>(
 /// returns the earlier workflow with 200, and the same key with a different request is a 422.
 #[utoipa::path(post, path = "/v1/workflows", operation_id = "submitWorkflow", tag = "workflows", request_body = WorkflowSpec,
     params(("Idempotency-Key" = Option<String>, Header,
-        description = "Makes retries safe: the same key and request return the first workflow (at most 256 bytes)")),
+        description = "Makes retries safe: the same key and request return the first workflow (at most 256 bytes)"),
+        ("traceparent" = Option<String>, Header,
+        description = "W3C trace context: the workflow's spans (exported when the host has an OTLP endpoint) join this trace")),
     responses(
         (status = 201, description = "Stored (and started unless `start` is false)", body = Submitted,
             headers(("Location" = String, description = "The workflow: `/v1/workflows/{id}`"))),
@@ -80,7 +82,8 @@ pub async fn submit(
         }
         spec.idempotency_key = Some(key);
     }
-    let submitted = s.engine.submit(spec).await?;
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    let submitted = s.engine.submit_traced(spec, traceparent).await?;
     let status = if submitted.existing { StatusCode::OK } else { StatusCode::CREATED };
     let location = format!("/v1/workflows/{}", submitted.workflow_id);
     Ok((status, [(header::LOCATION, location)], Json(submitted)))

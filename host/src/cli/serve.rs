@@ -59,6 +59,9 @@ pub struct ServeArgs {
     /// Log JSON lines instead of text.
     #[arg(long, env = "HYPHAE_LOG_JSON", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub log_json: Option<bool>,
+    /// Export traces to this OpenTelemetry collector (OTLP/HTTP base URL, e.g. http://127.0.0.1:4318).
+    #[arg(long, env = "HYPHAE_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServeArgs {
@@ -89,6 +92,9 @@ impl ServeArgs {
                 to.clone_from(from);
             }
         }
+        if self.otlp_endpoint.is_some() {
+            c.otlp_endpoint.clone_from(&self.otlp_endpoint);
+        }
         c.check()?;
         Ok(c)
     }
@@ -96,8 +102,16 @@ impl ServeArgs {
 
 pub(super) async fn command(args: ServeArgs) -> CommandResult {
     let config = args.resolve()?;
-    crate::telemetry::init_tracing(config.log_json);
-    serve_until(config, shutdown_signal()).await?;
+    let traces = match config.otlp_endpoint.as_deref() {
+        Some(endpoint) => Some(crate::telemetry::Traces::new(endpoint).map_err(Failure::config)?),
+        None => None,
+    };
+    crate::telemetry::init_tracing(config.log_json, traces.as_ref());
+    let served = serve_until(config, shutdown_signal()).await;
+    if let Some(traces) = traces {
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+    }
+    served?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 pub use settings::Limits;
 
@@ -186,13 +187,39 @@ impl Engine {
 
     /// Validate and store a workflow; it starts at once unless it asks not to.
     pub async fn submit(&self, spec: WorkflowSpec) -> Result<Submitted, EngineError> {
+        self.submit_traced(spec, None).await
+    }
+
+    /// [`Engine::submit`] in a `workflow` span, the child of the span `traceparent` names (a
+    /// client's W3C header); when traces are exported, the workflow keeps its span's context and
+    /// every attempt joins that trace.
+    pub async fn submit_traced(&self, spec: WorkflowSpec, traceparent: Option<&str>) -> Result<Submitted, EngineError> {
+        let span = tracing::info_span!(
+            "workflow",
+            workflow.name = spec.name.as_deref().unwrap_or(""),
+            workflow.tasks = spec.tasks.len(),
+            workflow.id = tracing::field::Empty
+        );
+        crate::telemetry::join(&span, traceparent);
+        let kept = crate::telemetry::exporting().then(|| crate::telemetry::traceparent_of(&span)).flatten();
+        let submitted = self.store_submission(spec, kept).instrument(span.clone()).await?;
+        span.record("workflow.id", submitted.workflow_id.as_str());
+        Ok(submitted)
+    }
+
+    async fn store_submission(
+        &self,
+        spec: WorkflowSpec,
+        traceparent: Option<String>,
+    ) -> Result<Submitted, EngineError> {
         // An agent type no executor here serves may be served by another live host.
         let sandbox = &self.inner.sandbox;
         let elsewhere = match spec.tasks.iter().any(|t| !sandbox.has_executor(&t.agent_type)) {
             true => self.inner.store.live_agent_types(self.inner.config.miss_threshold).await?,
             false => Default::default(),
         };
-        let valid = validate(spec, |t| sandbox.has_executor(t) || elsewhere.contains(t))?;
+        let mut valid = validate(spec, |t| sandbox.has_executor(t) || elsewhere.contains(t))?;
+        valid.traceparent = traceparent;
         crate::handoff::check_supplied(&valid)?;
         let submitted = self.inner.store.submit(valid).await?;
         if !submitted.existing {

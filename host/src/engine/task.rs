@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::Inner;
 use crate::clock::now_us;
@@ -26,7 +27,7 @@ pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemap
     let token = CancellationToken::new();
     inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), (task.attempt, token.clone()));
 
-    let (outcome, by_plugin) = attempt(&inner, &task, token).await;
+    let (outcome, by_plugin) = attempt(&inner, &task, token).instrument(attempt_span(&inner, &task).await).await;
     let failure = match &outcome.result {
         AttemptResult::Completed(_) => None,
         AttemptResult::Failed(f) => Some(error_type_label(&f.error_type, by_plugin)),
@@ -66,6 +67,20 @@ pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemap
     // The writer woke the scheduler if the slot is free to take other work. This notice also
     // tells of the tasks the writer claimed in the same transaction.
     inner.notify(&task.workflow_id, ended);
+}
+
+/// The span of an attempt: a child of its workflow's span when traces are exported (the workflow
+/// kept its trace context), else of nothing.
+async fn attempt_span(inner: &Inner, task: &ClaimedTask) -> tracing::Span {
+    let span = tracing::info_span!("attempt", workflow.id = %task.workflow_id, task.id = %task.task_id,
+        task.attempt = task.attempt, agent_type = %task.agent_type);
+    if crate::telemetry::exporting() {
+        match inner.store.traceparent(&task.workflow_id).await {
+            Ok(tp) => crate::telemetry::join(&span, tp.as_deref()),
+            Err(e) => tracing::debug!("no trace context for workflow {}: {e}", task.workflow_id),
+        }
+    }
+    span
 }
 
 /// Run the attempt and describe its outcome, and whether its failure is the plugin's own error
@@ -109,7 +124,9 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         let (attempt, timeout_ms) = (task.attempt, timeout.as_millis() as u64);
         events.push(NewEvent::new(EventKind::ExecutionStart { task: names.clone(), attempt, timeout_ms }));
     }
-    let exec = inner.sandbox.execute(context(task, deps, handoffs), opts).await;
+    let call = tracing::info_span!("plugin.call", agent_type = %task.agent_type, plugin.digest = tracing::field::Empty);
+    let exec = inner.sandbox.execute(context(task, deps, handoffs), opts).instrument(call.clone()).await;
+    call.record("plugin.digest", exec.digest.as_ref());
     if let Some(took) = exec.instantiation {
         inner.metrics.plugin_instantiated(&task.agent_type, took);
     }
@@ -133,7 +150,10 @@ async fn attempt(inner: &Inner, task: &ClaimedTask, token: CancellationToken) ->
         (Err(f), None) => AttemptResult::Failed(f),
     };
     let peak_memory = exec.peak_memory as u64;
-    (Outcome { usage: usage_of(&exec.egress), exhausted, peak_memory, ..outcome(result, digest, exec.log, events) }, by_plugin)
+    (
+        Outcome { usage: usage_of(&exec.egress), exhausted, peak_memory, ..outcome(result, digest, exec.log, events) },
+        by_plugin,
+    )
 }
 
 /// Build the handoff along each dependency edge and have the target's validator plugin, if any,

@@ -17,7 +17,9 @@ pub enum AttemptResult {
     Failed(TaskFailure),
     /// An operator reset the task while this attempt held it (`reason` says who and why): the
     /// attempt does not count against the retry policy and the task runs again at once.
-    Reset { reason: String },
+    Reset {
+        reason: String,
+    },
 }
 
 /// The outcome of one attempt, as a worker reports it.

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH};
 use http_body_util::{BodyExt, Full, Limited};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::connect::OutboundTls;
@@ -239,43 +240,62 @@ impl WasiHttpHooks for Outbound {
             });
             return refuse(request, Error::HttpRequestDenied);
         }
+        let span = tracing::info_span!("http.request", http.request.method = %request.method(),
+            server.address = %host, url.path = %target.path, http.response.status_code = tracing::field::Empty);
+        let mut request = request;
+        propagate(&span, request.headers_mut());
         let budget = self.budget.clone();
         let tls = self.tls.clone();
         let secrets = self.secrets.bound_to(&self.policy.secrets, scheme, &host, port);
         let limits = self.limits;
         let total = limits.request_timeout.min(self.deadline.saturating_duration_since(Instant::now()));
-        Box::new(async move {
-            let exchanged = match tokio::time::timeout(total, exchange(request, options, &secrets, limits, &tls)).await
-            {
-                Ok(result) => result,
-                Err(_) => Err(Error::HttpResponseTimeout),
-            };
-            match exchanged {
-                Ok(done) => {
-                    log.finish(id, |e| {
-                        e.outcome = EgressOutcome::Response;
-                        e.status = Some(done.response.status().as_u16());
-                        e.allowed_by = Some(allowed_by);
-                        (e.bytes_sent, e.bytes_received) = (done.sent, done.received);
-                        e.llm_usage = done.usage;
-                    });
-                    if let (Some(budget), Some(usage)) = (&budget, done.usage) {
-                        budget.spend_tokens(usage.total());
+        Box::new(
+            async move {
+                let exchanged =
+                    match tokio::time::timeout(total, exchange(request, options, &secrets, limits, &tls)).await {
+                        Ok(result) => result,
+                        Err(_) => Err(Error::HttpResponseTimeout),
+                    };
+                match exchanged {
+                    Ok(done) => {
+                        tracing::Span::current().record("http.response.status_code", done.response.status().as_u16());
+                        log.finish(id, |e| {
+                            e.outcome = EgressOutcome::Response;
+                            e.status = Some(done.response.status().as_u16());
+                            e.allowed_by = Some(allowed_by);
+                            (e.bytes_sent, e.bytes_received) = (done.sent, done.received);
+                            e.llm_usage = done.usage;
+                        });
+                        if let (Some(budget), Some(usage)) = (&budget, done.usage) {
+                            budget.spend_tokens(usage.total());
+                        }
+                        let io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
+                            Box::new(async { Ok(()) });
+                        Ok((done.response, io))
                     }
-                    let io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
-                        Box::new(async { Ok(()) });
-                    Ok((done.response, io))
-                }
-                Err(err) => {
-                    log.finish(id, |e| {
-                        e.outcome = EgressOutcome::Error;
-                        e.allowed_by = Some(allowed_by);
-                        e.reason = Some(describe(&err, &limits, total));
-                    });
-                    Err(err)
+                    Err(err) => {
+                        log.finish(id, |e| {
+                            e.outcome = EgressOutcome::Error;
+                            e.allowed_by = Some(allowed_by);
+                            e.reason = Some(describe(&err, &limits, total));
+                        });
+                        Err(err)
+                    }
                 }
             }
-        })
+            .instrument(span),
+        )
+    }
+}
+
+/// Send the request's span as its `traceparent` (replacing the plugin's own), when traces are
+/// exported: the service called joins the workflow's trace.
+fn propagate(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    if !crate::telemetry::exporting() {
+        return;
+    }
+    if let Some(value) = crate::telemetry::traceparent_of(span).and_then(|tp| http::HeaderValue::from_str(&tp).ok()) {
+        headers.insert("traceparent", value);
     }
 }
 

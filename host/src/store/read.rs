@@ -335,6 +335,12 @@ impl Store {
         Ok(Some(task))
     }
 
+    /// The W3C `traceparent` a workflow keeps for its attempts' spans (traces exported only).
+    pub async fn traceparent(&self, workflow_id: &str) -> Result<Option<String>> {
+        let sql = "SELECT traceparent FROM workflows WHERE workflow_id = $1";
+        Ok(self.row(sql, vec![workflow_id.into()], |r| r.opt_text("traceparent")).await?.flatten())
+    }
+
     /// Workflows, newest first.
     pub async fn list_workflows(&self, filter: &WorkflowFilter) -> Result<Page<WorkflowSummary>> {
         let limit = filter.limit.clamp(1, 1000);

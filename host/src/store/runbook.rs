@@ -3,6 +3,7 @@
 //! the arithmetic (rates, percentiles, buckets) is done here in Rust, the same for both databases.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -145,30 +146,27 @@ impl Store {
         Ok(Page { items, next_cursor: next_cursor.flatten() })
     }
 
-    /// Tasks whose running attempt started longer ago than its timeout (`default_timeout_ms`
-    /// for tasks that set none), longest running first.
-    pub async fn stuck_tasks(&self, default_timeout_ms: i64) -> Result<Vec<StuckTask>> {
+    /// Tasks whose running attempt started longer ago than its timeout (the task's own, else
+    /// `timeout_of(agent_type)`), longest running first. Running tasks hold a lease: the partial
+    /// index `tasks_leased` finds them.
+    pub async fn stuck_tasks(&self, timeout_of: impl Fn(&str) -> Duration) -> Result<Vec<StuckTask>> {
         let now = now_us();
         let sql =
             "SELECT t.workflow_id, t.task_id, t.agent_type, t.attempt, t.lease_owner, t.timeout_ms, a.started_at \
              FROM tasks t JOIN attempts a ON a.workflow_id = t.workflow_id AND a.task_id = t.task_id \
-             AND a.attempt = t.attempt \
-             WHERE t.lease_owner IS NOT NULL AND t.status = 'running' \
-             AND a.started_at + COALESCE(t.timeout_ms, $1) * 1000 < $2 ORDER BY a.started_at";
-        self.rows(sql, vec![default_timeout_ms.into(), now.into()], move |r| {
-            let started = r.int("started_at")?;
-            Ok(StuckTask {
-                workflow_id: r.text("workflow_id")?,
-                task_id: r.text("task_id")?,
-                agent_type: r.text("agent_type")?,
-                attempt: r.int("attempt")? as u32,
-                worker_id: r.opt_text("lease_owner")?.unwrap_or_default(),
-                started_at: rfc3339(started),
-                timeout_s: r.opt_int("timeout_ms")?.unwrap_or(default_timeout_ms) as f64 / 1000.0,
-                running_s: (now - started) as f64 / 1e6,
+             AND a.attempt = t.attempt WHERE t.lease_owner IS NOT NULL AND t.status = 'running' ORDER BY a.started_at";
+        let running = self.rows(sql, Vec::new(), running_from_row).await?;
+        let stuck = running.into_iter().filter_map(|(mut s, started, timeout_ms)| {
+            let timeout_us = match timeout_ms {
+                Some(ms) => ms * 1000,
+                None => timeout_of(&s.agent_type).as_micros() as i64,
+            };
+            (now - started > timeout_us).then(|| {
+                (s.timeout_s, s.running_s) = (timeout_us as f64 / 1e6, (now - started) as f64 / 1e6);
+                s
             })
-        })
-        .await
+        });
+        Ok(stuck.collect())
     }
 
     /// Ready tasks waiting for a slot (or for a worker that serves them).
@@ -242,6 +240,22 @@ impl Store {
             ))),
         }
     }
+}
+
+/// A running task, its start (µs) and its own timeout (ms).
+fn running_from_row(r: &dyn Columns) -> Result<(StuckTask, i64, Option<i64>)> {
+    let started = r.int("started_at")?;
+    let task = StuckTask {
+        workflow_id: r.text("workflow_id")?,
+        task_id: r.text("task_id")?,
+        agent_type: r.text("agent_type")?,
+        attempt: r.int("attempt")? as u32,
+        worker_id: r.opt_text("lease_owner")?.unwrap_or_default(),
+        started_at: rfc3339(started),
+        timeout_s: 0.0,
+        running_s: 0.0,
+    };
+    Ok((task, started, r.opt_int("timeout_ms")?))
 }
 
 impl Failure {

@@ -78,24 +78,7 @@ impl Store {
         let unserved = unserved.collect();
         let queue_depth = queues.into_iter().collect();
 
-        // Running tasks hold a lease: the partial index `tasks_leased` finds them.
-        let running = "SELECT t.agent_type, t.timeout_ms, a.started_at FROM tasks t JOIN attempts a \
-             ON a.workflow_id = t.workflow_id AND a.task_id = t.task_id AND a.attempt = t.attempt \
-             WHERE t.lease_owner IS NOT NULL AND t.status = 'running'";
-        let running = self
-            .rows(running, Vec::new(), |r| Ok((r.text("agent_type")?, r.opt_int("timeout_ms")?, r.int("started_at")?)))
-            .await?;
-        let now = now_us();
-        let tasks_past_timeout = running
-            .iter()
-            .filter(|(agent_type, timeout_ms, started_at)| {
-                let limit = match timeout_ms {
-                    Some(ms) => Duration::from_millis((*ms).max(0) as u64),
-                    None => timeout_of(agent_type),
-                };
-                now - started_at > limit.as_micros() as i64
-            })
-            .count() as i64;
+        let tasks_past_timeout = self.stuck_tasks(timeout_of).await?.len() as i64;
 
         let fill = |names: Vec<&'static str>, found: Vec<(String, i64)>| {
             let mut all: Vec<(String, i64)> = names.into_iter().map(|n| (n.to_string(), 0)).collect();

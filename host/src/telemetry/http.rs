@@ -61,7 +61,10 @@ mod tests {
         let text = metrics.render(|| async { Ok::<_, String>(Default::default()) }).await;
         let ok = r#"hyphae_http_requests_total{method="GET",route="/v1/workflows/{id}",status="2xx"} 2"#;
         assert!(text.contains(ok), "{text}");
-        assert!(text.contains(r#"hyphae_http_requests_total{method="GET",route="unmatched",status="4xx"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"hyphae_http_requests_total{method="GET",route="unmatched",status="4xx"} 1"#),
+            "{text}"
+        );
         assert!(text.contains(r#"method="other",route="unmatched""#), "{text}");
         assert!(!text.contains("secret-id"), "{text}");
         let count = r#"hyphae_http_request_duration_seconds_count{method="GET",route="/v1/workflows/{id}"} 2"#;

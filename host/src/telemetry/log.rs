@@ -14,14 +14,16 @@ type Reload = Box<dyn Fn(EnvFilter) -> Result<(), reload::Error> + Send + Sync>;
 static FILTER: OnceLock<(Reload, Mutex<String>)> = OnceLock::new();
 
 /// Install the tracing subscriber: the `RUST_LOG` filter (default [`DEFAULT_FILTER`]),
-/// human-readable, or JSON lines with `json = true`.
-pub fn init_tracing(json: bool) {
+/// human-readable, or JSON lines with `json = true`; spans also go to `traces` when given (the
+/// filter applies to them too).
+pub fn init_tracing(json: bool, traces: Option<&super::Traces>) {
     let text = std::env::var("RUST_LOG").ok().filter(|t| EnvFilter::try_new(t).is_ok());
     let text = text.unwrap_or_else(|| DEFAULT_FILTER.to_string());
     let (filter, handle) = reload::Layer::new(EnvFilter::new(&text));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = if json { fmt.json().boxed() } else { fmt.boxed() };
-    if tracing_subscriber::registry().with(filter).with(fmt).try_init().is_ok() {
+    let otel = traces.map(|t| t.layer());
+    if tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init().is_ok() {
         let reload: Reload = Box::new(move |f| handle.reload(f));
         let _ = FILTER.set((reload, Mutex::new(text)));
     }

@@ -170,8 +170,11 @@ pub struct ClusterGauges {
 /// Connections of a host's PostgreSQL pool.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DbPool {
+    /// Connections open (idle or in use).
     pub open: u32,
+    /// Open connections no one uses.
     pub idle: u32,
+    /// The most the pool opens.
     pub max: u32,
 }
 
@@ -525,8 +528,8 @@ impl Metrics {
         by_agent(&self.cluster_queue_depth, &g.queue_depth);
         by_agent(&self.cluster_unserved, &g.unserved);
         self.cluster_workers.clear();
-        for (health, n) in &g.workers {
-            self.cluster_workers.get_or_create(&HealthLabel { health: *health }).set(*n);
+        for &(health, n) in &g.workers {
+            self.cluster_workers.get_or_create(&HealthLabel { health }).set(n);
         }
         self.cluster_past_timeout.set(g.tasks_past_timeout);
         self.db_probe.set(g.db_probe.as_secs_f64());

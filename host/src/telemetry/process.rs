@@ -30,7 +30,12 @@ impl Collector for ProcessCollector {
         let help = "User and system CPU time this process spent";
         cpu.encode(encoder.encode_descriptor("process_cpu", help, Some(&Unit::Seconds), cpu.metric_type())?)?;
         let gauges: [(&str, &str, Option<Unit>, f64); 5] = [
-            ("process_start_time", "Start time of this process since the Unix epoch", Some(Unit::Seconds), p.start_time_seconds),
+            (
+                "process_start_time",
+                "Start time of this process since the Unix epoch",
+                Some(Unit::Seconds),
+                p.start_time_seconds,
+            ),
             ("process_resident_memory", "Resident memory of this process", Some(Unit::Bytes), p.resident_bytes as f64),
             ("process_virtual_memory", "Virtual memory of this process", Some(Unit::Bytes), p.virtual_bytes as f64),
             ("process_threads", "Threads of this process", None, p.threads as f64),

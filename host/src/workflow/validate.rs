@@ -115,6 +115,8 @@ pub struct ValidWorkflow {
     pub fingerprint: Option<String>,
     /// `None` when no limit is set.
     pub budget: Option<super::Budget>,
+    /// W3C `traceparent` of the workflow's span, when traces are exported: its attempts join it.
+    pub traceparent: Option<String>,
 }
 
 /// Validate a submitted workflow. `has_executor` tells whether an agent type has a loaded executor.
@@ -171,6 +173,7 @@ pub fn validate(spec: WorkflowSpec, has_executor: impl Fn(&str) -> bool) -> Resu
         fingerprint,
         idempotency_key,
         budget: spec.budget.filter(|b| !b.is_unlimited()),
+        traceparent: None,
     })
 }
 

@@ -41,8 +41,8 @@ impl WorkflowTx for PgTx<'_> {
         sqlx::query(
             "INSERT INTO workflows (workflow_id, name, status, version, max_parallel, running, remaining, \
              task_count, snapshot_every, event_seq, variables, context, idempotency_key, created_at, updated_at, \
-             started_at, budget, idempotency_fingerprint) \
-             VALUES ($1, $2, $3, 0, $4, 0, $5, $5, $6, 0, $7, $8, $9, $10, $10, $11, $12, $13)",
+             started_at, budget, idempotency_fingerprint, traceparent) \
+             VALUES ($1, $2, $3, 0, $4, 0, $5, $5, $6, 0, $7, $8, $9, $10, $10, $11, $12, $13, $14)",
         )
         .bind(workflow_id)
         .bind(wf.name.clone())
@@ -57,6 +57,7 @@ impl WorkflowTx for PgTx<'_> {
         .bind(wf.start.then_some(now))
         .bind(wf.budget.map(|b| serde_json::to_string(&b)).transpose()?)
         .bind(wf.fingerprint.clone())
+        .bind(wf.traceparent.clone())
         .execute(&mut *self.conn)
         .await?;
         Ok(())

@@ -34,8 +34,8 @@ impl WorkflowTx for SqliteTx<'_> {
             .prepare_cached(
                 "INSERT INTO workflows (workflow_id, name, status, version, max_parallel, running, remaining, \
                  task_count, snapshot_every, event_seq, variables, context, idempotency_key, created_at, \
-                 updated_at, started_at, budget, idempotency_fingerprint) \
-                 VALUES (?1, ?2, ?3, 0, ?4, 0, ?5, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13)",
+                 updated_at, started_at, budget, idempotency_fingerprint, traceparent) \
+                 VALUES (?1, ?2, ?3, 0, ?4, 0, ?5, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13, ?14)",
             )?
             .execute(rusqlite::params![
                 workflow_id,
@@ -51,6 +51,7 @@ impl WorkflowTx for SqliteTx<'_> {
                 wf.start.then_some(now),
                 budget,
                 wf.fingerprint,
+                wf.traceparent,
             ])?;
         Ok(())
     }
