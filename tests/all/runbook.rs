@@ -79,6 +79,8 @@ async fn failures_are_listed_newest_first_and_filtered(backend: Backend) {
 
     let (s, v) = app.get("/v1/failures?since=yesterday").await;
     assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_query");
+    let (s, v) = app.get("/v1/failures?cursor=abc").await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "invalid_cursor");
 }
 
 fn urlencode(s: &str) -> String {

@@ -13,7 +13,7 @@ use super::extract::{ApiPath, ApiQuery};
 use super::workflows::page_size;
 use super::AppState;
 use crate::clock::now_us;
-use crate::store::{AgentTypeStats, Failure, FailureFilter, OutcomeBucket, Page, StuckTask, TaskReset};
+use crate::store::{AgentTypeStats, Failure, FailureCursor, FailureFilter, OutcomeBucket, Page, StuckTask, TaskReset};
 
 /// Filter of the failure listing.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -47,7 +47,12 @@ pub async fn failures(
             None => 0,
         },
         limit: page_size(q.limit),
-        cursor: q.cursor.filter(|c| !c.is_empty()),
+        after: match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+            Some(c) => Some(FailureCursor::parse(c).ok_or_else(|| {
+                ApiError::new(ErrorCode::InvalidCursor, "cursor must be the `next_cursor` of an earlier page")
+            })?),
+            None => None,
+        },
     };
     Ok(Json(s.engine.store().failures(&filter).await?))
 }

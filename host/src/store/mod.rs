@@ -43,7 +43,7 @@ pub use read::{
     AttemptRecord, Page, TaskFilter, TaskResultRow, TaskState, WorkflowFilter, WorkflowState, WorkflowSummary,
 };
 pub use rows::parse_notice;
-pub use runbook::{AgentTypeStats, Failure, FailureFilter, OutcomeBucket, StuckTask, TaskReset};
+pub use runbook::{AgentTypeStats, Failure, FailureCursor, FailureFilter, OutcomeBucket, StuckTask, TaskReset};
 pub use submit::Submitted;
 pub use versions::{VersionInfo, VersionState};
 pub use workers::{Serves, Unserved, WorkerHealth, WorkerRecord};

@@ -41,13 +41,20 @@ pub struct FailureFilter {
     /// Only failures that ended at or after this time (µs).
     pub since_us: i64,
     pub limit: i64,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    /// Where the previous page ended.
+    pub after: Option<FailureCursor>,
 }
 
 /// Where a page of failures ends: the last one's (finished_at, workflow id, task id, attempt).
-#[derive(Debug, Serialize, Deserialize)]
-struct FailureCursor(i64, String, String, i64);
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailureCursor(i64, String, String, i64);
+
+impl FailureCursor {
+    /// The cursor a page's `next_cursor` names, if it is one.
+    pub fn parse(text: &str) -> Option<FailureCursor> {
+        serde_json::from_str(text).ok()
+    }
+}
 
 /// A task whose attempt runs past its timeout: its host should have ended it, so the host is
 /// stuck, or gone with its lease not yet expired.
@@ -116,10 +123,7 @@ impl Store {
     /// Failed attempts, newest first.
     pub async fn failures(&self, f: &FailureFilter) -> Result<Page<Failure>> {
         let limit = f.limit.clamp(1, 1000);
-        let after = match f.cursor.as_deref().map(serde_json::from_str::<FailureCursor>) {
-            Some(Ok(c)) => c,
-            Some(Err(_)) | None => FailureCursor(i64::MAX, String::new(), String::new(), 0),
-        };
+        let after = f.after.clone().unwrap_or(FailureCursor(i64::MAX, String::new(), String::new(), 0));
         let sql = "SELECT a.workflow_id, a.task_id, t.agent_type, a.attempt, a.worker_id, a.error_type, a.error, \
              a.started_at, a.finished_at FROM attempts a \
              JOIN tasks t ON t.workflow_id = a.workflow_id AND t.task_id = a.task_id \
