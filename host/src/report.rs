@@ -103,13 +103,13 @@ impl Report {
     pub fn new(facts: Facts) -> Report {
         let totals = totals(&facts.agent_types);
         let findings = findings(&facts, &totals);
-        let status = findings.first().map_or("ok".to_string(), |f| severity_name(f.severity).to_string());
+        let status = findings.first().map_or("ok".to_string(), |f| f.severity.as_str().to_string());
         let mut slowest = facts.agent_types.clone();
         slowest.sort_by(|a, b| b.p95_ms.total_cmp(&a.p95_ms));
         slowest.truncate(5);
         let mut workers_by_health = BTreeMap::new();
         for w in &facts.workers {
-            *workers_by_health.entry(health_name(w.health).to_string()).or_insert(0) += 1;
+            *workers_by_health.entry(w.health.as_str().to_string()).or_insert(0) += 1;
         }
         Report {
             generated_at: facts.generated_at,
@@ -211,20 +211,14 @@ fn findings(facts: &Facts, totals: &Totals) -> Vec<Finding> {
     out
 }
 
-fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Critical => "critical",
-        Severity::Warning => "warning",
-        Severity::Info => "info",
-    }
-}
-
-fn health_name(h: WorkerHealth) -> &'static str {
-    match h {
-        WorkerHealth::Healthy => "HEALTHY",
-        WorkerHealth::Degraded => "DEGRADED",
-        WorkerHealth::Critical => "CRITICAL",
-        WorkerHealth::Failed => "FAILED",
+impl Severity {
+    /// Its name: `critical`, `warning` or `info`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
     }
 }
 
@@ -252,7 +246,7 @@ impl Report {
             let _ = writeln!(
                 md,
                 "- **{}** `{}`: {} ([runbook]({}))",
-                severity_name(f.severity).to_uppercase(),
+                f.severity.as_str().to_uppercase(),
                 f.check,
                 f.message,
                 f.runbook
@@ -275,7 +269,7 @@ impl Report {
                 "- {} on {}: {} ({:.1} s since its last heartbeat)",
                 w.worker_id,
                 w.hostname,
-                health_name(w.health),
+                w.health.as_str(),
                 w.since_last_heartbeat_ms / 1000.0
             );
         }

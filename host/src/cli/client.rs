@@ -278,8 +278,9 @@ pub(super) async fn cancel(args: CancelArgs) -> CommandResult {
 pub(super) async fn report(args: ReportArgs) -> CommandResult {
     let api = Api::new(&args.host, Some(Duration::from_secs(60)))?;
     let format = if args.host.json { "json" } else { "md" };
-    let since: String = url_escape(&args.since);
-    let path = format!("/v1/report?format={format}&since={since}");
+    let query = reqwest::Url::parse_with_params("http://host/", [("format", format), ("since", &args.since)])
+        .map_err(|e| Failure::new(exit::USAGE, format!("--since `{}` cannot be sent: {e}", args.since)))?;
+    let path = format!("/v1/report?{}", query.query().unwrap_or_default());
     if args.host.json {
         let (_, v) = api.call(Method::GET, &path, None).await?;
         print_json(&v);
@@ -293,16 +294,6 @@ pub(super) async fn report(args: ReportArgs) -> CommandResult {
     }
     print!("{text}");
     Ok(ExitCode::SUCCESS)
-}
-
-/// `text` with every byte but unreserved ones percent-encoded, for a query value.
-fn url_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn event_line(e: &Value) -> String {

@@ -27,6 +27,16 @@ pub enum WorkerHealth {
 }
 
 impl WorkerHealth {
+    /// The name it is served under: `HEALTHY`, `DEGRADED`, `CRITICAL` or `FAILED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerHealth::Healthy => "HEALTHY",
+            WorkerHealth::Degraded => "DEGRADED",
+            WorkerHealth::Critical => "CRITICAL",
+            WorkerHealth::Failed => "FAILED",
+        }
+    }
+
     /// Health after `since` without a beat, for a worker beating every `interval`, failed after
     /// `threshold` missed beats.
     pub fn classify(since: Duration, interval: Duration, threshold: u32) -> WorkerHealth {
