@@ -86,7 +86,12 @@ async fn terminal_workflow(host: &Served, token: &str, id: &str) -> Value {
 /// The schemathesis configuration: the ids of a real workflow for the path parameters (random
 /// ones only ever reach the 404 of an unknown workflow), and an agent type and task ids that
 /// the host accepts for the submitted tasks (so that some of the generated workflows run).
-fn schemathesis_config(workflow_id: &str) -> String {
+///
+/// The event stream gets a workflow of its own that no other operation is given: schemathesis
+/// pauses and rolls back `workflow_id`, and the stream of a workflow that is not over stays
+/// open (as it should) until schemathesis's request timeout, for every example; on a finished
+/// one each request ends at once.
+fn schemathesis_config(workflow_id: &str, streamed_id: &str) -> String {
     format!(
         r#"[parameters]
 id = "{workflow_id}"
@@ -106,6 +111,10 @@ probability = 0.9
 [parameters."body.tasks[*].task_id"]
 dictionary = "task_ids"
 probability = 0.9
+
+[[operations]]
+include-operation-id = "streamWorkflowEvents"
+parameters = {{ id = "{streamed_id}" }}
 "#
     )
 }
@@ -115,23 +124,13 @@ async fn schemathesis_finds_no_server_error_or_schema_violation() {
     let schemathesis = tool(support::repo_root().join("target/tools/schemathesis/bin/schemathesis"));
     let (host, token) = host_with_token(UNTHROTTLED).await;
 
-    // A completed workflow whose ids schemathesis uses for every `{id}`, `{task_id}`, `{agent_id}`.
-    let spec = json!({ "name": "seed", "tasks": [{ "task_id": "a", "agent_id": "a1", "agent_type": "echo" }] });
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/workflows", host.base()))
-        .bearer_auth(&token)
-        .json(&spec)
-        .send()
-        .await
-        .expect("submit");
-    assert_eq!(response.status(), 201);
-    let submitted: Value = response.json().await.expect("JSON");
-    let id = submitted["workflow_id"].as_str().expect("workflow_id").to_string();
-    assert_eq!(terminal_workflow(&host, &token, &id).await["status"], "completed");
+    // Completed workflows whose ids schemathesis uses for every `{id}`, `{task_id}`, `{agent_id}`.
+    let id = completed_seed(&host, &token).await;
+    let streamed_id = completed_seed(&host, &token).await;
 
     let work = tempfile::tempdir().expect("temp dir");
     let config = work.path().join("schemathesis.toml");
-    std::fs::write(&config, schemathesis_config(&id)).expect("config");
+    std::fs::write(&config, schemathesis_config(&id, &streamed_id)).expect("config");
     let out = tokio::process::Command::new(&schemathesis)
         .arg("--config-file")
         .arg(&config)
@@ -174,6 +173,23 @@ async fn schemathesis_finds_no_server_error_or_schema_violation() {
     let health = get(&host, &token, "/healthz").await;
     assert!(health.is_object(), "{health}");
     assert!(!host.stderr().contains("panicked"), "the host panicked:\n{}", host.stderr());
+}
+
+/// Submits a one-task `echo` workflow (task `a`, agent `a1`) and waits until it completed; its id.
+async fn completed_seed(host: &Served, token: &str) -> String {
+    let spec = json!({ "name": "seed", "tasks": [{ "task_id": "a", "agent_id": "a1", "agent_type": "echo" }] });
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/workflows", host.base()))
+        .bearer_auth(token)
+        .json(&spec)
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(response.status(), 201);
+    let submitted: Value = response.json().await.expect("JSON");
+    let id = submitted["workflow_id"].as_str().expect("workflow_id").to_string();
+    assert_eq!(terminal_workflow(host, token, &id).await["status"], "completed");
+    id
 }
 
 fn tail(text: &str, lines: usize) -> String {

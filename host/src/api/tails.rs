@@ -84,6 +84,8 @@ impl Tails {
             Err(e) => return self.stop(&id, &tx, Some(&e.to_string())),
         };
         let mut terminal_seen = false;
+        // Whether the workflow's status may have changed since it was last read.
+        let mut status_may_change = true;
         loop {
             let q = EventQuery { after: pos, limit: BATCH, ..Default::default() };
             let batch = match store.workflow_events(&id, &q).await {
@@ -106,18 +108,20 @@ impl Tails {
                 let _ = tx.send(Arc::new(Update::End { status, last_seq: pos }));
                 return self.stop(&id, &tx, None);
             }
-            match store.workflow_status(&id).await {
-                Ok(status) if status.is_terminal() => {
-                    terminal_seen = true;
-                    continue;
+            if status_may_change {
+                match store.workflow_status(&id).await {
+                    Ok(status) if status.is_terminal() => {
+                        terminal_seen = true;
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => return self.stop(&id, &tx, Some(&e.to_string())),
                 }
-                Ok(_) => {}
-                Err(e) => return self.stop(&id, &tx, Some(&e.to_string())),
             }
             if self.unfollowed(&id, &tx) {
                 return;
             }
-            wait_for_change(&mut notices, &id).await;
+            status_may_change = wait_for_change(&mut notices, &id).await;
         }
     }
 
@@ -173,21 +177,65 @@ fn updates(batch: &[Event]) -> Vec<Update> {
     out
 }
 
-/// Wait for a notice about workflow `id` (or any lag), at most [`POLL`].
-pub(super) async fn wait_for_change(notices: &mut broadcast::Receiver<Notice>, id: &str) {
-    let _ = tokio::time::timeout(POLL, async {
+/// Wait for a notice about workflow `id` (or any lag), at most [`POLL`], then take every notice
+/// already queued too: one read of the store answers them all. Returns whether the workflow's
+/// status may have changed: a notice says so, or none came (a lag, a change made by another
+/// host, a stopped engine).
+pub(super) async fn wait_for_change(notices: &mut broadcast::Receiver<Notice>, id: &str) -> bool {
+    let waited = tokio::time::timeout(POLL, async {
         loop {
             match notices.recv().await {
-                Ok(n) if n.workflow_id == id => return,
+                Ok(n) if n.workflow_id == id => return n.status_changed,
                 Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Err(broadcast::error::RecvError::Lagged(_)) => return true,
                 Err(broadcast::error::RecvError::Closed) => {
                     // Engine stopped: fall back to polling.
                     tokio::time::sleep(POLL).await;
-                    return;
+                    return true;
                 }
             }
         }
     })
     .await;
+    let mut status_changed = waited.unwrap_or(true);
+    loop {
+        match notices.try_recv() {
+            Ok(n) => status_changed |= n.workflow_id == id && n.status_changed,
+            Err(broadcast::error::TryRecvError::Lagged(_)) => status_changed = true,
+            Err(_) => return status_changed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::broadcast;
+
+    use super::wait_for_change;
+    use crate::engine::Notice;
+
+    fn notice(id: &str, status_changed: bool) -> Notice {
+        Notice { workflow_id: id.to_string(), status_changed }
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_notices_is_taken_at_once_and_says_whether_the_status_changed() {
+        let (tx, mut rx) = broadcast::channel(16);
+        for n in [notice("w", false), notice("v", true), notice("w", false)] {
+            tx.send(n).unwrap();
+        }
+        // Another workflow's status change is not this one's.
+        assert!(!wait_for_change(&mut rx, "w").await);
+        assert!(rx.is_empty(), "the queued notices were taken");
+        for n in [notice("w", false), notice("w", true), notice("w", false)] {
+            tx.send(n).unwrap();
+        }
+        assert!(wait_for_change(&mut rx, "w").await);
+        assert!(rx.is_empty());
+        // Notices lost: the status may have changed.
+        for _ in 0..20 {
+            tx.send(notice("w", false)).unwrap();
+        }
+        assert!(wait_for_change(&mut rx, "w").await);
+    }
 }

@@ -13,6 +13,7 @@
 
 mod legacy;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,35 @@ pub const FORMAT: u8 = 3;
 
 /// zstd's level: the fastest; higher ones gained little on blocks (docs/benchmarks.md).
 const ZSTD_LEVEL: i32 = 1;
+
+/// Largest decoded block whose buffer is made at the size its frame states; a frame stating
+/// more (only a damaged one could) is decoded as a stream, growing with what it really holds.
+const PRESIZED_MAX: u64 = 64 << 20;
+
+thread_local! {
+    /// zstd contexts kept per thread: making one cost more than compressing a step's block.
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// `bytes` as one zstd frame (its content size stated), by this thread's compressor.
+fn compress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with_borrow_mut(|c| match c {
+        Some(c) => c.compress(bytes),
+        None => c.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?).compress(bytes),
+    })
+}
+
+/// What the zstd `frame` holds, by this thread's decompressor when the frame states its size.
+fn decompress(frame: &[u8]) -> std::io::Result<Vec<u8>> {
+    match zstd::zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(size)) if size <= PRESIZED_MAX => DECOMPRESSOR.with_borrow_mut(|d| match d {
+            Some(d) => d.decompress(frame, size as usize),
+            None => d.insert(zstd::bulk::Decompressor::new()?).decompress(frame, size as usize),
+        }),
+        _ => zstd::decode_all(frame),
+    }
+}
 
 /// What cannot be read in a block.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +150,7 @@ impl Block {
         b.last_seq = seq;
         let bytes = postcard::to_allocvec(&Encoded { seq: first_seq, ts: first_row_ts, rows })?;
         let mut data = vec![FORMAT];
-        data.extend(zstd::bulk::compress(&bytes, ZSTD_LEVEL)?);
+        data.extend(compress(&bytes)?);
         b.content = Content::Encoded(data);
         Ok(b)
     }
@@ -209,7 +239,7 @@ pub fn decode(content: &Content) -> Result<Vec<Stored>, BlockError> {
         Some(&newer) => return Err(BlockError::Newer(newer.into())),
         None => return Err(BlockError::Bad("the block is empty".into())),
     }
-    let block: Encoded<EventKind> = postcard::from_bytes(&zstd::decode_all(&bytes[1..])?)?;
+    let block: Encoded<EventKind> = postcard::from_bytes(&decompress(&bytes[1..])?)?;
     let (mut seq, mut ts) = (block.seq - 1, block.ts);
     let mut events = Vec::with_capacity(block.rows.len());
     for row in block.rows {
@@ -541,6 +571,16 @@ mod tests {
         assert_eq!((block.agents.get("a"), block.agents.len(), block.first_ts, block.last_ts), (Some(&10), 4, 5, 99));
         let ts: Vec<i64> = decode(&block.content).unwrap().iter().map(Stored::ts).collect();
         assert_eq!(ts, times);
+    }
+
+    #[test]
+    fn frames_with_and_without_a_stated_size_decode() {
+        let data = b"hyphae ".repeat(1000);
+        assert_eq!(super::decompress(&super::compress(&data).unwrap()).unwrap(), data);
+        // A streamed frame does not state its size: decoded as a stream.
+        let streamed = zstd::stream::encode_all(&data[..], 1).unwrap();
+        assert_eq!(zstd::zstd_safe::get_frame_content_size(&streamed).unwrap(), None);
+        assert_eq!(super::decompress(&streamed).unwrap(), data);
     }
 
     #[test]

@@ -184,7 +184,7 @@ impl Store {
     /// The audit log, newest first: at most `limit` entries before `before` (a `seq`).
     pub async fn audit_log(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRecord>> {
         let sql = "SELECT seq, at, caller, action, target, outcome, client, detail FROM audit_events \
-                   WHERE seq < $1 ORDER BY seq DESC LIMIT $2";
+                   WHERE seq < $1 ORDER BY seq DESC LIMIT $2 + 0";
         let args = vec![before.unwrap_or(i64::MAX).into(), (limit as i64).into()];
         self.rows(sql, args, |r| {
             Ok(AuditRecord {

@@ -135,7 +135,9 @@ impl Store {
         if claim.max == 0 {
             return Ok(Claimed::default());
         }
-        let (claimed, events) = self.transact(ClaimTasks { claim, tracking: self.events_enabled() }).await?;
+        let tasks = claim.max;
+        let (claimed, events) =
+            self.transact_step(ClaimTasks { claim, tracking: self.events_enabled() }, tasks).await?;
         self.count_events(events);
         Ok(claimed)
     }

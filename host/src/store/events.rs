@@ -13,6 +13,16 @@ use crate::events::{AgentCursor, AgentEventsQuery, Event, EventQuery, EventType,
 const FIRST_PAGE: i64 = 4;
 const MAX_PAGE: i64 = 256;
 
+/// The blocks of workflow `$1` from the one holding position `$2`, `$3` of them. Every `LIMIT`
+/// of a read is written `$n + 0`: SQLite plans with the value of a bare `LIMIT ?`, so it would
+/// prepare the statement again on each call (the event streams' tails read after every step).
+pub(crate) const SCAN_FROM: &str = "SELECT first_seq, events, data FROM event_blocks WHERE workflow_id = $1 \
+     AND first_seq >= (SELECT COALESCE(MAX(first_seq), 0) FROM event_blocks WHERE workflow_id = $1 AND first_seq <= $2) \
+     ORDER BY first_seq LIMIT $3 + 0";
+/// The blocks of workflow `$1` after the one starting at `$2`, `$3` of them.
+pub(crate) const SCAN_AFTER: &str = "SELECT first_seq, events, data FROM event_blocks WHERE workflow_id = $1 \
+     AND first_seq > $2 ORDER BY first_seq LIMIT $3 + 0";
+
 fn corrupt(workflow_id: &str) -> impl Fn(BlockError) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("event block of workflow {workflow_id}: {e}"))
 }
@@ -58,17 +68,8 @@ impl Store {
         let (mut cursor, mut page) = (None::<i64>, FIRST_PAGE);
         loop {
             let (sql, from) = match cursor {
-                None => (
-                    "SELECT first_seq, events, data FROM event_blocks WHERE workflow_id = $1 AND first_seq >= \
-                     (SELECT COALESCE(MAX(first_seq), 0) FROM event_blocks WHERE workflow_id = $1 AND first_seq <= $2) \
-                     ORDER BY first_seq LIMIT $3",
-                    after.saturating_add(1),
-                ),
-                Some(last) => (
-                    "SELECT first_seq, events, data FROM event_blocks WHERE workflow_id = $1 AND first_seq > $2 \
-                     ORDER BY first_seq LIMIT $3",
-                    last,
-                ),
+                None => (SCAN_FROM, after.saturating_add(1)),
+                Some(last) => (SCAN_AFTER, last),
             };
             let args = vec![workflow_id.into(), from.into(), page.into()];
             let blocks = self.rows(sql, args, |r| Ok((r.int("first_seq")?, content(r)?))).await?;
@@ -118,7 +119,7 @@ impl Store {
             let sql = "SELECT a.first_ts, a.workflow_id, a.first_seq, b.events, b.data FROM \
                  (SELECT first_ts, workflow_id, first_seq FROM event_agents WHERE agent_id = $1 \
                   AND (first_ts, workflow_id, first_seq) > ($2, $3, $4) \
-                  ORDER BY first_ts, workflow_id, first_seq LIMIT $5) a \
+                  ORDER BY first_ts, workflow_id, first_seq LIMIT $5 + 0) a \
                  JOIN event_blocks b ON b.workflow_id = a.workflow_id AND b.first_seq = a.first_seq \
                  ORDER BY a.first_ts, a.workflow_id, a.first_seq";
             let args = vec![agent_id.into(), from.0.into(), from.1.clone().into(), from.2.into(), page.into()];
@@ -218,10 +219,10 @@ impl Store {
         loop {
             let sql = if workflow_id.is_some() {
                 "SELECT workflow_id, first_seq, events, data FROM event_blocks WHERE workflow_id = $1 AND first_seq > $2 \
-                 ORDER BY first_seq LIMIT $3"
+                 ORDER BY first_seq LIMIT $3 + 0"
             } else {
                 "SELECT workflow_id, first_seq, events, data FROM event_blocks WHERE (workflow_id, first_seq) > ($1, $2) \
-                 ORDER BY workflow_id, first_seq LIMIT $3"
+                 ORDER BY workflow_id, first_seq LIMIT $3 + 0"
             };
             let args = vec![cursor.0.clone().into(), cursor.1.into(), MAX_PAGE.into()];
             let rows = self.rows(sql, args, |r| Ok((r.text("workflow_id")?, r.int("first_seq")?, content(r)?))).await?;

@@ -33,6 +33,10 @@ use std::sync::Arc;
 
 use columns::{Arg, Columns};
 
+/// Most tasks (outcomes recorded, tasks claimed) of a step run on the caller's thread on
+/// SQLite ([`Store::transact_step`]).
+const SMALL_STEP: usize = 2;
+
 pub use access::{AuditEntry, AuditRecord, TokenRecord};
 pub use claim::{Claim, Claimed, ClaimedTask};
 pub use connect::{redact_url, SqliteSync};
@@ -205,6 +209,18 @@ impl Store {
                 conn.commit().await?;
                 Ok(out)
             }
+        }
+    }
+
+    /// [`Store::transact`] for a step of the engine (recording outcomes, claiming) of at most
+    /// `tasks` tasks: on SQLite, a small one runs on the caller's thread, blocked meanwhile,
+    /// instead of the writer's. Two thread hand-offs cost about as much as a one-task step's
+    /// transaction; a large one would hold an async worker too long (the plugin calls it would
+    /// run meanwhile wait), so it goes to the writer's thread.
+    pub(crate) async fn transact_step<Op: tx::Transaction>(&self, op: Op, tasks: usize) -> Result<Op::Output> {
+        match &self.db {
+            Db::Sqlite(db) if tasks <= SMALL_STEP => db.write_soon(op).await,
+            _ => self.transact(op).await,
         }
     }
 

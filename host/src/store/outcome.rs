@@ -148,13 +148,14 @@ impl Store {
         outcomes: &[Outcome],
         claim: Option<Claim>,
     ) -> Result<(Vec<Applied>, Claimed)> {
+        let tasks = outcomes.len().max(claim.as_ref().map_or(0, |c| c.max));
         let op = RecordOutcomes {
             outcomes: outcomes.to_vec(),
             claim,
             tracking: self.events_enabled(),
             origin: self.origin.clone(),
         };
-        let (applied, claimed, events) = self.transact(op).await?;
+        let (applied, claimed, events) = self.transact_step(op, tasks).await?;
         self.count_events(events);
         Ok((applied, claimed))
     }

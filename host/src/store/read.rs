@@ -294,7 +294,7 @@ impl Store {
     async fn tasks_of(&self, workflow_id: &str, filter: &TaskFilter) -> Result<Page<TaskState>> {
         let sql = format!(
             "SELECT {TASK_COLUMNS}, position FROM tasks WHERE workflow_id = $1 AND position >= $2 \
-             AND ($3 = '' OR status = $3) ORDER BY position LIMIT $4"
+             AND ($3 = '' OR status = $3) ORDER BY position LIMIT $4 + 0"
         );
         let args = vec![
             workflow_id.into(),
@@ -345,7 +345,7 @@ impl Store {
     pub async fn list_workflows(&self, filter: &WorkflowFilter) -> Result<Page<WorkflowSummary>> {
         let limit = filter.limit.clamp(1, 1000);
         let sql = "SELECT workflow_id, name, status, version, task_count, created_at, updated_at FROM workflows \
-             WHERE ($1 = '' OR status = $1) AND ($2 = '' OR workflow_id < $2) ORDER BY workflow_id DESC LIMIT $3";
+             WHERE ($1 = '' OR status = $1) AND ($2 = '' OR workflow_id < $2) ORDER BY workflow_id DESC LIMIT $3 + 0";
         let args = vec![
             filter.status.map(|s| s.as_str()).unwrap_or("").into(),
             filter.cursor.clone().unwrap_or_default().into(),

@@ -131,7 +131,7 @@ impl Store {
              AND ($2 = '' OR t.agent_type = $2) AND ($3 = '' OR a.error_type = $3) \
              AND (a.finished_at < $4 OR (a.finished_at = $4 AND $5 <> '' AND \
                  (a.workflow_id < $5 OR (a.workflow_id = $5 AND (a.task_id < $6 OR (a.task_id = $6 AND a.attempt < $7)))))) \
-             ORDER BY a.finished_at DESC, a.workflow_id DESC, a.task_id DESC, a.attempt DESC LIMIT $8";
+             ORDER BY a.finished_at DESC, a.workflow_id DESC, a.task_id DESC, a.attempt DESC LIMIT $8 + 0";
         let args: Vec<Arg> = vec![
             f.since_us.into(),
             f.agent_type.clone().unwrap_or_default().into(),

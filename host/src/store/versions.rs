@@ -42,7 +42,7 @@ impl Store {
     pub async fn versions(&self, workflow_id: &str, after: i64, limit: i64) -> Result<Vec<VersionInfo>> {
         self.workflow_exists(workflow_id).await?;
         let sql = "SELECT version, at, status, reason, changes FROM workflow_versions WHERE workflow_id = $1 \
-             AND version > $2 ORDER BY version LIMIT $3";
+             AND version > $2 ORDER BY version LIMIT $3 + 0";
         let args = vec![workflow_id.into(), after.into(), limit.into()];
         self.rows(sql, args, |r| {
             let changes: serde_json::Map<String, Value> = json(r, "changes")?;

@@ -1,9 +1,11 @@
 //! SQLite on rusqlite, each operation run whole on a connection's own thread ([`Connections`]).
 //!
-//! Every write transaction runs here, on the one writer's thread: the engine's steps
-//! ([`write`]), submissions and controls ([`workflows`]), workers, leases and retention
-//! ([`upkeep`]). Reads run on read connections ([`read`]), which WAL lets read while the
-//! writer writes.
+//! Every write transaction runs on the one write connection: submissions and controls
+//! ([`workflows`]), workers, leases and retention ([`upkeep`]) on its own thread; the engine's
+//! small steps ([`write`]: an outcome recorded, its dependent claimed) on the caller's thread
+//! when the connection is free, which saves the two thread hand-offs a step would pay (see
+//! [`Sqlite::write_soon`]). Reads run on read connections ([`read`]), which WAL lets read while
+//! the writer writes.
 
 mod access;
 mod installs;
@@ -49,16 +51,28 @@ impl Sqlite {
     /// Run `op` in one transaction on the writer's thread, committed if it returns `Ok`. Every
     /// statement of a [`SqliteTx`] completes at once, so `op`'s future is ready when polled.
     pub(crate) async fn write<Op: Transaction>(&self, op: Op) -> Result<Op::Output> {
-        self.write
-            .call(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let out = futures::executor::block_on(op.run(&mut SqliteTx { conn: &tx }))?;
-                tx.commit()?;
-                Ok(out)
-            })
-            .await
+        self.write.call(move |conn| transact(conn, op)).await
     }
 
+    /// [`Sqlite::write`], on the caller's thread if the writer is free now (blocking it until
+    /// the transaction is committed), else on the writer's thread: for the engine's small
+    /// steps, whose transactions cost about what the two hand-offs to the writer's thread and
+    /// back cost.
+    pub(crate) async fn write_soon<Op: Transaction>(&self, op: Op) -> Result<Op::Output> {
+        self.write.call_soon(move |conn| transact(conn, op)).await
+    }
+}
+
+/// Run `op` in one transaction on `conn`, committed if it returns `Ok`. Every statement of a
+/// [`SqliteTx`] completes at once, so `op`'s future is ready when polled.
+fn transact<Op: Transaction>(conn: &mut rusqlite::Connection, op: Op) -> Result<Op::Output> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let out = futures::executor::block_on(op.run(&mut SqliteTx { conn: &tx }))?;
+    tx.commit()?;
+    Ok(out)
+}
+
+impl Sqlite {
     /// Close the connections, once the operations already sent are done.
     pub(crate) fn close(&self) {
         self.read.close();

@@ -99,4 +99,27 @@ mod tests {
         assert_eq!(super::numbered("a = $1 AND b = $12 OR $1"), "a = ?1 AND b = ?12 OR ?1");
         assert_eq!(super::numbered("x = '$' || $2"), "x = '$' || ?2");
     }
+
+    #[test]
+    fn reading_events_again_does_not_prepare_the_scan_again() {
+        use rusqlite::StatementStatus;
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE event_blocks (workflow_id TEXT, first_seq INT, events TEXT, data BLOB, PRIMARY KEY (workflow_id, first_seq));
+             INSERT INTO event_blocks VALUES ('w', 1, NULL, x'00'), ('w', 4, NULL, x'00'), ('w', 9, NULL, x'00');",
+        )
+        .unwrap();
+        let cases = [
+            (crate::store::events::SCAN_FROM, 5, 4, vec![4, 9]),
+            (crate::store::events::SCAN_FROM, 1, 1, vec![1]),
+            (crate::store::events::SCAN_AFTER, 1, 256, vec![4, 9]),
+            (crate::store::events::SCAN_AFTER, 4, 2, vec![9]),
+        ];
+        for (sql, from, limit, expected) in cases {
+            let mut select = conn.prepare_cached(&super::numbered(sql)).unwrap();
+            let rows = select.query_map(("w", from, limit), |r| r.get::<_, i64>(0)).unwrap();
+            assert_eq!(rows.map(Result::unwrap).collect::<Vec<_>>(), expected, "{sql} from {from}");
+            assert_eq!(select.get_status(StatementStatus::RePrepare), 0, "prepared again with limit {limit}: {sql}");
+        }
+    }
 }

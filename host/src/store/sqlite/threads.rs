@@ -2,12 +2,13 @@
 //!
 //! Through sqlx every statement is a hand-off to the connection's worker thread and back, about
 //! 70 us each here (`host/experiments/sqlite_handoff`); an operation sent here as one closure
-//! pays one hand-off, however many statements it runs.
+//! pays one hand-off, however many statements it runs. A caller for whom even that hand-off is
+//! too much (the engine's step) runs its operation on its own thread with [`Connections::call_soon`].
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, TryLockError};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -26,7 +27,9 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 #[derive(Clone)]
 pub(crate) struct Connections {
     jobs: flume::Sender<Job>,
-    threads: usize,
+    /// The connections, each locked by its thread while it runs an operation; a thread that
+    /// ends takes its connection out (closing it).
+    conns: Arc<[Arc<Mutex<Option<Connection>>>]>,
     closed: Arc<AtomicBool>,
 }
 
@@ -35,31 +38,37 @@ impl Connections {
     pub(crate) fn open(path: &Path, n: usize, pragmas: &str, name: &str) -> Result<Connections> {
         let (jobs, queue) = flume::unbounded::<Job>();
         let closed = Arc::new(AtomicBool::new(false));
+        let mut conns = Vec::with_capacity(n);
         for i in 0..n {
-            let mut conn = Connection::open(path)?;
+            let conn = Connection::open(path)?;
             conn.execute_batch(pragmas)?;
             conn.set_prepared_statement_cache_capacity(STATEMENTS);
+            let conn = Arc::new(Mutex::new(Some(conn)));
+            conns.push(conn.clone());
             let (queue, closed) = (queue.clone(), closed.clone());
             std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn(move || {
                     for job in queue.iter() {
                         // A panic ends that operation (its caller gets an error), not the thread.
-                        let _ = catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+                        if let Some(c) = lock(&conn).as_mut() {
+                            let _ = catch_unwind(AssertUnwindSafe(|| job(c)));
+                        }
                         if closed.load(Ordering::Acquire) {
                             break;
                         }
                     }
+                    lock(&conn).take();
                 })
                 .map_err(StoreError::Thread)?;
         }
-        Ok(Connections { jobs, threads: n, closed })
+        Ok(Connections { jobs, conns: conns.into(), closed })
     }
 
     /// Refuse new operations and end the threads once they finish the operations sent before.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        for _ in 0..self.threads {
+        for _ in 0..self.conns.len() {
             // Wakes a thread that waits for work, so that it sees the flag and ends.
             let _ = self.jobs.send(Box::new(|_| {}));
         }
@@ -81,6 +90,42 @@ impl Connections {
         self.jobs.send(job).map_err(|_| StoreError::Stopped)?;
         answer.await.map_err(|_| StoreError::Stopped)?
     }
+
+    /// Run `op` on the first connection, on the caller's thread if that connection is free now
+    /// (no hand-off to its thread and back; the caller is blocked while `op` runs, so `op` must
+    /// be short), else on its thread after the operation it runs.
+    pub(crate) async fn call_soon<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        match self.try_here(op) {
+            Ok(done) => done,
+            Err(op) => self.call(op).await,
+        }
+    }
+
+    /// Run `op` on the first connection on this thread if it is free now; `op` back if not.
+    fn try_here<T, F: FnOnce(&mut Connection) -> Result<T>>(&self, op: F) -> std::result::Result<Result<T>, F> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(Err(StoreError::Stopped));
+        }
+        let Some(conn) = self.conns.first() else { return Ok(Err(StoreError::Stopped)) };
+        let mut conn = match conn.try_lock() {
+            Ok(conn) => conn,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(op),
+        };
+        let Some(conn) = conn.as_mut() else { return Ok(Err(StoreError::Stopped)) };
+        // As on the threads: a panic ends the operation (an error for its caller), not the caller.
+        Ok(catch_unwind(AssertUnwindSafe(|| op(conn))).unwrap_or(Err(StoreError::Stopped)))
+    }
+}
+
+/// The connection behind `conn`; one whose operation panicked is still sound (SQLite rolls an
+/// unfinished transaction back when the next one begins), so a poisoned lock is taken anyway.
+fn lock(conn: &Mutex<Option<Connection>>) -> std::sync::MutexGuard<'_, Option<Connection>> {
+    conn.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
@@ -111,6 +156,52 @@ mod tests {
         assert!(matches!(failed, Err(StoreError::Stopped)), "{failed:?}");
         // The one thread still serves.
         assert_eq!(conns.call(|_| Ok(5)).await.unwrap(), 5);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn operations_run_soon_on_the_callers_thread_when_the_connection_is_free() {
+        let (_dir, conns) = open(1);
+        conns
+            .call(|c| Ok(c.execute_batch("CREATE TEMP TABLE t (x INTEGER); INSERT INTO t VALUES (3);")?))
+            .await
+            .unwrap();
+        // A temporary table is seen by its own connection only.
+        let x: i64 = conns.call_soon(|c| Ok(c.query_row("SELECT x FROM t", [], |r| r.get(0))?)).await.unwrap();
+        assert_eq!(x, 3);
+        // The thread answers before it lets go of the connection: wait until it has.
+        while conns.conns[0].try_lock().is_err() {
+            tokio::task::yield_now().await;
+        }
+        let here = std::thread::current().id();
+        assert_eq!(conns.call_soon(|_| Ok(std::thread::current().id())).await.unwrap(), here);
+        // While the connection's thread runs an operation, the next one waits for it there.
+        let (started, start) = std::sync::mpsc::channel();
+        let (finish, finished) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let conns = conns.clone();
+            async move {
+                conns
+                    .call(move |_| {
+                        started.send(()).unwrap();
+                        finished.recv().unwrap();
+                        Ok(std::thread::current().id())
+                    })
+                    .await
+            }
+        });
+        start.recv().unwrap();
+        let queued = tokio::spawn({
+            let conns = conns.clone();
+            async move { conns.call_soon(|_| Ok(std::thread::current().id())).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        finish.send(()).unwrap();
+        assert_eq!(queued.await.unwrap().unwrap(), busy.await.unwrap().unwrap());
+        let failed = conns.call_soon(|_| -> crate::store::Result<()> { panic!("boom") }).await;
+        assert!(matches!(failed, Err(StoreError::Stopped)), "{failed:?}");
+        assert_eq!(conns.call(|_| Ok(5)).await.unwrap(), 5);
+        conns.close();
+        assert!(matches!(conns.call_soon(|_| Ok(1)).await, Err(StoreError::Stopped)));
     }
 
     #[tokio::test]
