@@ -68,9 +68,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Run a command that needs the async runtime.
+/// Run a command that needs the async runtime: a host (`serve`, `run`) gets a worker per core;
+/// a client gets one thread, so it takes no CPU from a host on the same machine (a multi-thread
+/// client hands each chunk of an event stream from thread to thread: `hyphae bench` took a
+/// quarter of a 2-core machine doing so).
 fn run_async(command: Command) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = match command {
+        Command::Serve(_) | Command::Run(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return Failure::software(format!("cannot start the async runtime: {e}")).report(),
     };
