@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, Notify, Semaphore};
+use tokio::sync::{broadcast, mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -24,7 +24,7 @@ use crate::lifecycle::Control;
 use crate::plugins::Sandbox;
 use crate::store::{BudgetState, Claim, ControlOutcome, Store, StoreError, Submitted, TaskReset};
 use crate::telemetry::Metrics;
-use crate::workflow::{validate, Budget, ValidationError, WorkflowSpec, WorkflowStatus};
+use crate::workflow::{validate, Budget, ValidWorkflow, ValidationError, WorkflowSpec, WorkflowStatus};
 
 /// Settings of the engine.
 #[derive(Debug, Clone)]
@@ -221,10 +221,21 @@ impl Engine {
         let mut valid = validate(spec, |t| sandbox.has_executor(t) || elsewhere.contains(t))?;
         valid.traceparent = traceparent;
         crate::handoff::check_supplied(&valid)?;
-        let submitted = self.inner.store.submit(valid).await?;
-        if !submitted.existing {
-            self.inner.metrics.workflow_submitted();
-            self.inner.notify(&submitted.workflow_id, false);
+        // The workflow's first tasks are claimed by its own transaction, in the slots free now.
+        let mut permits = self.inner.free_slots(first_claim(&valid, self.inner.config.claim_batch));
+        let claim =
+            (!permits.is_empty() && !self.inner.shutdown.is_cancelled()).then(|| self.inner.claim(permits.len()));
+        let (submitted, claimed) = self.inner.store.submit_and_claim(valid, claim).await?;
+        if submitted.existing {
+            return Ok(submitted);
+        }
+        self.inner.metrics.workflow_submitted();
+        // The scheduler is needed only if the claim could not take every ready task.
+        let wake = permits.is_empty() || claimed.more_ready || claimed.tasks.is_empty();
+        scheduler::start(&self.inner, claimed.tasks, &mut permits);
+        drop(permits);
+        self.inner.notify(&submitted.workflow_id, false);
+        if wake {
             self.inner.wake.notify_one();
         }
         Ok(submitted)
@@ -354,6 +365,11 @@ impl Inner {
         }
     }
 
+    /// Up to `n` free slots of this host, taken now (fewer if fewer are free).
+    fn free_slots(&self, n: usize) -> Vec<OwnedSemaphorePermit> {
+        std::iter::from_fn(|| self.slots.clone().try_acquire_owned().ok()).take(n).collect()
+    }
+
     /// Remember that a retry becomes due at `at` (µs), and have the scheduler reckon its sleep again.
     fn due_at(&self, at: i64) {
         {
@@ -363,6 +379,17 @@ impl Inner {
             }
         }
         self.wake.notify_one();
+    }
+}
+
+/// How many tasks a submission's own claim may take: the tasks that are ready at once (those
+/// with no dependencies), as many as the workflow lets run and one claim takes.
+fn first_claim(wf: &ValidWorkflow, claim_batch: usize) -> usize {
+    let ready = wf.tasks.iter().filter(|t| t.dependencies.is_empty()).count();
+    if wf.start {
+        ready.min(wf.max_parallel_tasks as usize).min(claim_batch)
+    } else {
+        0
     }
 }
 

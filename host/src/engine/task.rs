@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
+use tokio::sync::mpsc::error::SendError;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -22,10 +23,9 @@ use crate::store::{Applied, ClaimedTask, TaskResultRow};
 use crate::telemetry::error_type_label;
 use crate::workflow::{TaskStatus, Usage};
 
-pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemaphorePermit) {
+/// Run the attempt `task` (registered as running with `token` by [`super::scheduler::start`]).
+pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemaphorePermit, token: CancellationToken) {
     let key = (task.workflow_id.clone(), task.task_id.to_string());
-    let token = CancellationToken::new();
-    inner.running.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), (task.attempt, token.clone()));
 
     let (outcome, by_plugin) = attempt(&inner, &task, token).instrument(attempt_span(&inner, &task).await).await;
     let failure = match &outcome.result {
@@ -38,7 +38,14 @@ pub(super) async fn run(inner: Arc<Inner>, task: ClaimedTask, permit: OwnedSemap
     inner.caps.ended(&task.agent_type);
     let (tx, rx) = oneshot::channel();
     // The slot goes with the outcome: the writer hands it to a task it claims in the same transaction.
-    let applied = if inner.writer.send((outcome, permit, tx)).is_ok() { rx.await.ok().flatten() } else { None };
+    let applied = match inner.writer.send((outcome, permit, tx)) {
+        Ok(()) => rx.await.ok().flatten(),
+        // The writer has stopped (the engine shuts down): record it here.
+        Err(SendError((outcome, permit, _))) => {
+            drop(permit);
+            super::writer::record_alone(&inner, outcome).await
+        }
+    };
 
     {
         // A retry of this task may already run (claimed with this outcome): leave its entry alone.

@@ -170,3 +170,27 @@ async fn pause_rollback_resume() {
     assert_eq!(script.calls.load(Ordering::SeqCst) - before, 2, "only b and c run again");
     e.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_submission_claims_its_first_tasks_and_keeps_version_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(dir.path().join("t.db").to_str().unwrap()).await.unwrap();
+    let wf =
+        spec(json!({"tasks": [task("a", &[], json!({})), task("b", &[], json!({})), task("c", &["a"], json!({}))]}));
+    let valid = crate::workflow::validate(wf, |_| true).unwrap();
+    let claim = crate::store::Claim {
+        worker_id: "w".into(),
+        max: 1,
+        lease: Duration::from_secs(30),
+        workflows: None,
+        agent_types: None,
+    };
+    let (submitted, claimed) = store.submit_and_claim(valid, Some(claim)).await.unwrap();
+    assert_eq!(claimed.tasks.len(), 1, "as many as the claim asked for");
+    assert!(claimed.more_ready, "the other root is left for the scheduler");
+    assert_eq!(submitted.version, 1);
+    let created = store.state_at(&submitted.workflow_id, 1).await.unwrap();
+    assert!(created.tasks.values().all(|t| t.status == TaskStatus::Pending), "{:?}", created.tasks);
+    let now = store.state_at(&submitted.workflow_id, 2).await.unwrap();
+    assert_eq!(now.tasks[claimed.tasks[0].task_id.as_ref()].status, TaskStatus::Running);
+}

@@ -23,9 +23,12 @@ pub(super) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>)
             biased;
             n = rx.recv_many(&mut batch, max) => if n == 0 { return },
             _ = inner.shutdown.cancelled() => {
-                // Stop once every attempt still running here has been recorded.
+                // Stop once every attempt still running here has been recorded. An attempt
+                // started after that (by a claim under way at shutdown) records its own outcome.
                 if rx.is_empty() && inner.running.lock().map(|r| r.is_empty()).unwrap_or(true) {
-                    return;
+                    rx.close();
+                    // What was sent before the close is recorded first; then `recv_many` says 0.
+                    continue;
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 continue;
@@ -45,12 +48,7 @@ pub(super) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>)
                 // The scheduler is needed only if slots are left over or ready tasks were left.
                 let wake = claimed.more_ready || claimed.tasks.len() < permits.len();
                 // The claimed tasks take over the slots of the attempts just recorded.
-                for t in claimed.tasks {
-                    match permits.pop() {
-                        Some(permit) => scheduler::start(&inner, t, permit),
-                        None => tracing::error!("claimed more tasks than slots; the lease will expire and retry it"),
-                    }
-                }
+                scheduler::start(&inner, claimed.tasks, &mut permits);
                 drop(permits);
                 for (reply, a) in replies.into_iter().zip(applied) {
                     let _ = reply.send(Some(a));
@@ -72,7 +70,8 @@ pub(super) async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Job>)
     }
 }
 
-async fn record_alone(inner: &Inner, o: Outcome) -> Option<Applied> {
+/// Record one outcome in a transaction of its own, trying three times.
+pub(super) async fn record_alone(inner: &Inner, o: Outcome) -> Option<Applied> {
     for attempt in 0..3u32 {
         match inner.store.record_outcomes(std::slice::from_ref(&o)).await {
             Ok(mut a) => return a.pop(),

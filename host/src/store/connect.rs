@@ -107,6 +107,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::{with_statement_cache, Db, SqliteSync, Store};
 
     /// `PRAGMA synchronous` of the writer's and a reader's connection: 1 is NORMAL, 2 is FULL.
@@ -124,6 +126,27 @@ mod tests {
         store.close().await;
         let store = Store::connect_with(path.to_str().unwrap(), SqliteSync::Full).await.unwrap();
         assert_eq!(synchronous(&store).await, (2, 2));
+    }
+
+    #[tokio::test]
+    async fn the_writer_leaves_checkpoints_to_their_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(dir.path().join("t.db").to_str().unwrap()).await.unwrap();
+        let Db::Sqlite(db) = &store.db else { panic!("a SQLite store") };
+        assert_eq!(db.pragma("wal_autocheckpoint").await.unwrap(), (0, 1000));
+        // Commits are reported to the checkpointer: the tasks reach the database file.
+        let size = || std::fs::metadata(dir.path().join("t.db")).unwrap().len();
+        let before = size();
+        let tasks: Vec<_> = (0..200)
+            .map(|i| json!({"task_id": format!("t{i}"), "agent_type": "a", "input": {"pad": "x".repeat(2000)}}))
+            .collect();
+        let spec = serde_json::from_value(json!({ "tasks": tasks })).unwrap();
+        store.submit(crate::workflow::validate(spec, |_| true).unwrap()).await.unwrap();
+        let started = std::time::Instant::now();
+        while size() < before + 400_000 {
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "the WAL was not checkpointed");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     #[test]

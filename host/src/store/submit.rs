@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::claim::{claim_in, Claim, Claimed};
 use super::rows::History;
 use super::tx::{NewRows, Transaction, WriteTx};
-use super::{Result, Store, StoreError};
+use super::{Dialect, Result, Store, StoreError};
 use crate::clock::now_us;
 use crate::events::{EventKind, NewEvent, TaskNames};
 use crate::lifecycle::{Changes, TaskVersionState};
@@ -48,24 +49,34 @@ pub struct Submitted {
 impl Store {
     /// Store a validated workflow (and start it, unless it asks not to).
     pub async fn submit(&self, wf: ValidWorkflow) -> Result<Submitted> {
-        let (submitted, events) =
-            self.transact(Submit { wf, tracking: self.events_enabled(), origin: self.origin.clone() }).await?;
+        Ok(self.submit_and_claim(wf, None).await?.0)
+    }
+
+    /// [`Store::submit`], and in the same transaction claim ready tasks as `claim` asks (on
+    /// PostgreSQL only the new workflow's, whose row alone this transaction holds): a workflow's
+    /// first tasks start without another transaction. An earlier submission that the
+    /// idempotency key names claims nothing.
+    pub async fn submit_and_claim(&self, wf: ValidWorkflow, claim: Option<Claim>) -> Result<(Submitted, Claimed)> {
+        let op = Submit { wf, claim, tracking: self.events_enabled(), origin: self.origin.clone() };
+        let (submitted, claimed, events) = self.transact(op).await?;
         self.count_events(events);
-        Ok(submitted)
+        Ok((submitted, claimed))
     }
 }
 
 /// The transaction of a submission: the workflow, its tasks, version 1 (snapshotted: every
-/// rebuild has a base) and the creation events, or the workflow its idempotency key names.
+/// rebuild has a base) and the creation events, or the workflow its idempotency key names;
+/// then the claim, if any, as the next version.
 struct Submit {
     wf: ValidWorkflow,
+    claim: Option<Claim>,
     tracking: bool,
     origin: Arc<str>,
 }
 
 impl Transaction for Submit {
-    /// The submission and how many events it wrote.
-    type Output = (Submitted, u64);
+    /// The submission, what the claim took, and how many events it wrote.
+    type Output = (Submitted, Claimed, u64);
 
     async fn run<T: WriteTx>(self, tx: &mut T) -> Result<Self::Output> {
         let wf = &self.wf;
@@ -75,7 +86,7 @@ impl Transaction for Submit {
                     Some(f) if Some(&f) != wf.fingerprint.as_ref() => {
                         Err(StoreError::IdempotencyKeyReused { key: key.clone(), workflow_id: found.workflow_id })
                     }
-                    _ => Ok((found, 0)),
+                    _ => Ok((found, Claimed::default(), 0)),
                 };
             }
         }
@@ -94,7 +105,25 @@ impl Transaction for Submit {
         let flushed = history.flush(tx, NewRows::default(), self.tracking).await?;
         let version = flushed.versions.first().map(|(_, v)| *v).unwrap_or(1);
         super::rows::write_snapshot(tx, &id, version, status).await?;
+        let (claimed, claim_events) = match self.claim.filter(|c| c.max > 0 && wf.start) {
+            Some(claim) => claim_own(tx, claim, &id, self.tracking).await?,
+            None => (Claimed::default(), 0),
+        };
         super::rows::notify_hosts(tx, &self.origin, vec![(id.as_str(), false)]).await?;
-        Ok((Submitted { workflow_id: id, status, version, existing: false }, flushed.events))
+        let submitted = Submitted { workflow_id: id, status, version, existing: false };
+        Ok((submitted, claimed, flushed.events + claim_events))
     }
+}
+
+/// Claim in a submission's transaction, after its first version (and snapshot) are written.
+async fn claim_own<T: WriteTx>(tx: &mut T, claim: Claim, workflow_id: &str, tracking: bool) -> Result<(Claimed, u64)> {
+    let claim = match tx.dialect() {
+        // Taking other workflows' rows now could deadlock with another host's writer.
+        Dialect::Postgres => Claim { workflows: Some(vec![workflow_id.to_string()]), ..claim },
+        Dialect::Sqlite => claim,
+    };
+    let (mut history, mut rows) = (History::default(), NewRows::default());
+    let claimed = claim_in(tx, &claim, &mut history, &mut rows, tracking).await?;
+    let flushed = history.flush(tx, rows, tracking).await?;
+    Ok((claimed, flushed.events))
 }

@@ -5,9 +5,10 @@
 //! small steps ([`write`]: an outcome recorded, its dependent claimed) on the caller's thread
 //! when the connection is free, which saves the two thread hand-offs a step would pay (see
 //! [`Sqlite::write_soon`]). Reads run on read connections ([`read`]), which WAL lets read while
-//! the writer writes.
+//! the writer writes. A thread of its own checkpoints the WAL ([`checkpoint`]).
 
 mod access;
+mod checkpoint;
 mod installs;
 mod read;
 mod threads;
@@ -17,6 +18,7 @@ mod write;
 
 use std::path::Path;
 
+use checkpoint::Checkpointer;
 use rusqlite::TransactionBehavior;
 use threads::Connections;
 use write::SqliteTx;
@@ -31,6 +33,7 @@ pub(crate) struct Sqlite {
     read: Connections,
     /// The one write connection.
     write: Connections,
+    checkpoints: Checkpointer,
 }
 
 impl Sqlite {
@@ -44,14 +47,22 @@ impl Sqlite {
                 &format!("{pragmas} PRAGMA query_only = ON;"),
                 "hyphae-sqlite-read",
             )?,
-            write: Connections::open(path, 1, pragmas, "hyphae-sqlite-write")?,
+            write: Connections::open(
+                path,
+                1,
+                &format!("{pragmas} PRAGMA wal_autocheckpoint = 0;"),
+                "hyphae-sqlite-write",
+            )?,
+            checkpoints: Checkpointer::start(path, pragmas, "hyphae-sqlite-checkpoint")?,
         })
     }
 
     /// Run `op` in one transaction on the writer's thread, committed if it returns `Ok`. Every
     /// statement of a [`SqliteTx`] completes at once, so `op`'s future is ready when polled.
     pub(crate) async fn write<Op: Transaction>(&self, op: Op) -> Result<Op::Output> {
-        self.write.call(move |conn| transact(conn, op)).await
+        let out = self.write.call(move |conn| transact(conn, op)).await;
+        self.checkpoints.committed();
+        out
     }
 
     /// [`Sqlite::write`], on the caller's thread if the writer is free now (blocking it until
@@ -59,7 +70,9 @@ impl Sqlite {
     /// steps, whose transactions cost about what the two hand-offs to the writer's thread and
     /// back cost.
     pub(crate) async fn write_soon<Op: Transaction>(&self, op: Op) -> Result<Op::Output> {
-        self.write.call_soon(move |conn| transact(conn, op)).await
+        let out = self.write.call_soon(move |conn| transact(conn, op)).await;
+        self.checkpoints.committed();
+        out
     }
 }
 
@@ -77,6 +90,7 @@ impl Sqlite {
     pub(crate) fn close(&self) {
         self.read.close();
         self.write.close();
+        self.checkpoints.stop();
     }
 
     /// The value of `PRAGMA name` on the writer's connection and on a read connection.
