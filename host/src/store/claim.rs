@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::rows::History;
 use super::tx::{AttemptStart, NewRows, StartedRow, TakenSlots, Transaction, WriteTx};
-use super::{Result, Store, TaskResultRow};
+use super::{Dialect, Result, Store, TaskResultRow};
 use crate::clock::now_us;
 use crate::events::TaskNames;
 use crate::lifecycle::{self, Changes};
@@ -70,10 +70,22 @@ pub struct Claim {
     pub agent_types: Option<Arc<[String]>>,
 }
 
-/// Claiming alone, in a transaction of its own.
-struct ClaimTasks {
-    claim: Claim,
-    tracking: bool,
+impl Claim {
+    /// This claim, on PostgreSQL narrowed to the workflows whose rows the transaction already
+    /// holds (`held`): taking other workflow rows could deadlock with another host's writer.
+    pub(crate) fn within_held(self, dialect: Dialect, held: impl FnOnce() -> Vec<String>) -> Claim {
+        match dialect {
+            Dialect::Postgres => Claim { workflows: Some(held()), ..self },
+            Dialect::Sqlite => self,
+        }
+    }
+}
+
+/// Claiming, with the versions and events it writes: alone in a transaction of its own, or
+/// last in another one's.
+pub(crate) struct ClaimTasks {
+    pub claim: Claim,
+    pub tracking: bool,
 }
 
 impl Transaction for ClaimTasks {

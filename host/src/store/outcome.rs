@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::claim::{claim_in, Claim, Claimed};
 use super::rows::{notify_hosts, History};
 use super::tx::{AttemptClose, Completion, NewRows, Transaction, WriteTx};
-use super::{Dialect, Result, Store};
+use super::{Result, Store};
 use crate::clock::now_us;
 use crate::events::NewEvent;
 use crate::lifecycle::{self, AttemptEnded, AttemptResult, Changes, Held, Outcome, Stop, Stopped, TaskUpdate};
@@ -116,15 +116,9 @@ impl Transaction for RecordOutcomes {
         let mut rows = NewRows { attempts_closed: batch.attempts, ..NewRows::default() };
         let mut history = batch.history;
         settle_workflows(tx, &batch.workflows, &mut history, &mut applied).await?;
-        // On PostgreSQL, claim only from the workflows whose rows this transaction already holds:
-        // taking other workflow rows now could deadlock with another host's writer.
-        let claim = claim.map(|c| match tx.dialect() {
-            Dialect::Postgres => {
-                let held = batch.workflows.iter().filter(|(_, c)| !c.failed).map(|(id, _)| id.clone()).collect();
-                Claim { workflows: Some(held), ..c }
-            }
-            Dialect::Sqlite => c,
-        });
+        // Claim from the workflows this batch holds (not failed ones) where that matters.
+        let held = || batch.workflows.iter().filter(|(_, c)| !c.failed).map(|(id, _)| id.clone()).collect();
+        let claim = claim.map(|c| c.within_held(tx.dialect(), held));
         let claimed = match claim {
             Some(c) if c.max > 0 => claim_in(tx, &c, &mut history, &mut rows, tracking).await?,
             _ => Claimed::default(),

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::claim::{claim_in, Claim, Claimed};
+use super::claim::{Claim, ClaimTasks, Claimed};
 use super::rows::History;
 use super::tx::{NewRows, Transaction, WriteTx};
-use super::{Dialect, Result, Store, StoreError};
+use super::{Result, Store, StoreError};
 use crate::clock::now_us;
 use crate::events::{EventKind, NewEvent, TaskNames};
 use crate::lifecycle::{Changes, TaskVersionState};
@@ -106,24 +106,15 @@ impl Transaction for Submit {
         let version = flushed.versions.first().map(|(_, v)| *v).unwrap_or(1);
         super::rows::write_snapshot(tx, &id, version, status).await?;
         let (claimed, claim_events) = match self.claim.filter(|c| c.max > 0 && wf.start) {
-            Some(claim) => claim_own(tx, claim, &id, self.tracking).await?,
+            // After the first version and its snapshot: the claim is the next version.
+            Some(claim) => {
+                let claim = claim.within_held(tx.dialect(), || vec![id.clone()]);
+                ClaimTasks { claim, tracking: self.tracking }.run(tx).await?
+            }
             None => (Claimed::default(), 0),
         };
         super::rows::notify_hosts(tx, &self.origin, vec![(id.as_str(), false)]).await?;
         let submitted = Submitted { workflow_id: id, status, version, existing: false };
         Ok((submitted, claimed, flushed.events + claim_events))
     }
-}
-
-/// Claim in a submission's transaction, after its first version (and snapshot) are written.
-async fn claim_own<T: WriteTx>(tx: &mut T, claim: Claim, workflow_id: &str, tracking: bool) -> Result<(Claimed, u64)> {
-    let claim = match tx.dialect() {
-        // Taking other workflows' rows now could deadlock with another host's writer.
-        Dialect::Postgres => Claim { workflows: Some(vec![workflow_id.to_string()]), ..claim },
-        Dialect::Sqlite => claim,
-    };
-    let (mut history, mut rows) = (History::default(), NewRows::default());
-    let claimed = claim_in(tx, &claim, &mut history, &mut rows, tracking).await?;
-    let flushed = history.flush(tx, rows, tracking).await?;
-    Ok((claimed, flushed.events))
 }

@@ -60,7 +60,7 @@ fn run(conn: Connection, commits: &AtomicU64, stopped: &flume::Receiver<()>) {
         let now = commits.load(Ordering::Relaxed);
         if now != done {
             done = now;
-            if let Err(e) = checkpoint(&conn) {
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                 tracing::warn!(error = %e, "checkpointing the SQLite WAL failed; trying again shortly");
             }
         }
@@ -68,12 +68,6 @@ fn run(conn: Connection, commits: &AtomicU64, stopped: &flume::Receiver<()>) {
             return;
         }
     }
-}
-
-/// Copy what it can of the WAL into the database file, waiting for nobody. Returns the WAL's
-/// frames and those now copied.
-pub(crate) fn checkpoint(conn: &Connection) -> Result<(i64, i64)> {
-    Ok(conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(1)?, r.get(2)?)))?)
 }
 
 #[cfg(test)]
