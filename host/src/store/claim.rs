@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::rows::History;
-use super::tx::{AttemptStart, NewRows, StartedRow, TakenSlots, Transaction, WriteTx};
+use super::tx::{AttemptStart, NewRows, ReadyTask, StartedRow, TakenSlots, Transaction, WriteTx};
 use super::{Dialect, Result, Store, TaskResultRow};
 use crate::clock::now_us;
 use crate::events::TaskNames;
@@ -104,16 +104,16 @@ impl Transaction for ClaimTasks {
 async fn take_slots<T: WriteTx>(
     tx: &mut T,
     workflow_id: &str,
-    mut task_ids: Vec<String>,
-) -> Result<Option<(TakenSlots, Vec<String>)>> {
-    let k = task_ids.len() as i64;
+    mut ready: Vec<ReadyTask>,
+) -> Result<Option<(TakenSlots, Vec<ReadyTask>)>> {
+    let k = ready.len() as i64;
     let slots = tx.take_slots(workflow_id, k).await?;
     let excess = lifecycle::excess_claims(slots.running, slots.max_parallel, k);
     if excess > 0 {
         tx.give_back_slots(workflow_id, excess).await?;
-        task_ids.truncate((k - excess) as usize);
+        ready.truncate((k - excess) as usize);
     }
-    Ok((!task_ids.is_empty()).then_some((slots, task_ids)))
+    Ok((!ready.is_empty()).then_some((slots, ready)))
 }
 
 /// The claimed tasks, from the rows the claim started.
@@ -179,16 +179,16 @@ pub(crate) async fn claim_in<T: WriteTx>(
     // One more is asked for, to know whether more were ready.
     let ready = tx.ready_tasks(now, claim.max + 1, claim.workflows.as_deref(), claim.agent_types.as_deref()).await?;
     let more_ready = ready.len() > claim.max;
-    let mut by_workflow: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (workflow_id, task_id) in ready.into_iter().take(claim.max) {
-        by_workflow.entry(workflow_id).or_default().push(task_id);
+    let mut by_workflow: BTreeMap<String, Vec<ReadyTask>> = BTreeMap::new();
+    for task in ready.into_iter().take(claim.max) {
+        by_workflow.entry(task.workflow_id.clone()).or_default().push(task);
     }
     let lease_expires = now + claim.lease.as_micros() as i64;
-    for (workflow_id, task_ids) in by_workflow {
-        let Some((slots, task_ids)) = take_slots(tx, &workflow_id, task_ids).await? else {
+    for (workflow_id, ready) in by_workflow {
+        let Some((slots, ready)) = take_slots(tx, &workflow_id, ready).await? else {
             continue;
         };
-        let started_rows = tx.start_tasks(&workflow_id, &task_ids, &claim.worker_id, lease_expires, now).await?;
+        let started_rows = tx.start_tasks(&workflow_id, &ready, &claim.worker_id, lease_expires, now).await?;
         let mut started = started(&workflow_id, started_rows, &slots, now)?;
         if started.is_empty() {
             continue;

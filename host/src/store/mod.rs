@@ -204,7 +204,7 @@ impl Store {
         match &self.db {
             Db::Sqlite(db) => db.write(op).await,
             Db::Postgres(pool) => {
-                let mut conn = pool.begin().await?;
+                let mut conn = pool.begin_with(postgres::BEGIN_WRITE).await?;
                 let out = op.run(&mut postgres::PgTx { conn: &mut conn }).await?;
                 conn.commit().await?;
                 Ok(out)

@@ -32,6 +32,17 @@ pub struct Completion<'a> {
     pub output: &'a str,
 }
 
+/// A ready task a claim found and locked.
+#[derive(Debug)]
+pub struct ReadyTask {
+    pub workflow_id: String,
+    pub task_id: String,
+    /// Where the row is, on PostgreSQL (its `ctid`, valid while the lock is held): starting the
+    /// task by it needs no plan over the workflow's rows, whose count the planner cannot know
+    /// for a workflow newer than its statistics.
+    pub row: Option<String>,
+}
+
 /// A workflow after a claim took slots: how many run now, its limit, and what its tasks share.
 pub struct TakenSlots {
     pub running: i64,
@@ -190,14 +201,15 @@ pub trait StepTx {
     async fn pause_running(&mut self, workflow_id: &str, reason: &Value) -> Result<bool>;
 
     /// Ready tasks of running workflows with free slots (of `only` these workflows and of
-    /// `agent_types`, when given), first ready first, at most `limit`: (workflow id, task id).
+    /// `agent_types`, when given), first ready first, at most `limit`, locked until the end of
+    /// the transaction.
     async fn ready_tasks(
         &mut self,
         now: i64,
         limit: usize,
         only: Option<&[String]>,
         agent_types: Option<&[String]>,
-    ) -> Result<Vec<(String, String)>>;
+    ) -> Result<Vec<ReadyTask>>;
 
     /// Take `k` slots of a workflow.
     async fn take_slots(&mut self, workflow_id: &str, k: i64) -> Result<TakenSlots>;
@@ -205,12 +217,12 @@ pub trait StepTx {
     /// Give back `n` slots a claim took but may not use.
     async fn give_back_slots(&mut self, workflow_id: &str, n: i64) -> Result<()>;
 
-    /// Start these ready tasks of a workflow under a lease as their next attempt. Returns the
-    /// rows of those started, in submission order.
+    /// Start these ready tasks of a workflow, as [`WriteTx::ready_tasks`] returned them, under a
+    /// lease as their next attempt. Returns the rows of those started, in submission order.
     async fn start_tasks(
         &mut self,
         workflow_id: &str,
-        task_ids: &[String],
+        ready: &[ReadyTask],
         worker_id: &str,
         lease_expires: i64,
         now: i64,

@@ -18,7 +18,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 
 use super::rows::json_opt;
-use super::tx::{budget_of, Completion, NewRows, Numbered, StartedRow, StepTx, TakenSlots, HELD_COLUMNS};
+use super::tx::{budget_of, Completion, NewRows, Numbered, ReadyTask, StartedRow, StepTx, TakenSlots, HELD_COLUMNS};
 use super::versions::parse_status;
 use super::{Dialect, Result, TaskResultRow};
 use crate::events::blocks::{Block, Content};
@@ -27,6 +27,14 @@ use crate::workflow::{TaskStatus, Usage, WorkflowStatus};
 use inserts::{add, placeholders, Inserts};
 
 pub(crate) use read::{read_only, rows, Pool};
+
+/// How a write transaction begins. Its statements reach rows by key (primary key, a workflow's
+/// ready index, a locked row's `ctid`), so the planner is kept from whole-table and bitmap scans:
+/// its estimates lag behind a queue table (a workflow newer than the statistics counts as a row
+/// or two, and a cached plan keeps the table's size from when it was made), and with them it
+/// chose to scan every task of the table, or read and sort every ready task of a 10,000-task
+/// workflow, on each claim.
+pub(crate) const BEGIN_WRITE: &str = "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off";
 
 /// An open transaction.
 pub(crate) struct PgTx<'c> {
@@ -331,7 +339,7 @@ impl StepTx for PgTx<'_> {
         limit: usize,
         only: Option<&[String]>,
         agent_types: Option<&[String]>,
-    ) -> Result<Vec<(String, String)>> {
+    ) -> Result<Vec<ReadyTask>> {
         let only_sql = match only {
             Some(w) => format!(
                 " AND w.workflow_id IN ({})",
@@ -342,8 +350,8 @@ impl StepTx for PgTx<'_> {
         // Each running workflow with free slots gives its first ready tasks, read in order from
         // its own ready index: the cost follows the slots, not the tasks waiting.
         let sql = format!(
-            "SELECT t.workflow_id, t.task_id FROM workflows w CROSS JOIN LATERAL ( \
-             SELECT r.workflow_id, r.task_id, r.ready_at, r.position FROM tasks r \
+            "SELECT t.workflow_id, t.task_id, t.ctid::text FROM workflows w CROSS JOIN LATERAL ( \
+             SELECT r.workflow_id, r.task_id, r.ready_at, r.position, r.ctid FROM tasks r \
              WHERE r.workflow_id = w.workflow_id AND r.ready_at IS NOT NULL AND r.ready_at <= $1 \
              AND ($3::text[] IS NULL OR r.agent_type = ANY($3)) \
              ORDER BY r.ready_at, r.position LIMIT GREATEST(LEAST(w.max_parallel - w.running, $2), 0) \
@@ -356,7 +364,9 @@ impl StepTx for PgTx<'_> {
             q = q.bind(w);
         }
         let rows = q.fetch_all(&mut *self.conn).await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        rows.iter()
+            .map(|r| Ok(ReadyTask { workflow_id: r.try_get(0)?, task_id: r.try_get(1)?, row: r.try_get(2)? }))
+            .collect()
     }
 
     async fn take_slots(&mut self, workflow_id: &str, k: i64) -> Result<TakenSlots> {
@@ -388,26 +398,26 @@ impl StepTx for PgTx<'_> {
 
     async fn start_tasks(
         &mut self,
-        workflow_id: &str,
-        task_ids: &[String],
+        _workflow_id: &str,
+        ready: &[ReadyTask],
         worker_id: &str,
         lease_expires: i64,
         now: i64,
     ) -> Result<Vec<StartedRow>> {
-        let list: Vec<String> = (0..task_ids.len()).map(|i| format!("${}", i + 5)).collect();
-        let sql = format!(
-            "UPDATE tasks SET status = 'running', attempt = attempt + 1, ready_at = NULL, lease_owner = $2, \
-             lease_expires = $3, started_at = COALESCE(started_at, $4) \
-             WHERE workflow_id = $1 AND ready_at IS NOT NULL AND task_id IN ({}) \
+        // By where the rows are (the ready query locked them, so they stay there), for a plan
+        // that cannot wander over the workflow's other rows.
+        let rows: Vec<&str> = ready.iter().filter_map(|t| t.row.as_deref()).collect();
+        let q = sqlx::query(
+            "UPDATE tasks SET status = 'running', attempt = attempt + 1, ready_at = NULL, lease_owner = $1, \
+             lease_expires = $2, started_at = COALESCE(started_at, $3) WHERE ctid = ANY($4::text[]::tid[]) \
              RETURNING task_id, agent_id, agent_type, attempt, input, dependencies, timeout_ms, metadata, \
              ready_since, position",
-            list.join(", ")
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(workflow_id).bind(worker_id).bind(lease_expires).bind(now);
-        for task_id in task_ids {
-            q = q.bind(task_id);
-        }
-        let mut rows = Vec::with_capacity(task_ids.len());
+        )
+        .bind(worker_id)
+        .bind(lease_expires)
+        .bind(now)
+        .bind(rows);
+        let mut rows = Vec::with_capacity(ready.len());
         for r in q.fetch_all(&mut *self.conn).await? {
             let position: i64 = r.try_get(9)?;
             rows.push((
@@ -566,4 +576,61 @@ fn add_blocks(inserts: &mut Inserts, blocks: Vec<Block>) -> Result<()> {
         add(args, wf)?;
         add(args, seq)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+    use super::{PgTx, BEGIN_WRITE};
+    use crate::store::claim::{Claim, ClaimTasks};
+    use crate::store::tx::Transaction;
+    use crate::store::Store;
+    use crate::workflow::validate;
+
+    /// A new, empty database on the test server.
+    async fn new_database() -> String {
+        let admin = std::env::var("HYPHAE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut conn = PgConnection::connect(&admin).await.expect("a PostgreSQL server (HYPHAE_TEST_POSTGRES)");
+        let name = format!("hyphae_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
+        format!("{base}/{name}")
+    }
+
+    /// A claim's plans may not follow the planner's estimates of a new workflow, which are a
+    /// row or two: it reads the tasks it takes, not all the workflow's (as a bitmap scan of the
+    /// ready index or a scan of the table would).
+    #[tokio::test]
+    async fn a_claim_reads_the_tasks_it_takes_not_the_whole_workflow() {
+        let url = new_database().await;
+        let store = Store::connect(&url).await.unwrap();
+        let tasks: Vec<_> = (0..2000).map(|i| json!({"task_id": format!("t{i}"), "agent_type": "echo"})).collect();
+        let spec = serde_json::from_value(json!({"tasks": tasks, "max_parallel_tasks": 1000})).unwrap();
+        store.submit(validate(spec, |_| true).unwrap()).await.unwrap();
+
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(BEGIN_WRITE).execute(&mut conn).await.unwrap();
+        let claim = Claim {
+            worker_id: "w".into(),
+            max: 64,
+            lease: Duration::from_secs(30),
+            workflows: None,
+            agent_types: None,
+        };
+        let (claimed, _) = ClaimTasks { claim, tracking: true }.run(&mut PgTx { conn: &mut conn }).await.unwrap();
+        assert_eq!(claimed.tasks.len(), 64);
+        assert_eq!(claimed.tasks[0].task_id.as_ref(), "t0", "first submitted, first claimed");
+        let (seq_scans, fetched): (i64, i64) =
+            sqlx::query_as("SELECT seq_scan, idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname = 'tasks'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(seq_scans, 0, "no scan of the whole table");
+        assert!(fetched <= 65, "the claim fetched {fetched} task rows through indexes for 64 tasks");
+    }
 }

@@ -9,7 +9,9 @@ use serde_json::Value;
 use crate::events::blocks::Content;
 use crate::lifecycle::{Changes, Held, TaskVersionState, Unfinished};
 use crate::store::rows::json_opt;
-use crate::store::tx::{budget_of, Completion, NewRows, Numbered, StartedRow, StepTx, TakenSlots, HELD_COLUMNS};
+use crate::store::tx::{
+    budget_of, Completion, NewRows, Numbered, ReadyTask, StartedRow, StepTx, TakenSlots, HELD_COLUMNS,
+};
 use crate::store::versions::parse_status;
 use crate::store::{Dialect, Result, TaskResultRow};
 use crate::workflow::{TaskStatus, Usage, WorkflowStatus};
@@ -235,7 +237,7 @@ impl StepTx for SqliteTx<'_> {
         limit: usize,
         only: Option<&[String]>,
         agent_types: Option<&[String]>,
-    ) -> Result<Vec<(String, String)>> {
+    ) -> Result<Vec<ReadyTask>> {
         let mut select = self.conn.prepare_cached(READY_TASKS)?;
         let agent_types = agent_types.map(serde_json::to_string).transpose()?;
         // Only some workflows: read them all (-1 is no limit), keep theirs up to the limit.
@@ -244,7 +246,7 @@ impl StepTx for SqliteTx<'_> {
         while let Some(r) = rows.next()? {
             let workflow_id: String = r.get(0)?;
             if only.is_none_or(|w| w.contains(&workflow_id)) {
-                ready.push((workflow_id, r.get(1)?));
+                ready.push(ReadyTask { workflow_id, task_id: r.get(1)?, row: None });
             }
             if ready.len() == limit {
                 break;
@@ -283,7 +285,7 @@ impl StepTx for SqliteTx<'_> {
     async fn start_tasks(
         &mut self,
         workflow_id: &str,
-        task_ids: &[String],
+        ready: &[ReadyTask],
         worker_id: &str,
         lease_expires: i64,
         now: i64,
@@ -295,9 +297,9 @@ impl StepTx for SqliteTx<'_> {
              RETURNING task_id, agent_id, agent_type, attempt, input, dependencies, timeout_ms, metadata, \
              ready_since, position",
         )?;
-        let mut started = Vec::with_capacity(task_ids.len());
-        for task_id in task_ids {
-            let args = (workflow_id, task_id, worker_id, lease_expires, now);
+        let mut started = Vec::with_capacity(ready.len());
+        for task in ready {
+            let args = (workflow_id, &task.task_id, worker_id, lease_expires, now);
             let row = update.query_row(args, |r| {
                 let row = StartedRow {
                     task_id: r.get("task_id")?,
