@@ -1,6 +1,5 @@
 //! Claiming ready tasks under a lease: the only way a task starts running.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,27 +98,28 @@ impl Transaction for ClaimTasks {
     }
 }
 
-/// Take a slot of the workflow for each task; another host may have taken some meanwhile, so
-/// give back any excess. Returns what the tasks share and those that got a slot, if any did.
-async fn take_slots<T: WriteTx>(
+/// Keep as many of a workflow's ready tasks as its slots allow: another host may have taken
+/// some slots since the claim read the workflow, so give back any excess.
+async fn fit_slots<T: WriteTx>(
     tx: &mut T,
     workflow_id: &str,
-    mut ready: Vec<ReadyTask>,
-) -> Result<Option<(TakenSlots, Vec<ReadyTask>)>> {
+    slots: &TakenSlots,
+    ready: &mut Vec<ReadyTask>,
+) -> Result<()> {
     let k = ready.len() as i64;
-    let slots = tx.take_slots(workflow_id, k).await?;
     let excess = lifecycle::excess_claims(slots.running, slots.max_parallel, k);
     if excess > 0 {
         tx.give_back_slots(workflow_id, excess).await?;
         ready.truncate((k - excess) as usize);
     }
-    Ok((!ready.is_empty()).then_some((slots, ready)))
+    Ok(())
 }
 
 /// The claimed tasks, from the rows the claim started.
-fn started(workflow_id: &str, rows: Vec<StartedRow>, slots: &TakenSlots, now: i64) -> Result<Vec<ClaimedTask>> {
+fn started(workflow_id: &str, rows: Vec<StartedRow>, slots: &TakenSlots, now: i64) -> Vec<ClaimedTask> {
     let mut tasks = Vec::with_capacity(rows.len());
     for r in rows {
+        let dependency_results = in_order(r.dependency_results, &r.dependencies);
         tasks.push(ClaimedTask {
             workflow_id: workflow_id.to_string(),
             task_id: r.task_id.into(),
@@ -127,8 +127,8 @@ fn started(workflow_id: &str, rows: Vec<StartedRow>, slots: &TakenSlots, now: i6
             agent_type: r.agent_type.into(),
             attempt: r.attempt,
             input: r.input,
-            dependencies: serde_json::from_str(&r.dependencies)?,
-            dependency_results: Vec::new(),
+            dependencies: r.dependencies,
+            dependency_results,
             timeout: r.timeout_ms.map(|ms| Duration::from_millis(ms as u64)),
             metadata: r.metadata,
             variables: slots.variables.clone(),
@@ -137,7 +137,7 @@ fn started(workflow_id: &str, rows: Vec<StartedRow>, slots: &TakenSlots, now: i6
             budget: slots.budget,
         });
     }
-    Ok(tasks)
+    tasks
 }
 
 impl Store {
@@ -176,31 +176,22 @@ pub(crate) async fn claim_in<T: WriteTx>(
     }
     let now = now_us();
     let mut claimed = Vec::new();
-    // One more is asked for, to know whether more were ready.
-    let ready = tx.ready_tasks(now, claim.max + 1, claim.workflows.as_deref(), claim.agent_types.as_deref()).await?;
-    let more_ready = ready.len() > claim.max;
-    let mut by_workflow: BTreeMap<String, Vec<ReadyTask>> = BTreeMap::new();
-    for task in ready.into_iter().take(claim.max) {
-        by_workflow.entry(task.workflow_id.clone()).or_default().push(task);
-    }
+    let taken = tx.take_ready(now, claim.max, claim.workflows.as_deref(), claim.agent_types.as_deref()).await?;
     let lease_expires = now + claim.lease.as_micros() as i64;
-    for (workflow_id, ready) in by_workflow {
-        let Some((slots, ready)) = take_slots(tx, &workflow_id, ready).await? else {
-            continue;
-        };
-        let started_rows = tx.start_tasks(&workflow_id, &ready, &claim.worker_id, lease_expires, now).await?;
-        let mut started = started(&workflow_id, started_rows, &slots, now)?;
-        if started.is_empty() {
+    for (workflow_id, slots, mut ready) in taken.workflows {
+        fit_slots(tx, &workflow_id, &slots, &mut ready).await?;
+        if ready.is_empty() {
             continue;
         }
-        for task in started.iter_mut().filter(|t| !t.dependencies.is_empty()) {
-            let results = tx.task_results(&workflow_id, &task.dependencies).await?;
-            task.dependency_results = in_order(results, &task.dependencies);
+        let started_rows = tx.start_tasks(&workflow_id, &ready, &claim.worker_id, lease_expires, now).await?;
+        let started = started(&workflow_id, started_rows, &slots, now);
+        if started.is_empty() {
+            continue;
         }
         record_started(&workflow_id, &started, &claim.worker_id, now, tracking, history, rows);
         claimed.extend(started);
     }
-    Ok(Claimed { tasks: claimed, more_ready })
+    Ok(Claimed { tasks: claimed, more_ready: taken.more_ready })
 }
 
 /// `rows` in the order of `task_ids`.

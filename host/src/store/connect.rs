@@ -13,6 +13,9 @@ use sqlx::{ConnectOptions, Connection};
 use super::sqlite::Sqlite;
 use super::{Db, Result, Store, StoreError};
 
+/// How long a pooled PostgreSQL connection may rest before it is checked on its next use.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -75,6 +78,19 @@ impl Store {
                 .max_connections(16)
                 // A request waits this long for a connection before it is answered 503.
                 .acquire_timeout(Duration::from_secs(10))
+                // A connection is checked (one round trip) only after resting a while: one in
+                // use answered a moment ago, and checking it cost each step of a workflow a
+                // round trip. A connection the server dropped meanwhile fails its statement,
+                // is closed, and the writer records its outcomes again.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > IDLE_BEFORE_PING {
+                            conn.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(opts)
                 .await?;
             Db::Postgres(pool)

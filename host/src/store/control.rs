@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::outcome::stop_remaining;
-use super::rows::History;
+use super::rows::{notices, History};
 use super::tx::{NewRows, Transaction, WriteTx};
 use super::versions::state_at_in;
 use super::{Result, Store, StoreError};
@@ -136,12 +136,12 @@ impl Transaction for ApplyControl {
         let mut history = History::default();
         history.version(workflow_id, status, reason, changes);
         history.events(workflow_id, events);
-        let flushed = history.flush(tx, NewRows::default(), self.tracking).await?;
+        let rows = NewRows { notices: notices(&self.origin, vec![(workflow_id, true)]), ..NewRows::default() };
+        let flushed = history.flush(tx, rows, self.tracking).await?;
         let version = flushed.versions.first().map(|(_, v)| *v).unwrap_or(view.version + 1);
         if matches!(step, ControlStep::Rollback { .. }) {
             super::rows::write_snapshot(tx, workflow_id, version, status).await?;
         }
-        super::rows::notify_hosts(tx, &self.origin, vec![(workflow_id, true)]).await?;
         Ok((outcome(status, version, true, cancelled), flushed.events))
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::claim::{claim_in, Claim, Claimed};
-use super::rows::{notify_hosts, History};
+use super::rows::{notices, History};
 use super::tx::{AttemptClose, Completion, NewRows, Transaction, WriteTx};
 use super::{Result, Store};
 use crate::clock::now_us;
@@ -123,8 +123,8 @@ impl Transaction for RecordOutcomes {
             Some(c) if c.max > 0 => claim_in(tx, &c, &mut history, &mut rows, tracking).await?,
             _ => Claimed::default(),
         };
+        rows.notices = notices(&origin, changed(&outcomes, &applied));
         let flushed = history.flush(tx, rows, tracking).await?;
-        notify_hosts(tx, &origin, changed(&outcomes, &applied)).await?;
         Ok((applied, claimed, flushed.events))
     }
 }

@@ -292,8 +292,9 @@ impl Store {
     }
 
     async fn tasks_of(&self, workflow_id: &str, filter: &TaskFilter) -> Result<Page<TaskState>> {
+        // `position >= 0` (always true) lets PostgreSQL use its paging index (see its migration).
         let sql = format!(
-            "SELECT {TASK_COLUMNS}, position FROM tasks WHERE workflow_id = $1 AND position >= $2 \
+            "SELECT {TASK_COLUMNS}, position FROM tasks WHERE workflow_id = $1 AND position >= 0 AND position >= $2 \
              AND ($3 = '' OR status = $3) ORDER BY position LIMIT $4 + 0"
         );
         let args = vec![

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::tx::{NewRows, VersionRow, WriteTx};
-use super::{Dialect, Result};
+use super::Result;
 use crate::clock::now_us;
 use crate::events::blocks;
 use crate::events::NewEvent;
@@ -156,19 +156,16 @@ pub fn parse_notice(payload: &str) -> Option<(&str, bool, &str)> {
     Some((origin, flag == "s", workflow_id))
 }
 
-/// On PostgreSQL, tell every host (on commit) that these workflows changed, and whether the
-/// change stopped running attempts, so ready tasks start within milliseconds on some host, event
-/// streams on any host see new events, and stopped attempts are interrupted wherever they run.
-pub async fn notify_hosts<T: WriteTx>(tx: &mut T, origin: &str, workflows: Vec<(&str, bool)>) -> Result<()> {
-    if tx.dialect() != Dialect::Postgres {
-        return Ok(());
-    }
+/// The change notices telling every host sharing the database (on commit) that these workflows
+/// changed, and whether the change stopped running attempts, so ready tasks start within
+/// milliseconds on some host, event streams on any host see new events, and stopped attempts are
+/// interrupted wherever they run. They go out with a transaction's rows ([`NewRows::notices`]).
+pub fn notices(origin: &str, workflows: Vec<(&str, bool)>) -> Vec<String> {
     let mut merged: std::collections::BTreeMap<&str, bool> = Default::default();
     for (id, stopped) in workflows {
         *merged.entry(id).or_default() |= stopped;
     }
-    let payloads: Vec<String> = merged.into_iter().map(|(id, s)| notice_payload(origin, s, id)).collect();
-    tx.notify(&payloads).await
+    merged.into_iter().map(|(id, s)| notice_payload(origin, s, id)).collect()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::claim::{Claim, ClaimTasks, Claimed};
-use super::rows::History;
+use super::rows::{notices, History};
 use super::tx::{NewRows, Transaction, WriteTx};
 use super::{Result, Store, StoreError};
 use crate::clock::now_us;
@@ -102,7 +102,8 @@ impl Transaction for Submit {
         if self.tracking {
             history.events(&id, created_events(wf));
         }
-        let flushed = history.flush(tx, NewRows::default(), self.tracking).await?;
+        let rows = NewRows { notices: notices(&self.origin, vec![(id.as_str(), false)]), ..NewRows::default() };
+        let flushed = history.flush(tx, rows, self.tracking).await?;
         let version = flushed.versions.first().map(|(_, v)| *v).unwrap_or(1);
         super::rows::write_snapshot(tx, &id, version, status).await?;
         let (claimed, claim_events) = match self.claim.filter(|c| c.max > 0 && wf.start) {
@@ -113,7 +114,6 @@ impl Transaction for Submit {
             }
             None => (Claimed::default(), 0),
         };
-        super::rows::notify_hosts(tx, &self.origin, vec![(id.as_str(), false)]).await?;
         let submitted = Submitted { workflow_id: id, status, version, existing: false };
         Ok((submitted, claimed, flushed.events + claim_events))
     }

@@ -43,6 +43,25 @@ pub struct ReadyTask {
     pub row: Option<String>,
 }
 
+/// The ready tasks a claim found and locked, by workflow (in id order), each workflow with
+/// as many slots taken as it has tasks here.
+#[derive(Default)]
+pub struct ReadySlots {
+    pub workflows: Vec<(String, TakenSlots, Vec<ReadyTask>)>,
+    /// More tasks were ready than the claim could take.
+    pub more_ready: bool,
+}
+
+/// The first `max` of `ready` (in ready order) by workflow, and whether there were more.
+pub fn by_workflow(ready: Vec<ReadyTask>, max: usize) -> (BTreeMap<String, Vec<ReadyTask>>, bool) {
+    let more_ready = ready.len() > max;
+    let mut by_workflow: BTreeMap<String, Vec<ReadyTask>> = BTreeMap::new();
+    for task in ready.into_iter().take(max) {
+        by_workflow.entry(task.workflow_id.clone()).or_default().push(task);
+    }
+    (by_workflow, more_ready)
+}
+
 /// A workflow after a claim took slots: how many run now, its limit, and what its tasks share.
 pub struct TakenSlots {
     pub running: i64,
@@ -60,7 +79,9 @@ pub struct StartedRow {
     pub agent_type: String,
     pub attempt: u32,
     pub input: String,
-    pub dependencies: String,
+    pub dependencies: Vec<String>,
+    /// The results of its dependencies (those that exist), in no set order.
+    pub dependency_results: Vec<TaskResultRow>,
     pub timeout_ms: Option<i64>,
     pub metadata: String,
     pub ready_since: Option<i64>,
@@ -120,6 +141,9 @@ pub struct NewRows {
     pub attempts_closed: Vec<AttemptClose>,
     pub versions: Vec<VersionRow>,
     pub blocks: Vec<Block>,
+    /// Change notices for the other hosts sharing the database, sent on commit (SQLite, whose
+    /// database one host owns, has no one to tell).
+    pub notices: Vec<String>,
 }
 
 /// Every statement a write transaction may ask of its database: [`StepTx`], [`WorkflowTx`],
@@ -201,24 +225,23 @@ pub trait StepTx {
     async fn pause_running(&mut self, workflow_id: &str, reason: &Value) -> Result<bool>;
 
     /// Ready tasks of running workflows with free slots (of `only` these workflows and of
-    /// `agent_types`, when given), first ready first, at most `limit`, locked until the end of
-    /// the transaction.
-    async fn ready_tasks(
+    /// `agent_types`, when given), first ready first, at most `max`, locked until the end of the
+    /// transaction; of each workflow they belong to, one slot taken per task (the workflow rows
+    /// locked in id order).
+    async fn take_ready(
         &mut self,
         now: i64,
-        limit: usize,
+        max: usize,
         only: Option<&[String]>,
         agent_types: Option<&[String]>,
-    ) -> Result<Vec<ReadyTask>>;
-
-    /// Take `k` slots of a workflow.
-    async fn take_slots(&mut self, workflow_id: &str, k: i64) -> Result<TakenSlots>;
+    ) -> Result<ReadySlots>;
 
     /// Give back `n` slots a claim took but may not use.
     async fn give_back_slots(&mut self, workflow_id: &str, n: i64) -> Result<()>;
 
-    /// Start these ready tasks of a workflow, as [`WriteTx::ready_tasks`] returned them, under a
-    /// lease as their next attempt. Returns the rows of those started, in submission order.
+    /// Start these ready tasks of a workflow, as [`StepTx::take_ready`] returned them, under a
+    /// lease as their next attempt. Returns the rows of those started, with the results of their
+    /// dependencies, in submission order.
     async fn start_tasks(
         &mut self,
         workflow_id: &str,
@@ -237,12 +260,8 @@ pub trait StepTx {
     /// Store a snapshot (JSON) as `version`, unless there is one.
     async fn insert_snapshot(&mut self, workflow_id: &str, version: i64, state: &str) -> Result<()>;
 
-    /// Write the rows.
+    /// Write the rows and send the notices.
     async fn insert(&mut self, rows: NewRows) -> Result<()>;
-
-    /// Tell the other hosts sharing the database these change notices on commit (nothing to
-    /// tell on SQLite, whose database one host owns).
-    async fn notify(&mut self, payloads: &[String]) -> Result<()>;
 }
 
 /// The statements of submissions, budgets and controls.

@@ -1,87 +1,111 @@
-//! Multi-row INSERTs into several tables in one round trip.
+//! The rows a write transaction adds at its end, and its change notices, in one statement of
+//! fixed text: each table's rows go as one array per column (`unnest`), so the statement is
+//! parsed and planned once per connection, whatever the number of rows. (A VALUES list per
+//! row count was parsed and planned again for most batches: a third of its execution time.)
 
 use sqlx::error::BoxDynError;
 use sqlx::postgres::PgArguments;
-use sqlx::{Arguments, AssertSqlSafe, PgConnection};
+use sqlx::{Arguments, PgConnection};
 
+use crate::events::blocks::Content;
+use crate::store::tx::NewRows;
 use crate::store::Result;
 
-/// Bind parameters per round trip, under PostgreSQL's limit of 65,535 per statement.
-const MAX_PARAMS: usize = 30_000;
+/// Attempts started, attempts closed, versions, event blocks, their agent index, notices.
+const INSERT_ROWS: &str = "WITH s AS (INSERT INTO attempts (workflow_id, task_id, attempt, worker_id, status, \
+     queue_us, started_at) SELECT wf, tid, att, wid, 'running', q, st FROM unnest($1::text[], $2::text[], \
+     $3::int8[], $4::text[], $5::int8[], $6::int8[]) AS r (wf, tid, att, wid, q, st)), \
+     c AS (INSERT INTO attempts (workflow_id, task_id, attempt, worker_id, status, started_at, finished_at, \
+     error, log, plugin_digest, error_type, peak_memory) SELECT wf, tid, att, '', st, fin, fin, err, log, dig, et, pm \
+     FROM unnest($7::text[], $8::text[], $9::int8[], $10::text[], $11::int8[], $12::text[], $13::text[], \
+     $14::text[], $15::text[], $16::int8[]) AS r (wf, tid, att, st, fin, err, log, dig, et, pm) \
+     ON CONFLICT (workflow_id, task_id, attempt) DO UPDATE SET status = excluded.status, \
+     finished_at = excluded.finished_at, error = excluded.error, log = excluded.log, \
+     plugin_digest = excluded.plugin_digest, error_type = excluded.error_type, peak_memory = excluded.peak_memory), \
+     v AS (INSERT INTO workflow_versions (workflow_id, version, at, status, reason, changes) \
+     SELECT * FROM unnest($17::text[], $18::int8[], $19::int8[], $20::text[], $21::text[], $22::text[])), \
+     b AS (INSERT INTO event_blocks (workflow_id, first_seq, last_seq, first_ts, last_ts, event_count, events, data) \
+     SELECT * FROM unnest($23::text[], $24::int8[], $25::int8[], $26::int8[], $27::int8[], $28::int8[], \
+     $29::text[], $30::bytea[])), \
+     a AS (INSERT INTO event_agents (agent_id, first_ts, workflow_id, first_seq) \
+     SELECT * FROM unnest($31::text[], $32::int8[], $33::text[], $34::int8[])) \
+     SELECT pg_notify('hyphae', n) FROM unnest($35::text[]) AS n";
 
-/// The INSERTs that end a transaction (attempts, versions, event blocks, the agent index), sent
-/// together: one statement whose data-modifying CTEs run all but the last INSERT. Each round
-/// trip saved is one less wait on the writer's path.
-#[derive(Default)]
-pub struct Inserts {
-    /// Each group is one round trip: its INSERTs, their arguments, how many there are.
-    groups: Vec<(Vec<String>, PgArguments, usize)>,
+/// Write `rows` and send their notices (on commit), in one round trip.
+pub async fn insert_rows(conn: &mut PgConnection, rows: NewRows) -> Result<()> {
+    if rows.attempts_started.is_empty()
+        && rows.attempts_closed.is_empty()
+        && rows.versions.is_empty()
+        && rows.blocks.is_empty()
+        && rows.notices.is_empty()
+    {
+        return Ok(());
+    }
+    let args = arguments(rows).map_err(sqlx::Error::Encode)?;
+    sqlx::query_with(INSERT_ROWS, args).execute(conn).await?;
+    Ok(())
 }
 
-impl Inserts {
-    /// Add `INSERT INTO {target} VALUES ...` for `rows`, `cols` values each; `bind` adds a row's
-    /// values in column order.
-    pub fn rows<R>(
-        &mut self,
-        target: &str,
-        cols: usize,
-        rows: Vec<R>,
-        bind: impl FnMut(&mut PgArguments, R) -> std::result::Result<(), BoxDynError>,
-    ) -> Result<()> {
-        self.rows_then(target, cols, rows, "", bind)
-    }
+/// The 35 arrays of [`INSERT_ROWS`].
+fn arguments(rows: NewRows) -> std::result::Result<PgArguments, BoxDynError> {
+    let mut args = PgArguments::default();
+    let s = &rows.attempts_started;
+    args.add(s.iter().map(|a| a.workflow_id.as_str()).collect::<Vec<_>>())?;
+    args.add(s.iter().map(|a| &*a.task_id).collect::<Vec<_>>())?;
+    args.add(s.iter().map(|a| a.attempt as i64).collect::<Vec<_>>())?;
+    args.add(s.iter().map(|a| a.worker_id.as_str()).collect::<Vec<_>>())?;
+    args.add(s.iter().map(|a| a.queue_us).collect::<Vec<_>>())?;
+    args.add(s.iter().map(|a| a.started_at).collect::<Vec<_>>())?;
+    let c = &rows.attempts_closed;
+    args.add(c.iter().map(|a| a.workflow_id.as_str()).collect::<Vec<_>>())?;
+    args.add(c.iter().map(|a| a.task_id.as_str()).collect::<Vec<_>>())?;
+    args.add(c.iter().map(|a| a.attempt as i64).collect::<Vec<_>>())?;
+    args.add(c.iter().map(|a| a.status).collect::<Vec<_>>())?;
+    args.add(c.iter().map(|a| a.finished_at).collect::<Vec<_>>())?;
+    args.add(c.iter().map(|a| a.error.as_deref()).collect::<Vec<_>>())?;
+    args.add(c.iter().map(|a| a.log.as_deref()).collect::<Vec<_>>())?;
+    args.add(c.iter().map(|a| a.plugin_digest.as_deref()).collect::<Vec<_>>())?;
+    args.add(c.iter().map(|a| a.error_type.as_deref()).collect::<Vec<_>>())?;
+    args.add(c.iter().map(|a| a.peak_memory).collect::<Vec<_>>())?;
+    let v = &rows.versions;
+    args.add(v.iter().map(|v| v.workflow_id.as_str()).collect::<Vec<_>>())?;
+    args.add(v.iter().map(|v| v.version).collect::<Vec<_>>())?;
+    args.add(v.iter().map(|v| v.at).collect::<Vec<_>>())?;
+    args.add(v.iter().map(|v| v.status.as_str()).collect::<Vec<_>>())?;
+    args.add(v.iter().map(|v| v.reason).collect::<Vec<_>>())?;
+    args.add(v.iter().map(|v| v.changes.as_str()).collect::<Vec<_>>())?;
+    let b = &rows.blocks;
+    args.add(b.iter().map(|b| b.workflow_id.as_str()).collect::<Vec<_>>())?;
+    args.add(b.iter().map(|b| b.first_seq).collect::<Vec<_>>())?;
+    args.add(b.iter().map(|b| b.last_seq).collect::<Vec<_>>())?;
+    args.add(b.iter().map(|b| b.first_ts).collect::<Vec<_>>())?;
+    args.add(b.iter().map(|b| b.last_ts).collect::<Vec<_>>())?;
+    args.add(b.iter().map(|b| b.count).collect::<Vec<_>>())?;
+    args.add(b.iter().map(|b| text(&b.content)).collect::<Vec<_>>())?;
+    args.add(b.iter().map(|b| bytes(&b.content)).collect::<Vec<_>>())?;
+    let agents = || b.iter().flat_map(|b| b.agents.iter().map(move |(agent, ts)| (b, agent, *ts)));
+    args.add(agents().map(|(_, agent, _)| agent.as_str()).collect::<Vec<_>>())?;
+    args.add(agents().map(|(_, _, ts)| ts).collect::<Vec<_>>())?;
+    args.add(agents().map(|(b, _, _)| b.workflow_id.as_str()).collect::<Vec<_>>())?;
+    args.add(agents().map(|(b, _, _)| b.first_seq).collect::<Vec<_>>())?;
+    args.add(rows.notices.iter().map(String::as_str).collect::<Vec<_>>())?;
+    Ok(args)
+}
 
-    /// [`Inserts::rows`] with `then` after the VALUES list (an `ON CONFLICT` clause).
-    pub fn rows_then<R>(
-        &mut self,
-        target: &str,
-        cols: usize,
-        rows: Vec<R>,
-        then: &str,
-        mut bind: impl FnMut(&mut PgArguments, R) -> std::result::Result<(), BoxDynError>,
-    ) -> Result<()> {
-        let mut rows = rows.into_iter();
-        let mut left = rows.len();
-        while left > 0 {
-            if self.groups.last().is_none_or(|g| g.2 + cols > MAX_PARAMS) {
-                self.groups.push((Vec::new(), PgArguments::default(), 0));
-            }
-            let Some((parts, args, used)) = self.groups.last_mut() else { unreachable!("a group was just pushed") };
-            let n = ((MAX_PARAMS - *used) / cols).min(left);
-            let values = placeholders_from(*used, n, cols);
-            parts.push(format!("INSERT INTO {target} VALUES {values}{then}"));
-            for row in rows.by_ref().take(n) {
-                bind(args, row).map_err(sqlx::Error::Encode)?;
-            }
-            *used += n * cols;
-            left -= n;
-        }
-        Ok(())
-    }
-
-    /// Run the INSERTs.
-    pub async fn execute(self, conn: &mut PgConnection) -> Result<()> {
-        for (parts, args, _) in self.groups {
-            let sql = match parts.split_last() {
-                None => continue,
-                Some((last, [])) => last.clone(),
-                Some((last, before)) => {
-                    let ctes: Vec<String> = before.iter().enumerate().map(|(i, p)| format!("i{i} AS ({p})")).collect();
-                    format!("WITH {} {last}", ctes.join(", "))
-                }
-            };
-            sqlx::query_with(AssertSqlSafe(sql), args).execute(&mut *conn).await?;
-        }
-        Ok(())
+/// A block's content as the `events` column holds it (blocks of the first format).
+fn text(content: &Content) -> Option<&str> {
+    match content {
+        Content::Legacy(text) => Some(text),
+        Content::Encoded(_) => None,
     }
 }
 
-/// Add one value to a row's arguments.
-pub fn add<'t, T>(args: &mut PgArguments, value: T) -> std::result::Result<(), BoxDynError>
-where
-    T: sqlx::Encode<'t, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
-{
-    args.add(value)
+/// A block's content as the `data` column holds it.
+fn bytes(content: &Content) -> Option<&[u8]> {
+    match content {
+        Content::Legacy(_) => None,
+        Content::Encoded(bytes) => Some(bytes),
+    }
 }
 
 /// The VALUES list of a multi-row INSERT whose only parameters are these: `($1, $2), ($3, $4)`.
@@ -111,38 +135,7 @@ pub fn placeholders_from(before: usize, rows: usize, cols: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{add, placeholders, placeholders_from, Inserts, MAX_PARAMS};
-    use sqlx::Connection;
-
-    #[tokio::test]
-    async fn rows_of_several_tables_go_in_groups_under_the_parameter_limit() {
-        let url = std::env::var("HYPHAE_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let mut conn = sqlx::PgConnection::connect(&url).await.expect("a PostgreSQL server (HYPHAE_TEST_POSTGRES)");
-        sqlx::raw_sql("CREATE TEMP TABLE a (x BIGINT, y TEXT); CREATE TEMP TABLE b (z BIGINT)")
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let mut inserts = Inserts::default();
-        let many = MAX_PARAMS / 2 + 10; // two columns each: more than one round trip
-        inserts
-            .rows("a (x, y)", 2, (0..many as i64).collect(), |args, i| {
-                add(args, i)?;
-                add(args, format!("row {i}"))
-            })
-            .unwrap();
-        inserts.rows("b (z)", 1, vec![7i64, 8], add).unwrap();
-        assert_eq!(inserts.groups.len(), 2);
-        assert_eq!(inserts.groups[1].0.len(), 2, "the second group holds the rest of a and all of b");
-        inserts.execute(&mut conn).await.unwrap();
-        let (n, sum): (i64, i64) =
-            sqlx::query_as("SELECT COUNT(*), SUM(x)::BIGINT FROM a").fetch_one(&mut conn).await.unwrap();
-        assert_eq!((n as usize, sum as usize), (many, many * (many - 1) / 2));
-        let last: String = sqlx::query_scalar("SELECT y FROM a WHERE x = 15009").fetch_one(&mut conn).await.unwrap();
-        assert_eq!(last, "row 15009");
-        let z: i64 = sqlx::query_scalar("SELECT SUM(z)::BIGINT FROM b").fetch_one(&mut conn).await.unwrap();
-        assert_eq!(z, 15);
-    }
+    use super::{placeholders, placeholders_from};
 
     #[test]
     fn placeholders_number_across_rows() {

@@ -10,7 +10,8 @@ use crate::events::blocks::Content;
 use crate::lifecycle::{Changes, Held, TaskVersionState, Unfinished};
 use crate::store::rows::json_opt;
 use crate::store::tx::{
-    budget_of, Completion, NewRows, Numbered, ReadyTask, StartedRow, StepTx, TakenSlots, HELD_COLUMNS,
+    budget_of, by_workflow, Completion, NewRows, Numbered, ReadySlots, ReadyTask, StartedRow, StepTx, TakenSlots,
+    HELD_COLUMNS,
 };
 use crate::store::versions::parse_status;
 use crate::store::{Dialect, Result, TaskResultRow};
@@ -30,6 +31,54 @@ const READY_TASKS: &str = "SELECT t.workflow_id, t.task_id FROM tasks t CROSS JO
      AND w.status = 'running' AND w.running < w.max_parallel \
      AND (?3 IS NULL OR t.agent_type IN (SELECT value FROM json_each(?3))) \
      ORDER BY t.ready_at, t.position LIMIT ?2 + 0";
+
+impl SqliteTx<'_> {
+    /// Ready tasks, as [`StepTx::take_ready`] finds them, at most `limit`.
+    fn ready_tasks(
+        &mut self,
+        now: i64,
+        limit: usize,
+        only: Option<&[String]>,
+        agent_types: Option<&[String]>,
+    ) -> Result<Vec<ReadyTask>> {
+        let mut select = self.conn.prepare_cached(READY_TASKS)?;
+        let agent_types = agent_types.map(serde_json::to_string).transpose()?;
+        // Only some workflows: read them all (-1 is no limit), keep theirs up to the limit.
+        let mut rows = select.query((now, if only.is_some() { -1 } else { limit as i64 }, agent_types))?;
+        let mut ready = Vec::new();
+        while let Some(r) = rows.next()? {
+            let workflow_id: String = r.get(0)?;
+            if only.is_none_or(|w| w.contains(&workflow_id)) {
+                ready.push(ReadyTask { workflow_id, task_id: r.get(1)?, row: None });
+            }
+            if ready.len() == limit {
+                break;
+            }
+        }
+        Ok(ready)
+    }
+
+    /// Take `k` slots of a workflow.
+    fn take_slots(&mut self, workflow_id: &str, k: i64) -> Result<TakenSlots> {
+        let mut update = self.conn.prepare_cached(
+            "UPDATE workflows SET running = running + ?2 WHERE workflow_id = ?1 \
+             RETURNING running, max_parallel, variables, context, budget, egress_requests, llm_tokens",
+        )?;
+        let (taken, budget) = update.query_row((workflow_id, k), |r| {
+            let budget: (Option<String>, i64, i64) =
+                (r.get("budget")?, r.get("egress_requests")?, r.get("llm_tokens")?);
+            let taken = TakenSlots {
+                running: r.get("running")?,
+                max_parallel: r.get("max_parallel")?,
+                variables: r.get("variables")?,
+                context: r.get("context")?,
+                budget: None,
+            };
+            Ok((taken, budget))
+        })?;
+        Ok(TakenSlots { budget: budget_of(budget.0.as_deref(), budget.1, budget.2)?, ..taken })
+    }
+}
 
 /// What recording an outcome needs of its task, from a row with [`HELD_COLUMNS`].
 fn held(r: &Row) -> rusqlite::Result<Result<Held>> {
@@ -231,48 +280,21 @@ impl StepTx for SqliteTx<'_> {
         Ok(paused == 1)
     }
 
-    async fn ready_tasks(
+    async fn take_ready(
         &mut self,
         now: i64,
-        limit: usize,
+        max: usize,
         only: Option<&[String]>,
         agent_types: Option<&[String]>,
-    ) -> Result<Vec<ReadyTask>> {
-        let mut select = self.conn.prepare_cached(READY_TASKS)?;
-        let agent_types = agent_types.map(serde_json::to_string).transpose()?;
-        // Only some workflows: read them all (-1 is no limit), keep theirs up to the limit.
-        let mut rows = select.query((now, if only.is_some() { -1 } else { limit as i64 }, agent_types))?;
-        let mut ready = Vec::new();
-        while let Some(r) = rows.next()? {
-            let workflow_id: String = r.get(0)?;
-            if only.is_none_or(|w| w.contains(&workflow_id)) {
-                ready.push(ReadyTask { workflow_id, task_id: r.get(1)?, row: None });
-            }
-            if ready.len() == limit {
-                break;
-            }
+    ) -> Result<ReadySlots> {
+        // One more is read, to know whether more were ready.
+        let (by_workflow, more_ready) = by_workflow(self.ready_tasks(now, max + 1, only, agent_types)?, max);
+        let mut workflows = Vec::with_capacity(by_workflow.len());
+        for (workflow_id, ready) in by_workflow {
+            let slots = self.take_slots(&workflow_id, ready.len() as i64)?;
+            workflows.push((workflow_id, slots, ready));
         }
-        Ok(ready)
-    }
-
-    async fn take_slots(&mut self, workflow_id: &str, k: i64) -> Result<TakenSlots> {
-        let mut update = self.conn.prepare_cached(
-            "UPDATE workflows SET running = running + ?2 WHERE workflow_id = ?1 \
-             RETURNING running, max_parallel, variables, context, budget, egress_requests, llm_tokens",
-        )?;
-        let (taken, budget) = update.query_row((workflow_id, k), |r| {
-            let budget: (Option<String>, i64, i64) =
-                (r.get("budget")?, r.get("egress_requests")?, r.get("llm_tokens")?);
-            let taken = TakenSlots {
-                running: r.get("running")?,
-                max_parallel: r.get("max_parallel")?,
-                variables: r.get("variables")?,
-                context: r.get("context")?,
-                budget: None,
-            };
-            Ok((taken, budget))
-        })?;
-        Ok(TakenSlots { budget: budget_of(budget.0.as_deref(), budget.1, budget.2)?, ..taken })
+        Ok(ReadySlots { workflows, more_ready })
     }
 
     async fn give_back_slots(&mut self, workflow_id: &str, n: i64) -> Result<()> {
@@ -307,14 +329,21 @@ impl StepTx for SqliteTx<'_> {
                     agent_type: r.get("agent_type")?,
                     attempt: r.get("attempt")?,
                     input: r.get("input")?,
-                    dependencies: r.get("dependencies")?,
+                    dependencies: Vec::new(),
+                    dependency_results: Vec::new(),
                     timeout_ms: r.get("timeout_ms")?,
                     metadata: r.get("metadata")?,
                     ready_since: r.get("ready_since")?,
                 };
-                Ok((r.get::<_, i64>("position")?, row))
+                Ok((r.get::<_, i64>("position")?, r.get::<_, String>("dependencies")?, row))
             });
-            started.extend(row.optional()?);
+            if let Some((position, dependencies, mut row)) = row.optional()? {
+                row.dependencies = serde_json::from_str(&dependencies)?;
+                if !row.dependencies.is_empty() {
+                    row.dependency_results = super::read::task_results(self.conn, workflow_id, &row.dependencies)?;
+                }
+                started.push((position, row));
+            }
         }
         started.sort_by_key(|(position, _)| *position);
         Ok(started.into_iter().map(|(_, r)| r).collect())
@@ -419,10 +448,6 @@ impl StepTx for SqliteTx<'_> {
                 agent.execute((agent_id, ts, &b.workflow_id, b.first_seq))?;
             }
         }
-        Ok(())
-    }
-
-    async fn notify(&mut self, _payloads: &[String]) -> Result<()> {
         Ok(())
     }
 }
