@@ -107,39 +107,3 @@ fn bytes(content: &Content) -> Option<&[u8]> {
         Content::Encoded(bytes) => Some(bytes),
     }
 }
-
-/// The VALUES list of a multi-row INSERT whose only parameters are these: `($1, $2), ($3, $4)`.
-pub fn placeholders(rows: usize, cols: usize) -> String {
-    placeholders_from(0, rows, cols)
-}
-
-/// [`placeholders`] for parameters that follow `before` others of the same statement.
-pub fn placeholders_from(before: usize, rows: usize, cols: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        if r > 0 {
-            s.push_str(", ");
-        }
-        s.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                s.push_str(", ");
-            }
-            s.push('$');
-            s.push_str(&(before + r * cols + c + 1).to_string());
-        }
-        s.push(')');
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{placeholders, placeholders_from};
-
-    #[test]
-    fn placeholders_number_across_rows() {
-        assert_eq!(placeholders(2, 2), "($1, $2), ($3, $4)");
-        assert_eq!(placeholders_from(3, 1, 2), "($4, $5)");
-    }
-}

@@ -543,9 +543,7 @@ mod tests {
     async fn a_claim_reads_the_tasks_it_takes_not_the_whole_workflow() {
         let url = new_database().await;
         let store = Store::connect(&url).await.unwrap();
-        let tasks: Vec<_> = (0..2000).map(|i| json!({"task_id": format!("t{i}"), "agent_type": "echo"})).collect();
-        let spec = serde_json::from_value(json!({"tasks": tasks, "max_parallel_tasks": 1000})).unwrap();
-        store.submit(validate(spec, |_| true).unwrap()).await.unwrap();
+        submit_echo(&store, 2000).await;
 
         let mut conn = PgConnection::connect(&url).await.unwrap();
         sqlx::raw_sql(BEGIN_WRITE).execute(&mut conn).await.unwrap();

@@ -2,7 +2,6 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::inserts::placeholders;
 use super::PgTx;
 use crate::lifecycle::{TaskShape, TaskVersionState, WorkflowView};
 use crate::store::tx::WorkflowTx;
@@ -245,5 +244,35 @@ impl WorkflowTx for PgTx<'_> {
         .execute(&mut *self.conn)
         .await?;
         Ok(())
+    }
+}
+
+/// The VALUES list of a multi-row INSERT whose only parameters are these: `($1, $2), ($3, $4)`.
+fn placeholders(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push('$');
+            s.push_str(&(r * cols + c + 1).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placeholders;
+
+    #[test]
+    fn placeholders_number_across_rows() {
+        assert_eq!(placeholders(2, 2), "($1, $2), ($3, $4)");
     }
 }
