@@ -47,6 +47,26 @@ async fn two_hosts_complete_200_workflows_once() {
     let total: i64 = per_worker.iter().map(|(_, n)| n).sum();
     assert_eq!(total, 400, "every task ran exactly once: {per_worker:?}");
     assert_eq!(per_worker.len(), 2, "both hosts took work: {per_worker:?}");
+    // Two hosts write at once: every workflow's history is still numbered without
+    // gaps or repeats, and its counters name its last version and event.
+    let misnumbered: Vec<(String, i64, i64, String, String)> = sqlx::query_as(
+        "SELECT w.workflow_id, w.version, w.event_seq, \
+         (SELECT count(*) || ' ' || max(version) FROM workflow_versions v WHERE v.workflow_id = w.workflow_id), \
+         (SELECT sum(event_count) || ' ' || max(last_seq) FROM event_blocks b WHERE b.workflow_id = w.workflow_id) \
+         FROM workflows w",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .into_iter()
+    .filter(|(_, version, seq, versions, events)| {
+        *versions != format!("{version} {version}") || *events != format!("{seq} {seq}")
+    })
+    .collect();
+    assert!(
+        misnumbered.is_empty(),
+        "(workflow, version, event_seq, versions and last, events and last): {misnumbered:?}"
+    );
 }
 
 /// A cancel made on one host stops the attempt running on the other at once (the change notice

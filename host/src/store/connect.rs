@@ -10,11 +10,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
+use super::postgres::IDLE_BEFORE_PING;
 use super::sqlite::Sqlite;
 use super::{Db, Result, Store, StoreError};
-
-/// How long a pooled PostgreSQL connection may rest before it is checked on its next use.
-const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -93,7 +91,7 @@ impl Store {
                 })
                 .connect_with(opts)
                 .await?;
-            Db::Postgres(pool)
+            Db::Postgres(pool, Arc::default())
         } else {
             let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
             if path.contains("://") {

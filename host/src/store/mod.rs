@@ -145,7 +145,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone)]
 enum Db {
     Sqlite(sqlite::Sqlite),
-    Postgres(postgres::Pool),
+    /// The pool, and the connection kept for the engine's steps.
+    Postgres(postgres::Pool, Arc<postgres::Kept>),
 }
 
 /// Handle on the database. Cheap to clone.
@@ -171,7 +172,7 @@ impl Store {
     pub fn dialect(&self) -> Dialect {
         match self.db {
             Db::Sqlite(_) => Dialect::Sqlite,
-            Db::Postgres(_) => Dialect::Postgres,
+            Db::Postgres(..) => Dialect::Postgres,
         }
     }
 
@@ -203,12 +204,7 @@ impl Store {
     pub(crate) async fn transact<Op: tx::Transaction>(&self, op: Op) -> Result<Op::Output> {
         match &self.db {
             Db::Sqlite(db) => db.write(op).await,
-            Db::Postgres(pool) => {
-                let mut conn = pool.begin_with(postgres::BEGIN_WRITE).await?;
-                let out = op.run(&mut postgres::PgTx { conn: &mut conn }).await?;
-                conn.commit().await?;
-                Ok(out)
-            }
+            Db::Postgres(pool, _) => postgres::transact(pool, op).await,
         }
     }
 
@@ -216,11 +212,13 @@ impl Store {
     /// `tasks` tasks: on SQLite, a small one runs on the caller's thread, blocked meanwhile,
     /// instead of the writer's. Two thread hand-offs cost about as much as a one-task step's
     /// transaction; a large one would hold an async worker too long (the plugin calls it would
-    /// run meanwhile wait), so it goes to the writer's thread.
+    /// run meanwhile wait), so it goes to the writer's thread. On PostgreSQL, steps run on a
+    /// connection kept for them ([`postgres::step`]).
     pub(crate) async fn transact_step<Op: tx::Transaction>(&self, op: Op, tasks: usize) -> Result<Op::Output> {
         match &self.db {
             Db::Sqlite(db) if tasks <= SMALL_STEP => db.write_soon(op).await,
-            _ => self.transact(op).await,
+            Db::Sqlite(db) => db.write(op).await,
+            Db::Postgres(pool, kept) => postgres::step(pool, kept, op).await,
         }
     }
 
@@ -228,7 +226,7 @@ impl Store {
     pub(crate) async fn read<Op: tx::Transaction>(&self, op: Op) -> Result<Op::Output> {
         match &self.db {
             Db::Sqlite(db) => db.read(op).await,
-            Db::Postgres(pool) => postgres::read_only(pool, op).await,
+            Db::Postgres(pool, _) => postgres::read_only(pool, op).await,
         }
     }
 
@@ -242,7 +240,7 @@ impl Store {
     ) -> Result<Vec<R>> {
         match &self.db {
             Db::Sqlite(db) => db.rows(sql, args, map).await,
-            Db::Postgres(pool) => postgres::rows(pool, sql, args, map).await,
+            Db::Postgres(pool, _) => postgres::rows(pool, sql, args, map).await,
         }
     }
 
@@ -266,7 +264,12 @@ impl Store {
     pub async fn close(&self) {
         match &self.db {
             Db::Sqlite(db) => db.close(),
-            Db::Postgres(pool) => pool.close().await,
+            Db::Postgres(pool, kept) => {
+                // Closing waits for every connection out of the pool: the kept one goes back.
+                let closed = pool.close();
+                kept.release().await;
+                closed.await
+            }
         }
     }
 }

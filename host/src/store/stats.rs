@@ -92,7 +92,7 @@ impl Store {
         };
         let db_pool = match &self.db {
             Db::Sqlite(_) => None,
-            Db::Postgres(pool) => Some(DbPool {
+            Db::Postgres(pool, _) => Some(DbPool {
                 open: pool.size(),
                 idle: pool.num_idle() as u32,
                 max: pool.options().get_max_connections(),

@@ -88,6 +88,7 @@ pub struct StartedRow {
 }
 
 /// A workflow's counters after a transaction numbered its history.
+#[derive(Clone, Copy)]
 pub struct Numbered {
     /// The last version given.
     pub version: i64,
@@ -251,7 +252,8 @@ pub trait StepTx {
         now: i64,
     ) -> Result<Vec<StartedRow>>;
 
-    /// Give a workflow `versions` more versions and `events` more event numbers.
+    /// Give a workflow `versions` more versions and `events` more event numbers. The new
+    /// counters may be written only by [`StepTx::insert`], which every numbering is followed by.
     async fn number_history(&mut self, workflow_id: &str, versions: i64, events: i64, now: i64) -> Result<Numbered>;
 
     /// Every task's state, for a snapshot.

@@ -1,17 +1,19 @@
-//! The rows a write transaction adds at its end, and its change notices, in one statement of
-//! fixed text: each table's rows go as one array per column (`unnest`), so the statement is
-//! parsed and planned once per connection, whatever the number of rows. (A VALUES list per
-//! row count was parsed and planned again for most batches: a third of its execution time.)
+//! The rows a write transaction adds at its end, the history counters it moved, and its change
+//! notices, in one statement of fixed text: each table's rows go as one array per column
+//! (`unnest`), so the statement is parsed and planned once per connection, whatever the number
+//! of rows. (A VALUES list per row count was parsed and planned again for most batches: a third
+//! of its execution time.)
 
 use sqlx::error::BoxDynError;
 use sqlx::postgres::PgArguments;
 use sqlx::{Arguments, PgConnection};
 
 use crate::events::blocks::Content;
-use crate::store::tx::NewRows;
+use crate::store::tx::{NewRows, Numbered};
 use crate::store::Result;
 
-/// Attempts started, attempts closed, versions, event blocks, their agent index, notices.
+/// Attempts started, attempts closed, versions, event blocks, their agent index, workflows'
+/// history counters, notices.
 const INSERT_ROWS: &str = "WITH s AS (INSERT INTO attempts (workflow_id, task_id, attempt, worker_id, status, \
      queue_us, started_at) SELECT wf, tid, att, wid, 'running', q, st FROM unnest($1::text[], $2::text[], \
      $3::int8[], $4::text[], $5::int8[], $6::int8[]) AS r (wf, tid, att, wid, q, st)), \
@@ -28,26 +30,30 @@ const INSERT_ROWS: &str = "WITH s AS (INSERT INTO attempts (workflow_id, task_id
      SELECT * FROM unnest($23::text[], $24::int8[], $25::int8[], $26::int8[], $27::int8[], $28::int8[], \
      $29::text[], $30::bytea[])), \
      a AS (INSERT INTO event_agents (agent_id, first_ts, workflow_id, first_seq) \
-     SELECT * FROM unnest($31::text[], $32::int8[], $33::text[], $34::int8[])) \
-     SELECT pg_notify('hyphae', n) FROM unnest($35::text[]) AS n";
+     SELECT * FROM unnest($31::text[], $32::int8[], $33::text[], $34::int8[])), \
+     n AS (UPDATE workflows w SET version = x.v, event_seq = x.e, updated_at = x.u \
+     FROM unnest($35::text[], $36::int8[], $37::int8[], $38::int8[]) AS x (id, v, e, u) WHERE w.workflow_id = x.id) \
+     SELECT pg_notify('hyphae', n) FROM unnest($39::text[]) AS n";
 
-/// Write `rows` and send their notices (on commit), in one round trip.
-pub async fn insert_rows(conn: &mut PgConnection, rows: NewRows) -> Result<()> {
+/// Write `rows` and the `counters` of locked workflows (id, counters, when they moved), and send
+/// the notices (on commit), in one round trip.
+pub async fn insert_rows(conn: &mut PgConnection, rows: NewRows, counters: Vec<(String, Numbered, i64)>) -> Result<()> {
     if rows.attempts_started.is_empty()
         && rows.attempts_closed.is_empty()
         && rows.versions.is_empty()
         && rows.blocks.is_empty()
         && rows.notices.is_empty()
+        && counters.is_empty()
     {
         return Ok(());
     }
-    let args = arguments(rows).map_err(sqlx::Error::Encode)?;
+    let args = arguments(rows, &counters).map_err(sqlx::Error::Encode)?;
     sqlx::query_with(INSERT_ROWS, args).execute(conn).await?;
     Ok(())
 }
 
-/// The 35 arrays of [`INSERT_ROWS`].
-fn arguments(rows: NewRows) -> std::result::Result<PgArguments, BoxDynError> {
+/// The 39 arrays of [`INSERT_ROWS`].
+fn arguments(rows: NewRows, counters: &[(String, Numbered, i64)]) -> std::result::Result<PgArguments, BoxDynError> {
     let mut args = PgArguments::default();
     let s = &rows.attempts_started;
     args.add(s.iter().map(|a| a.workflow_id.as_str()).collect::<Vec<_>>())?;
@@ -88,6 +94,10 @@ fn arguments(rows: NewRows) -> std::result::Result<PgArguments, BoxDynError> {
     args.add(agents().map(|(_, _, ts)| ts).collect::<Vec<_>>())?;
     args.add(agents().map(|(b, _, _)| b.workflow_id.as_str()).collect::<Vec<_>>())?;
     args.add(agents().map(|(b, _, _)| b.first_seq).collect::<Vec<_>>())?;
+    args.add(counters.iter().map(|(id, _, _)| id.as_str()).collect::<Vec<_>>())?;
+    args.add(counters.iter().map(|(_, n, _)| n.version).collect::<Vec<_>>())?;
+    args.add(counters.iter().map(|(_, n, _)| n.event_seq).collect::<Vec<_>>())?;
+    args.add(counters.iter().map(|(_, _, at)| *at).collect::<Vec<_>>())?;
     args.add(rows.notices.iter().map(String::as_str).collect::<Vec<_>>())?;
     Ok(args)
 }

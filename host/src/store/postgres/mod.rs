@@ -1,13 +1,15 @@
 //! PostgreSQL on sqlx's native driver: [`PgTx`] runs the statements of a write transaction
 //! ([`StepTx`] here, [`super::tx::WorkflowTx`] in [`workflows`], [`super::tx::UpkeepTx`] in
-//! [`upkeep`]), many rows in one statement (a VALUES list), since each statement is a round trip;
-//! [`read`] runs the store's reads. Rows are locked in key order (tasks, then workflows), so that
-//! hosts writing at once wait for each other instead of deadlocking.
+//! [`upkeep`]), many rows in one statement (one array per column), since each statement is a
+//! round trip; [`steps`] runs write transactions, [`read`] the store's reads. Rows are locked
+//! in key order (tasks, then workflows), so that hosts writing at once wait for each other
+//! instead of deadlocking.
 
 mod access;
 mod inserts;
 mod installs;
 mod read;
+mod steps;
 mod upkeep;
 mod workflows;
 
@@ -28,6 +30,7 @@ use crate::lifecycle::{Changes, Held, TaskVersionState, Unfinished};
 use crate::workflow::{TaskStatus, Usage, WorkflowStatus};
 
 pub(crate) use read::{read_only, rows, Pool};
+pub(crate) use steps::{step, transact, Kept, IDLE_BEFORE_PING};
 
 /// How a write transaction begins. Its statements reach rows by key (primary key, a workflow's
 /// ready index, a locked row's `ctid`), so the planner is kept from whole-table and bitmap scans:
@@ -44,6 +47,43 @@ pub(crate) const BEGIN_WRITE: &str = "BEGIN; SET LOCAL enable_seqscan = off; SET
 /// An open transaction.
 pub(crate) struct PgTx<'c> {
     pub(crate) conn: &'c mut PgConnection,
+    /// The history counters of the workflow rows this transaction updated (so holds locked), as
+    /// their last statement returned them and numbering moved them on since: numbering a
+    /// workflow's history then needs no statement of its own, and the new counters are written
+    /// with the transaction's rows ([`StepTx::insert`]).
+    counters: BTreeMap<String, Counters>,
+}
+
+/// A locked workflow's history counters, and when numbering moved them (not yet written).
+struct Counters {
+    numbered: Numbered,
+    moved_at: Option<i64>,
+}
+
+impl<'c> PgTx<'c> {
+    pub(crate) fn new(conn: &'c mut PgConnection) -> Self {
+        PgTx { conn, counters: BTreeMap::new() }
+    }
+
+    /// Remember a locked workflow's counters, as a statement that updated its row returned
+    /// them, unless numbering here already moved them on.
+    fn locked(&mut self, workflow_id: &str, numbered: Numbered) {
+        if !self.counters.contains_key(workflow_id) {
+            self.counters.insert(workflow_id.to_string(), Counters { numbered, moved_at: None });
+        }
+    }
+
+    /// The counters numbering moved and has not written, with when.
+    fn moved_counters(&mut self) -> Vec<(String, Numbered, i64)> {
+        let moved = self.counters.iter_mut().filter_map(|(id, c)| Some((id.clone(), c.numbered, c.moved_at.take()?)));
+        moved.collect()
+    }
+}
+
+/// The history counters among a workflow row's columns, from `at` on: version, event_seq,
+/// snapshot_every.
+fn numbered_from(row: &PgRow, at: usize) -> Result<Numbered> {
+    Ok(Numbered { version: row.try_get(at)?, event_seq: row.try_get(at + 1)?, snapshot_every: row.try_get(at + 2)? })
 }
 
 /// A workflow's slots after a claim took some, from the row's columns from `at` on.
@@ -291,7 +331,7 @@ impl StepTx for PgTx<'_> {
         let row = sqlx::query(
             "UPDATE workflows SET running = running - $2, remaining = remaining - $3, \
              egress_requests = egress_requests + $4, llm_tokens = llm_tokens + $5 WHERE workflow_id = $1 \
-             RETURNING remaining, status",
+             RETURNING remaining, status, version, event_seq, snapshot_every",
         )
         .bind(workflow_id)
         .bind(released)
@@ -300,6 +340,7 @@ impl StepTx for PgTx<'_> {
         .bind(usage.llm_tokens as i64)
         .fetch_one(&mut *self.conn)
         .await?;
+        self.locked(workflow_id, numbered_from(&row, 2)?);
         Ok((row.try_get(0)?, parse_status(&row.try_get::<String, _>(1)?)?))
     }
 
@@ -360,9 +401,11 @@ impl StepTx for PgTx<'_> {
              ORDER BY 1 FOR UPDATE OF w), \
              s AS (UPDATE workflows w SET running = w.running + k.k FROM k JOIN l USING (workflow_id) \
              WHERE w.workflow_id = k.workflow_id RETURNING w.workflow_id, w.running, w.max_parallel, \
-             w.variables, w.context, w.budget, w.egress_requests, w.llm_tokens) \
+             w.variables, w.context, w.budget, w.egress_requests, w.llm_tokens, w.version, w.event_seq, \
+             w.snapshot_every) \
              SELECT r.workflow_id, r.task_id, r.ctid::text, s.running, s.max_parallel, s.variables, s.context, \
-             s.budget, s.egress_requests, s.llm_tokens FROM r LEFT JOIN s USING (workflow_id) ORDER BY r.n"
+             s.budget, s.egress_requests, s.llm_tokens, s.version, s.event_seq, s.snapshot_every \
+             FROM r LEFT JOIN s USING (workflow_id) ORDER BY r.n"
         );
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(max as i64).bind(agent_types);
         for w in only.unwrap_or_default() {
@@ -375,7 +418,10 @@ impl StepTx for PgTx<'_> {
             let task = ReadyTask { workflow_id: r.try_get(0)?, task_id: r.try_get(1)?, row: r.try_get(2)? };
             let entry = match by_workflow.entry(task.workflow_id.clone()) {
                 Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => e.insert((taken_slots(r, 3)?, Vec::new())),
+                Entry::Vacant(e) => {
+                    self.locked(&task.workflow_id, numbered_from(r, 10)?);
+                    e.insert((taken_slots(r, 3)?, Vec::new()))
+                }
             };
             entry.1.push(task);
         }
@@ -441,6 +487,12 @@ impl StepTx for PgTx<'_> {
     }
 
     async fn number_history(&mut self, workflow_id: &str, versions: i64, events: i64, now: i64) -> Result<Numbered> {
+        if let Some(c) = self.counters.get_mut(workflow_id) {
+            c.numbered.version += versions;
+            c.numbered.event_seq += events;
+            c.moved_at = Some(now);
+            return Ok(c.numbered);
+        }
         let row = sqlx::query(
             "UPDATE workflows SET version = version + $2, event_seq = event_seq + $3, updated_at = $4 \
              WHERE workflow_id = $1 RETURNING version, event_seq, snapshot_every",
@@ -451,7 +503,9 @@ impl StepTx for PgTx<'_> {
         .bind(now)
         .fetch_one(&mut *self.conn)
         .await?;
-        Ok(Numbered { version: row.try_get(0)?, event_seq: row.try_get(1)?, snapshot_every: row.try_get(2)? })
+        let numbered = numbered_from(&row, 0)?;
+        self.locked(workflow_id, numbered);
+        Ok(numbered)
     }
 
     async fn task_states(&mut self, workflow_id: &str) -> Result<Changes> {
@@ -486,7 +540,8 @@ impl StepTx for PgTx<'_> {
     }
 
     async fn insert(&mut self, rows: NewRows) -> Result<()> {
-        inserts::insert_rows(self.conn, rows).await
+        let counters = self.moved_counters();
+        inserts::insert_rows(self.conn, rows, counters).await
     }
 }
 
@@ -554,7 +609,7 @@ mod tests {
             workflows: None,
             agent_types: None,
         };
-        let (claimed, _) = ClaimTasks { claim, tracking: true }.run(&mut PgTx { conn: &mut conn }).await.unwrap();
+        let (claimed, _) = ClaimTasks { claim, tracking: true }.run(&mut PgTx::new(&mut conn)).await.unwrap();
         assert_eq!(claimed.tasks.len(), 64);
         assert_eq!(claimed.tasks[0].task_id.as_ref(), "t0", "first submitted, first claimed");
         let (seq_scans, fetched): (i64, i64) =
@@ -579,7 +634,7 @@ mod tests {
         let claim =
             Claim { worker_id: "w".into(), max, lease: Duration::from_secs(30), workflows: None, agent_types: None };
         sqlx::raw_sql(BEGIN_WRITE).execute(&mut *conn).await.unwrap();
-        let (claimed, _) = ClaimTasks { claim, tracking: true }.run(&mut PgTx { conn: &mut *conn }).await.unwrap();
+        let (claimed, _) = ClaimTasks { claim, tracking: true }.run(&mut PgTx::new(&mut *conn)).await.unwrap();
         sqlx::raw_sql("COMMIT").execute(&mut *conn).await.unwrap();
         assert_eq!(claimed.tasks.len(), max);
         let outcomes = (claimed.tasks.into_iter())
@@ -590,7 +645,7 @@ mod tests {
             .collect();
         let record = RecordOutcomes { outcomes, claim: None, tracking: true, origin: "test".into() };
         sqlx::raw_sql(BEGIN_WRITE).execute(&mut *conn).await.unwrap();
-        let (applied, _, _) = record.run(&mut PgTx { conn: &mut *conn }).await.unwrap();
+        let (applied, _, _) = record.run(&mut PgTx::new(&mut *conn)).await.unwrap();
         assert!(applied.iter().all(|a| matches!(a, Applied::Recorded { .. })), "{applied:?}");
         let fetched: i64 =
             sqlx::query_scalar("SELECT idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname = 'tasks'")
@@ -614,6 +669,30 @@ mod tests {
         submit_echo(&store, 2000).await;
         let fetched = claim_and_complete(&mut conn, 64).await;
         assert!(fetched <= 4 * 64, "completing 64 tasks fetched {fetched} task rows through indexes");
+    }
+
+    /// Steps run on a connection kept for them: one whose server process went away is replaced
+    /// at the next step after a rest, and closing the store does not wait for the kept one.
+    #[tokio::test]
+    async fn steps_outlive_their_kept_connection_and_closing_gives_it_back() {
+        let url = new_database().await;
+        let store = Store::connect(&url).await.unwrap();
+        submit_echo(&store, 3).await;
+        let claim = |max| Claim {
+            worker_id: "w".into(),
+            max,
+            lease: Duration::from_secs(30),
+            workflows: None,
+            agent_types: None,
+        };
+        assert_eq!(store.claim(claim(1)).await.unwrap().tasks.len(), 1);
+        let mut admin = PgConnection::connect(&url).await.unwrap();
+        let others = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()";
+        sqlx::query(others).execute(&mut admin).await.unwrap();
+        tokio::time::sleep(super::IDLE_BEFORE_PING + Duration::from_millis(200)).await;
+        assert_eq!(store.claim(claim(1)).await.unwrap().tasks.len(), 1, "the step ran on a new connection");
+        tokio::time::timeout(Duration::from_secs(10), store.close()).await.expect("the kept connection went back");
     }
 
     /// A write's change notice goes out with its rows, and reaches the hosts listening when it

@@ -33,5 +33,5 @@ pub(crate) async fn rows<R>(
 /// Run `op` in a transaction that is rolled back when it ends: what it reads is one snapshot.
 pub(crate) async fn read_only<Op: Transaction>(pool: &Pool, op: Op) -> Result<Op::Output> {
     let mut tx = pool.begin_with("BEGIN READ ONLY").await?;
-    op.run(&mut PgTx { conn: &mut tx }).await
+    op.run(&mut PgTx::new(&mut tx)).await
 }
