@@ -36,8 +36,9 @@ pub async fn write_snapshot<T: WriteTx>(
     tx.insert_snapshot(workflow_id, version, &state).await
 }
 
-/// The versions and events a transaction produces, written together when it ends: one UPDATE per
-/// workflow numbers them, and multi-row INSERTs store them.
+/// The versions and events a transaction produces, written together when it ends: each
+/// workflow's counters number them ([`super::tx::StepTx::number_history`]), and multi-row
+/// INSERTs store them.
 /// Events can be borrowed (`'e`) from what the transaction records, so they are not copied.
 #[derive(Default)]
 pub struct History<'e> {
