@@ -52,16 +52,6 @@ pub struct ReadySlots {
     pub more_ready: bool,
 }
 
-/// The first `max` of `ready` (in ready order) by workflow, and whether there were more.
-pub fn by_workflow(ready: Vec<ReadyTask>, max: usize) -> (BTreeMap<String, Vec<ReadyTask>>, bool) {
-    let more_ready = ready.len() > max;
-    let mut by_workflow: BTreeMap<String, Vec<ReadyTask>> = BTreeMap::new();
-    for task in ready.into_iter().take(max) {
-        by_workflow.entry(task.workflow_id.clone()).or_default().push(task);
-    }
-    (by_workflow, more_ready)
-}
-
 /// A workflow after a claim took slots: how many run now, its limit, and what its tasks share.
 pub struct TakenSlots {
     pub running: i64,

@@ -68,9 +68,7 @@ impl<'c> PgTx<'c> {
     /// Remember a locked workflow's counters, as a statement that updated its row returned
     /// them, unless numbering here already moved them on.
     fn locked(&mut self, workflow_id: &str, numbered: Numbered) {
-        if !self.counters.contains_key(workflow_id) {
-            self.counters.insert(workflow_id.to_string(), Counters { numbered, moved_at: None });
-        }
+        self.counters.entry(workflow_id.to_string()).or_insert(Counters { numbered, moved_at: None });
     }
 
     /// The counters numbering moved and has not written, with when.

@@ -10,8 +10,7 @@ use crate::events::blocks::Content;
 use crate::lifecycle::{Changes, Held, TaskVersionState, Unfinished};
 use crate::store::rows::json_opt;
 use crate::store::tx::{
-    budget_of, by_workflow, Completion, NewRows, Numbered, ReadySlots, ReadyTask, StartedRow, StepTx, TakenSlots,
-    HELD_COLUMNS,
+    budget_of, Completion, NewRows, Numbered, ReadySlots, ReadyTask, StartedRow, StepTx, TakenSlots, HELD_COLUMNS,
 };
 use crate::store::versions::parse_status;
 use crate::store::{Dialect, Result, TaskResultRow};
@@ -78,6 +77,16 @@ impl SqliteTx<'_> {
         })?;
         Ok(TakenSlots { budget: budget_of(budget.0.as_deref(), budget.1, budget.2)?, ..taken })
     }
+}
+
+/// The first `max` of `ready` (in ready order) by workflow, and whether there were more.
+fn by_workflow(ready: Vec<ReadyTask>, max: usize) -> (BTreeMap<String, Vec<ReadyTask>>, bool) {
+    let more_ready = ready.len() > max;
+    let mut by_workflow: BTreeMap<String, Vec<ReadyTask>> = BTreeMap::new();
+    for task in ready.into_iter().take(max) {
+        by_workflow.entry(task.workflow_id.clone()).or_default().push(task);
+    }
+    (by_workflow, more_ready)
 }
 
 /// What recording an outcome needs of its task, from a row with [`HELD_COLUMNS`].
